@@ -1,0 +1,36 @@
+"""streamem: streaming (stepwise) EM for latent-variable models.
+
+``import streamem`` needs numpy only; ``streamem.GaussianMixture`` loads scikit-learn's
+estimator base class the first time it is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from streamem.engine import Constant, ConvergenceMonitor, HalfLife, PowerDecay, StepwiseEM
+from streamem.errors import NotFittedError, StreamemError, ValidationError
+
+if TYPE_CHECKING:
+    from streamem.models.gaussian_mixture import GaussianMixture
+
+__version__ = "0.1.0"
+__all__ = [
+    "Constant",
+    "ConvergenceMonitor",
+    "GaussianMixture",
+    "HalfLife",
+    "NotFittedError",
+    "PowerDecay",
+    "StepwiseEM",
+    "StreamemError",
+    "ValidationError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GaussianMixture":
+        from streamem.models.gaussian_mixture import GaussianMixture
+
+        return GaussianMixture
+    raise AttributeError(f"module 'streamem' has no attribute {name!r}")

@@ -1,0 +1,155 @@
+"""Convergence monitoring of a stream of EM updates."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from streamem.errors import ValidationError
+
+CRITERIA = ("log_likelihood", "parameters")
+
+
+@dataclass(frozen=True)
+class MonitorRecord:
+    """What one update looked like.
+
+    ``change`` is the change of the smoothed mean log-likelihood since the previous update
+    (NaN for the first update).
+    """
+
+    batch: int
+    n_points: int
+    mean_log_likelihood: float
+    smoothed_log_likelihood: float
+    change: float
+    parameter_change: float
+    step_size: float
+    converged: bool
+
+
+class ConvergenceMonitor:
+    """Tracks the per-batch mean log-likelihood, its smoothed value, and convergence.
+
+    The smoothed value is an exponentially weighted mean with weight ``smoothing`` on the
+    newest batch (1.0: no smoothing, as batch EM wants). The monitor says converged once the
+    watched quantity stayed below ``tol`` for ``patience`` updates in a row: with
+    ``criterion="log_likelihood"`` the absolute change of the smoothed log-likelihood (batch
+    EM), with ``criterion="parameters"`` the parameter change, whose decrease with the step
+    size is what a stream can observe through the sampling noise of its mini-batches.
+
+    Examples
+    --------
+    >>> monitor = ConvergenceMonitor(tol=1e-3, smoothing=1.0, patience=1)
+    >>> monitor.record(-2.0, n_points=10, parameter_change=0.5, step_size=1.0).converged
+    False
+    >>> monitor.record(-1.9995, n_points=10, parameter_change=0.01, step_size=1.0).converged
+    True
+    """
+
+    def __init__(
+        self,
+        tol: float = 1e-3,
+        smoothing: float = 0.1,
+        patience: int = 5,
+        history_size: int = 10_000,
+        criterion: str = "log_likelihood",
+    ) -> None:
+        if not tol >= 0.0:
+            raise ValidationError(f"tol must be >= 0, got {tol!r}")
+        if not 0.0 < smoothing <= 1.0:
+            raise ValidationError(f"smoothing must be in (0, 1], got {smoothing!r}")
+        if patience < 1:
+            raise ValidationError(f"patience must be >= 1, got {patience!r}")
+        if criterion not in CRITERIA:
+            raise ValidationError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+        self.criterion = criterion
+        self.tol = tol
+        self.smoothing = smoothing
+        self.patience = patience
+        self.history: deque[MonitorRecord] = deque(maxlen=history_size)
+        self._streak = 0
+
+    @property
+    def last(self) -> MonitorRecord | None:
+        """The newest record, or None before the first update."""
+        return self.history[-1] if self.history else None
+
+    @property
+    def converged(self) -> bool:
+        """Whether the newest update met the convergence criterion."""
+        return self.last.converged if self.last else False
+
+    def record(
+        self,
+        mean_log_likelihood: float,
+        n_points: int,
+        parameter_change: float,
+        step_size: float,
+    ) -> MonitorRecord:
+        """Add one update and return its record."""
+        previous = self.last
+        if previous is None:
+            smoothed, change = mean_log_likelihood, math.nan
+        else:
+            smoothed = previous.smoothed_log_likelihood + self.smoothing * (
+                mean_log_likelihood - previous.smoothed_log_likelihood
+            )
+            change = smoothed - previous.smoothed_log_likelihood
+        watched = change if self.criterion == "log_likelihood" else parameter_change
+        self._streak = self._streak + 1 if abs(watched) < self.tol else 0
+        entry = MonitorRecord(
+            batch=previous.batch + 1 if previous else 1,
+            n_points=n_points,
+            mean_log_likelihood=mean_log_likelihood,
+            smoothed_log_likelihood=smoothed,
+            change=change,
+            parameter_change=parameter_change,
+            step_size=step_size,
+            converged=self._streak >= self.patience,
+        )
+        self.history.append(entry)
+        return entry
+
+    def reset(self) -> None:
+        """Forget the history (a new fit starts)."""
+        self.history.clear()
+        self._streak = 0
+
+    def to_dict(self, history: int = 100) -> dict[str, Any]:
+        """JSON-able state with the newest ``history`` records (NaN written as None)."""
+        records = list(self.history)[-history:] if history else []
+        return {
+            "tol": self.tol,
+            "smoothing": self.smoothing,
+            "patience": self.patience,
+            "history_size": self.history.maxlen,
+            "criterion": self.criterion,
+            "streak": self._streak,
+            "history": [_nan_to_none(asdict(entry)) for entry in records],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConvergenceMonitor:
+        """Inverse of :meth:`to_dict`."""
+        monitor = cls(
+            data["tol"],
+            data["smoothing"],
+            data["patience"],
+            data["history_size"],
+            data["criterion"],
+        )
+        monitor._streak = data["streak"]
+        for entry in data["history"]:
+            monitor.history.append(MonitorRecord(**_none_to_nan(entry)))
+        return monitor
+
+
+def _nan_to_none(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in entry.items()}
+
+
+def _none_to_nan(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: math.nan if v is None else v for k, v in entry.items()}

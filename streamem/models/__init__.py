@@ -1,0 +1,1 @@
+"""Model families for the stepwise EM engine."""

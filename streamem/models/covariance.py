@@ -1,0 +1,207 @@
+"""The four covariance structures, one small function per operation and type.
+
+Shapes, with ``K = n_components`` and ``d = n_features``:
+
+=============  =====================  ======================================
+type           covariances            second-moment statistics
+=============  =====================  ======================================
+``full``       (K, d, d)              (K, d, d)   sum_i r_ij x_i x_i^T
+``tied``       (d, d)                 (d, d)      sum_ij r_ij x_i x_i^T
+``diag``       (K, d)                 (K, d)      sum_i r_ij x_i ** 2
+``spherical``  (K,)                   (K, d)      sum_i r_ij x_i ** 2
+=============  =====================  ======================================
+
+Precision Cholesky factors have the shape of the covariances, with the convention of
+scikit-learn: ``precision = U @ U.T`` for full and tied, ``1 / sqrt(variance)`` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streamem.errors import DegenerateUpdateError, ValidationError
+
+CovarianceType = Literal["full", "tied", "diag", "spherical"]
+COVARIANCE_TYPES: tuple[CovarianceType, ...] = ("full", "tied", "diag", "spherical")
+FloatArray = NDArray[np.float64]
+
+_ADVICE = (
+    "Fitting the mixture model failed because some components have ill-defined empirical "
+    "covariance (for instance caused by singleton or collapsed samples). Try to decrease "
+    "the number of components, increase reg_covar, or scale the input data."
+)
+
+
+def check_covariance_type(covariance_type: str) -> CovarianceType:
+    """Return ``covariance_type`` if it is known, else raise a ValidationError naming it."""
+    for known in COVARIANCE_TYPES:
+        if covariance_type == known:
+            return known
+    raise ValidationError(
+        f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}"
+    )
+
+
+def expected_shape(covariance_type: CovarianceType, k: int, d: int) -> tuple[int, ...]:
+    """Shape of the covariances (and precision Cholesky factors) of this type."""
+    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[covariance_type]
+
+
+def precision_cholesky(covariances: FloatArray, covariance_type: CovarianceType) -> FloatArray:
+    """Cholesky factors of the precisions, computed without inverting a covariance.
+
+    Raises DegenerateUpdateError when a covariance is not positive definite.
+
+    Examples
+    --------
+    >>> precision_cholesky(np.array([[4.0, 0.0], [0.0, 1.0]]), "tied")
+    array([[0.5, 0. ],
+           [0. , 1. ]])
+    """
+    if covariance_type in ("full", "tied"):
+        stack = covariances if covariance_type == "full" else covariances[np.newaxis]
+        try:
+            lower = np.linalg.cholesky(stack)
+        except np.linalg.LinAlgError as error:
+            raise DegenerateUpdateError(_ADVICE) from error
+        eye = np.broadcast_to(np.eye(stack.shape[-1]), stack.shape)
+        factors = np.swapaxes(np.linalg.solve(lower, eye), -1, -2)
+        return factors if covariance_type == "full" else factors[0]
+    if not np.all(covariances > 0.0):
+        raise DegenerateUpdateError(_ADVICE)
+    return 1.0 / np.sqrt(covariances)
+
+
+def covariances_from_precisions(
+    precisions: FloatArray, covariance_type: CovarianceType
+) -> FloatArray:
+    """Covariances from user-given precision matrices (inverse through Cholesky factors)."""
+    if covariance_type in ("full", "tied"):
+        stack = precisions if covariance_type == "full" else precisions[np.newaxis]
+        try:
+            lower = np.linalg.cholesky(stack)
+        except np.linalg.LinAlgError as error:
+            raise ValidationError("precisions_init must be symmetric positive definite") from error
+        eye = np.broadcast_to(np.eye(stack.shape[-1]), stack.shape)
+        inverse_lower = np.linalg.solve(lower, eye)
+        covariances = np.swapaxes(inverse_lower, -1, -2) @ inverse_lower
+        return covariances if covariance_type == "full" else covariances[0]
+    if not np.all(precisions > 0.0):
+        raise ValidationError("precisions_init must be positive")
+    return 1.0 / precisions
+
+
+def precisions_from_cholesky(factors: FloatArray, covariance_type: CovarianceType) -> FloatArray:
+    """Precision matrices (or variances' inverses) from their Cholesky factors."""
+    if covariance_type in ("full", "tied"):
+        return factors @ np.swapaxes(factors, -1, -2)
+    return factors**2
+
+
+def log_det_cholesky(factors: FloatArray, covariance_type: CovarianceType, d: int) -> FloatArray:
+    """Log-determinant of each precision Cholesky factor, shape (K,) or () for tied."""
+    if covariance_type == "full":
+        return np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1)
+    if covariance_type == "tied":
+        return np.asarray(np.log(np.diag(factors)).sum())
+    if covariance_type == "diag":
+        return np.log(factors).sum(axis=1)
+    return d * np.log(factors)
+
+
+def full_matrices(
+    covariances: FloatArray, covariance_type: CovarianceType, k: int, d: int
+) -> FloatArray:
+    """Every component's covariance as a (K, d, d) matrix, whatever the type."""
+    if covariance_type == "full":
+        return covariances
+    if covariance_type == "tied":
+        return np.broadcast_to(covariances, (k, d, d)).copy()
+    variances = covariances if covariance_type == "diag" else np.repeat(covariances[:, None], d, 1)
+    return variances[:, :, np.newaxis] * np.eye(d)
+
+
+def reduce_second_moments(full_second: FloatArray, covariance_type: CovarianceType) -> FloatArray:
+    """Second-moment statistics of the type from per-component (K, d, d) ones."""
+    if covariance_type == "full":
+        return full_second
+    if covariance_type == "tied":
+        return full_second.sum(axis=0)
+    return np.diagonal(full_second, axis1=1, axis2=2).copy()
+
+
+# ---- M-step: covariances from statistics, around given means ---------------------------------
+
+
+def _full(resp: FloatArray, first: FloatArray, second: FloatArray, means: FloatArray) -> FloatArray:
+    moment = first / resp[:, np.newaxis]
+    cross = moment[:, :, np.newaxis] * means[:, np.newaxis, :]
+    return (
+        second / resp[:, np.newaxis, np.newaxis]
+        - cross
+        - np.swapaxes(cross, 1, 2)
+        + means[:, :, np.newaxis] * means[:, np.newaxis, :]
+    )
+
+
+def _tied(resp: FloatArray, first: FloatArray, second: FloatArray, means: FloatArray) -> FloatArray:
+    cross = first.T @ means
+    centred = second - cross - cross.T + (resp[:, np.newaxis] * means).T @ means
+    return np.asarray(centred / resp.sum())
+
+
+def _diag(resp: FloatArray, first: FloatArray, second: FloatArray, means: FloatArray) -> FloatArray:
+    inverse = 1.0 / resp[:, np.newaxis]
+    return second * inverse - 2.0 * first * inverse * means + means**2
+
+
+def _spherical(
+    resp: FloatArray, first: FloatArray, second: FloatArray, means: FloatArray
+) -> FloatArray:
+    return np.asarray(_diag(resp, first, second, means).mean(axis=1))
+
+
+_ESTIMATORS: dict[str, Callable[[FloatArray, FloatArray, FloatArray, FloatArray], FloatArray]] = {
+    "full": _full,
+    "tied": _tied,
+    "diag": _diag,
+    "spherical": _spherical,
+}
+
+
+def estimate_covariances(
+    covariance_type: CovarianceType,
+    resp: FloatArray,
+    first: FloatArray,
+    second: FloatArray,
+    means: FloatArray,
+    reg_covar: float,
+) -> FloatArray:
+    """Maximum-likelihood covariances around ``means`` from the statistics, plus ``reg_covar``.
+
+    ``means`` need not be ``first / resp``: when the means are held fixed, the covariance
+    is the second moment around the fixed means.
+    """
+    covariances = _ESTIMATORS[covariance_type](resp, first, second, means)
+    if covariance_type in ("full", "tied"):
+        d = covariances.shape[-1]
+        covariances = 0.5 * (covariances + np.swapaxes(covariances, -1, -2))
+        covariances = covariances + reg_covar * np.eye(d)
+    else:
+        covariances = covariances + reg_covar
+    return covariances
+
+
+def n_parameters(covariance_type: CovarianceType, k: int, d: int) -> int:
+    """Number of free parameters of a mixture with this covariance type."""
+    covariance = {
+        "full": k * d * (d + 1) // 2,
+        "tied": d * (d + 1) // 2,
+        "diag": k * d,
+        "spherical": k,
+    }[covariance_type]
+    return covariance + k * d + k - 1

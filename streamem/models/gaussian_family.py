@@ -1,0 +1,395 @@
+"""The Gaussian mixture as a stepwise-EM family: E-step statistics and M-step.
+
+The E-step of complete rows is two matrix products per chunk of rows. With the rows
+centred on the batch mean ``c`` and quadratic features
+``phi(x) = [1, x - c, (x - c)_a (x - c)_b for a <= b]``, the log of ``w_j N(x | mu_j, Sigma_j)``
+is ``W_j . phi(x)`` with coefficients ``W_j`` computed once per batch from the precision
+Cholesky factors (no inverse of a covariance). The responsibilities ``R`` then give every
+sufficient statistic at once as ``R^T phi``. Rows with missing coordinates (NaN) take a
+slower path that marginalises the missing coordinates out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streamem.engine.records import ArrayRecord, FloatArray
+from streamem.errors import DegenerateUpdateError
+from streamem.models import covariance as cov
+from streamem.models.covariance import CovarianceType
+
+LOG_2PI = math.log(2.0 * math.pi)
+CHUNK_ROWS = 2048
+# exp() of log-responsibilities below this is < 2e-35: clipping there changes no result but
+# keeps subnormal numbers, which are ~100x slower to compute with, out of the hot path.
+UNDERFLOW = -80.0
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianParams(ArrayRecord):
+    """Mixture parameters: weights (K,), means (K, d), covariances and their precision
+    Cholesky factors in the shape of the covariance type."""
+
+    weights: FloatArray
+    means: FloatArray
+    covariances: FloatArray
+    precisions_cholesky: FloatArray
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianStats(ArrayRecord):
+    """Sufficient statistics: responsibility mass (K,), first moments (K, d), and second
+    moments in the shape of the covariance type (see :mod:`streamem.models.covariance`)."""
+
+    resp: FloatArray
+    first: FloatArray
+    second: FloatArray
+
+
+@dataclasses.dataclass
+class GaussianFamily:
+    """E-step and M-step of a Gaussian mixture for :class:`~streamem.engine.StepwiseEM`.
+
+    Parameters
+    ----------
+    covariance_type
+        ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
+    reg_covar
+        Added to the diagonal of every covariance (scikit-learn's meaning).
+    prior_strength
+        Weight, as a fraction of the total responsibility mass, of a conjugate prior that
+        pulls each covariance towards the diagonal of the overall data covariance. A
+        component with mass fraction ``f`` gets ``(f * Sigma_ML + prior * Psi) / (f + prior)``:
+        a component that the data barely touch keeps a sane shape. 0 is maximum likelihood.
+    fixed
+        Names among ``"weights"``, ``"means"``, ``"covariances"`` held at ``anchor``'s values.
+    anchor
+        The parameters that fixed names are held at (the initial parameters).
+
+    Examples
+    --------
+    One EM iteration of the 1-D example of Lux (2015): sigma fixed at 0.5.
+
+    >>> X = np.array([0.5, 1.0, 1.2, 1.5, 1.6, 2.7, 4.0, 4.2, 4.3, 4.6, 4.8])[:, None]
+    >>> family = GaussianFamily("spherical")
+    >>> start = family.make_params(np.array([0.5, 0.5]), np.array([[2.0], [3.0]]),
+    ...                            np.array([0.25, 0.25]))
+    >>> stats, log_likelihood = family.expected_statistics(start, X)
+    >>> family.fixed, family.anchor = ("covariances",), start
+    >>> new = family.maximize(stats, start)
+    >>> print(new.means.ravel().round(3), new.weights.round(3))
+    [1.25  4.152] [0.478 0.522]
+    """
+
+    covariance_type: CovarianceType = "full"
+    reg_covar: float = 1e-6
+    prior_strength: float = 0.0
+    fixed: tuple[str, ...] = ()
+    anchor: GaussianParams | None = None
+    chunk_rows: int = CHUNK_ROWS
+    _workspace: dict[tuple[Any, ...], NDArray[Any]] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_workspace"] = {}
+        return state
+
+    # ---- parameters --------------------------------------------------------------------------
+
+    def make_params(
+        self, weights: FloatArray, means: FloatArray, covariances: FloatArray
+    ) -> GaussianParams:
+        """Parameters with their precision Cholesky factors (raises if not positive definite)."""
+        return GaussianParams(
+            weights=np.asarray(weights, dtype=np.float64),
+            means=np.asarray(means, dtype=np.float64),
+            covariances=np.asarray(covariances, dtype=np.float64),
+            precisions_cholesky=cov.precision_cholesky(covariances, self.covariance_type),
+        )
+
+    def maximize(self, stats: GaussianStats, previous: GaussianParams) -> GaussianParams:
+        """M-step (see :class:`~streamem.engine.Family`)."""
+        eps = 10.0 * np.finfo(np.float64).eps
+        resp = stats.resp + eps
+        weights = stats.resp / stats.resp.sum()
+        means = stats.first / resp[:, np.newaxis]
+        if "weights" in self.fixed:
+            weights = self._anchor.weights
+        if "means" in self.fixed:
+            means = self._anchor.means
+        if "covariances" in self.fixed:
+            covariances = self._anchor.covariances
+        else:
+            covariances = cov.estimate_covariances(
+                self.covariance_type, resp, stats.first, stats.second, means, self.reg_covar
+            )
+            if self.prior_strength > 0.0 and self.covariance_type != "tied":
+                covariances = self._shrink(covariances, stats)
+        params = self.make_params(weights, means, covariances)
+        if not params.is_finite():
+            raise DegenerateUpdateError("the M-step produced non-finite parameters")
+        return params
+
+    @property
+    def _anchor(self) -> GaussianParams:
+        if self.anchor is None:
+            raise ValueError("fixed parameters need an anchor (the initial parameters)")
+        return self.anchor
+
+    def _shrink(self, covariances: FloatArray, stats: GaussianStats) -> FloatArray:
+        total = stats.resp.sum()
+        mean = stats.first.sum(axis=0) / total
+        if self.covariance_type == "full":
+            second = np.diagonal(stats.second, axis1=1, axis2=2).sum(axis=0)
+        else:
+            second = stats.second.sum(axis=0)
+        spread = np.maximum(second / total - mean**2, 0.0) + self.reg_covar
+        fraction = stats.resp / total
+        prior: FloatArray
+        if self.covariance_type == "full":
+            prior = np.diag(spread)[np.newaxis]
+            shape: tuple[int, ...] = (-1, 1, 1)
+        elif self.covariance_type == "diag":
+            prior, shape = spread[np.newaxis], (-1, 1)
+        else:
+            prior, shape = np.asarray(spread.mean()), (-1,)
+        f = fraction.reshape(shape)
+        return (f * covariances + self.prior_strength * prior) / (f + self.prior_strength)
+
+    def parameter_change(self, old: GaussianParams, new: GaussianParams) -> float:
+        """Largest change of a weight, of a mean in standard deviations, or of a log-variance."""
+        variances = self._variances(old)
+        scale = np.sqrt(variances) if variances.ndim == 2 else np.sqrt(variances)[:, None]
+        mean_change = np.abs(new.means - old.means) / scale
+        variance_change = np.abs(np.log(self._variances(new)) - np.log(variances))
+        return float(
+            max(
+                np.abs(new.weights - old.weights).max(),
+                mean_change.max(),
+                variance_change.max(),
+            )
+        )
+
+    def _variances(self, params: GaussianParams) -> FloatArray:
+        if self.covariance_type == "full":
+            return np.diagonal(params.covariances, axis1=1, axis2=2)
+        if self.covariance_type == "tied":
+            return np.broadcast_to(np.diag(params.covariances), params.means.shape)
+        return params.covariances
+
+    def interpolate(self, a: GaussianParams, b: GaussianParams, t: float) -> GaussianParams:
+        """Convex combination of weights, means and covariances."""
+        return self.make_params(
+            (1 - t) * a.weights + t * b.weights,
+            (1 - t) * a.means + t * b.means,
+            (1 - t) * a.covariances + t * b.covariances,
+        )
+
+    # ---- E-step ------------------------------------------------------------------------------
+
+    def expected_statistics(
+        self, params: GaussianParams, X: NDArray[np.floating]
+    ) -> tuple[GaussianStats, float]:
+        """Sums of expected statistics over the rows of X, and their total log-likelihood."""
+        if not np.isnan(X).any():
+            return self._complete_statistics(params, X)
+        missing = np.isnan(X).any(axis=1)
+        stats, log_likelihood = self._complete_statistics(params, X[~missing])
+        extra, extra_log_likelihood = self._incomplete_statistics(params, X[missing])
+        return stats + extra, log_likelihood + extra_log_likelihood
+
+    def log_joint(self, params: GaussianParams, X: NDArray[np.floating]) -> FloatArray:
+        """``log w_j + log N(x_i | mu_j, Sigma_j)`` for every row and component, (n, K).
+
+        Missing coordinates (NaN) are marginalised out.
+        """
+        out = np.empty((len(X), len(params.weights)), dtype=np.float64)
+        missing = np.isnan(X).any(axis=1)
+        complete = np.flatnonzero(~missing)
+        for rows, _, joint in self._chunks(params, X[complete]):
+            out[complete[rows]] = joint.T
+        incomplete = np.flatnonzero(missing)
+        for rows, joint, _ in self._marginals(params, X[incomplete]):
+            out[incomplete[rows]] = joint
+        return out
+
+    def _complete_statistics(
+        self, params: GaussianParams, X: NDArray[np.floating]
+    ) -> tuple[GaussianStats, float]:
+        k, d = params.means.shape
+        totals = np.zeros((k, self._n_features(d)), dtype=np.float64)
+        log_likelihood = 0.0
+        for _, features, joint in self._chunks(params, X):
+            peak = joint.max(axis=0)
+            joint -= peak
+            np.maximum(joint, UNDERFLOW, out=joint)
+            np.exp(joint, out=joint)
+            norm = joint.sum(axis=0)
+            joint /= norm
+            log_likelihood += float(np.log(norm).sum(dtype=np.float64) + peak.sum(dtype=np.float64))
+            totals += joint @ features.T
+        return self._stats_from_totals(totals, self._centre(params), d), log_likelihood
+
+    @staticmethod
+    def _centre(params: GaussianParams) -> FloatArray:
+        """Where rows are centred before the quadratic features: the mixture's mean."""
+        return np.asarray(params.weights @ params.means)
+
+    def _chunks(
+        self, params: GaussianParams, X: NDArray[np.floating]
+    ) -> Iterator[tuple[slice, NDArray[np.floating], NDArray[np.floating]]]:
+        """Yield (rows, features (F, m), log-joint (K, m)) per chunk of complete rows."""
+        centre = self._centre(params)
+        coefficients = self._coefficients(params, centre).astype(X.dtype, copy=False)
+        centre_typed = centre.astype(X.dtype)
+        k, n_features = coefficients.shape
+        for start in range(0, len(X), self.chunk_rows):
+            chunk = X[start : start + self.chunk_rows]
+            m = len(chunk)
+            features = self._buffer("features", X.dtype, n_features, m)
+            self._fill_features(chunk, centre_typed, features)
+            joint = np.matmul(coefficients, features, out=self._buffer("joint", X.dtype, k, m))
+            yield slice(start, start + m), features, joint
+
+    def _buffer(self, name: str, dtype: Any, rows: int, columns: int) -> NDArray[Any]:
+        key = (name, np.dtype(dtype), rows)
+        flat = self._workspace.get(key)
+        if flat is None or flat.size < rows * columns:
+            flat = np.empty(rows * max(columns, self.chunk_rows), dtype=dtype)
+            self._workspace[key] = flat
+        return flat[: rows * columns].reshape(rows, columns)
+
+    def _n_features(self, d: int) -> int:
+        if self.covariance_type in ("full", "tied"):
+            return 1 + d + d * (d + 1) // 2
+        return 1 + 2 * d
+
+    def _fill_features(
+        self, chunk: NDArray[np.floating], centre: NDArray[np.floating], out: NDArray[np.floating]
+    ) -> None:
+        d = chunk.shape[1]
+        out[0] = 1.0
+        np.subtract(chunk.T, centre[:, np.newaxis], out=out[1 : 1 + d])
+        centred = out[1 : 1 + d]
+        if self.covariance_type in ("full", "tied"):
+            offset = 1 + d
+            for a in range(d):
+                np.multiply(centred[a:], centred[a], out=out[offset : offset + d - a])
+                offset += d - a
+        else:
+            np.multiply(centred, centred, out=out[1 + d :])
+
+    def _coefficients(self, params: GaussianParams, centre: FloatArray) -> FloatArray:
+        """Coefficients (K, F) of the log-joint as a linear function of the features."""
+        k, d = params.means.shape
+        shifted = params.means - centre
+        factors = params.precisions_cholesky
+        log_det = cov.log_det_cholesky(factors, self.covariance_type, d)
+        constant = np.log(params.weights) - 0.5 * d * LOG_2PI + log_det
+        if self.covariance_type in ("full", "tied"):
+            precisions = cov.precisions_from_cholesky(factors, self.covariance_type)
+            precisions = np.broadcast_to(precisions, (k, d, d))
+            linear = np.einsum("kab,kb->ka", precisions, shifted)
+            upper_a, upper_b = np.triu_indices(d)
+            quadratic = -precisions[:, upper_a, upper_b] * np.where(upper_a == upper_b, 0.5, 1.0)
+        else:
+            precision = cov.precisions_from_cholesky(factors, self.covariance_type)
+            precision = precision if precision.ndim == 2 else np.repeat(precision[:, None], d, 1)
+            linear = precision * shifted
+            quadratic = -0.5 * precision
+        constant = constant - 0.5 * (linear * shifted).sum(axis=1)
+        return np.hstack([constant[:, np.newaxis], linear, quadratic])
+
+    def _stats_from_totals(self, totals: FloatArray, centre: FloatArray, d: int) -> GaussianStats:
+        """Statistics in data coordinates from feature totals around ``centre``."""
+        resp = totals[:, 0]
+        first_centred = totals[:, 1 : 1 + d]
+        first = first_centred + resp[:, np.newaxis] * centre
+        if self.covariance_type in ("full", "tied"):
+            upper_a, upper_b = np.triu_indices(d)
+            second_centred = np.zeros((len(resp), d, d))
+            second_centred[:, upper_a, upper_b] = totals[:, 1 + d :]
+            second_centred[:, upper_b, upper_a] = totals[:, 1 + d :]
+            cross = first_centred[:, :, np.newaxis] * centre
+            second = (
+                second_centred
+                + cross
+                + np.swapaxes(cross, 1, 2)
+                + resp[:, np.newaxis, np.newaxis] * np.outer(centre, centre)
+            )
+            second = cov.reduce_second_moments(second, self.covariance_type)
+        else:
+            second = (
+                totals[:, 1 + d :] + 2.0 * first_centred * centre + resp[:, np.newaxis] * centre**2
+            )
+        return GaussianStats(resp=resp, first=first, second=second)
+
+    def statistics_from_responsibilities(self, X: FloatArray, resp: FloatArray) -> GaussianStats:
+        """Sums of statistics of complete rows X (n, d) under given responsibilities (n, K)."""
+        full_second = np.einsum("nk,na,nb->kab", resp, X, X)
+        return GaussianStats(
+            resp=resp.sum(axis=0),
+            first=resp.T @ X,
+            second=cov.reduce_second_moments(full_second, self.covariance_type),
+        )
+
+    # ---- rows with missing coordinates -------------------------------------------------------
+
+    def _marginals(
+        self, params: GaussianParams, X: NDArray[np.floating]
+    ) -> Iterator[tuple[NDArray[np.intp], FloatArray, tuple[FloatArray, FloatArray]]]:
+        """Per missing-pattern: rows, log-joint (rows, K), and per component the completed
+        rows (K, rows, d) with the conditional covariances (K, d, d) of the missing part."""
+        k, d = params.means.shape
+        full = cov.full_matrices(params.covariances, self.covariance_type, k, d)
+        observed_masks, inverse = np.unique(~np.isnan(X), axis=0, return_inverse=True)
+        for pattern, observed in enumerate(observed_masks):
+            rows = np.flatnonzero(inverse.ravel() == pattern)
+            o, m = np.flatnonzero(observed), np.flatnonzero(~observed)
+            values = X[np.ix_(rows, o)].astype(np.float64)
+            joint = np.empty((len(rows), k))
+            completed = np.empty((k, len(rows), d))
+            conditional = np.zeros((k, d, d))
+            for j in range(k):
+                sigma = full[j]
+                lower = np.linalg.cholesky(sigma[np.ix_(o, o)])
+                diff = values - params.means[j, o]
+                z = np.linalg.solve(lower, diff.T)
+                log_det = 2.0 * np.log(np.diag(lower)).sum()
+                joint[:, j] = np.log(params.weights[j]) - 0.5 * (
+                    len(o) * LOG_2PI + log_det + (z**2).sum(axis=0)
+                )
+                gain = np.linalg.solve(lower.T, np.linalg.solve(lower, sigma[np.ix_(o, m)])).T
+                completed[j][:, o] = values
+                completed[j][:, m] = params.means[j, m] + diff @ gain.T
+                conditional[j][np.ix_(m, m)] = sigma[np.ix_(m, m)] - gain @ sigma[np.ix_(o, m)]
+            yield rows, joint, (completed, conditional)
+
+    def _incomplete_statistics(
+        self, params: GaussianParams, X: NDArray[np.floating]
+    ) -> tuple[GaussianStats, float]:
+        k, d = params.means.shape
+        resp_total = np.zeros(k)
+        first = np.zeros((k, d))
+        second = np.zeros((k, d, d))
+        log_likelihood = 0.0
+        for _, joint, (completed, conditional) in self._marginals(params, X):
+            peak = joint.max(axis=1, keepdims=True)
+            norm = np.exp(joint - peak).sum(axis=1, keepdims=True)
+            resp = np.exp(joint - peak) / norm
+            log_likelihood += float((np.log(norm) + peak).sum())
+            mass = resp.sum(axis=0)
+            resp_total += mass
+            for j in range(k):
+                first[j] += resp[:, j] @ completed[j]
+                second[j] += (completed[j].T * resp[:, j]) @ completed[j] + mass[j] * conditional[j]
+        reduced = cov.reduce_second_moments(second, self.covariance_type)
+        return GaussianStats(resp=resp_total, first=first, second=reduced), log_likelihood

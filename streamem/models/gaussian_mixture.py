@@ -1,0 +1,709 @@
+"""``GaussianMixture``: batch and stepwise EM with a scikit-learn estimator's API."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils.validation import validate_data
+
+from streamem.engine import (
+    Constant,
+    ConvergenceMonitor,
+    PowerDecay,
+    Schedule,
+    StepwiseEM,
+    schedule_from_dict,
+)
+from streamem.engine.records import FloatArray
+from streamem.errors import (
+    DegenerateUpdateError,
+    NotFittedError,
+    RefusedUpdateWarning,
+    StreamemWarning,
+    ValidationError,
+)
+from streamem.models import covariance as cov
+from streamem.models.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
+from streamem.models.kmeans import kmeans_labels
+
+FORMAT = "streamem.GaussianMixture"
+FORMAT_VERSION = 1
+STREAMING_PRIOR = 1e-3
+FIXABLE = ("weights", "means", "covariances")
+INIT_METHODS = ("kmeans", "k-means++", "random")
+
+
+class ModelNotFittedError(NotFittedError, SklearnNotFittedError):
+    """A model was used before it learned anything (also scikit-learn's NotFittedError)."""
+
+
+class ConvergenceWarning(StreamemWarning):
+    """``fit`` stopped at ``max_iter`` before the log-likelihood settled."""
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
+    """Gaussian mixture learned by batch EM (``fit``) or stepwise EM (``partial_fit``).
+
+    ``fit(X)`` runs batch EM to convergence, as :class:`sklearn.mixture.GaussianMixture`
+    does (from the same starting values it gives the same parameters). ``partial_fit(X)``
+    makes ONE stepwise EM update with the mini-batch ``X``: the running sufficient
+    statistics are blended with the mini-batch's, ``s <- (1 - eta) s + eta s_batch``, and
+    the parameters re-solved from them.
+
+    Parameters
+    ----------
+    n_components
+        Number of mixture components K.
+    covariance_type
+        ``"full"`` (K, d, d), ``"tied"`` (d, d), ``"diag"`` (K, d) or ``"spherical"`` (K,).
+    tol
+        ``fit`` converges when the mean log-likelihood changes less than this between two
+        iterations (as scikit-learn).
+    reg_covar
+        Non-negative regularisation added to the diagonal of the covariances.
+    max_iter
+        Largest number of EM iterations of ``fit``.
+    n_init
+        ``fit``: number of EM runs from different starts, the best is kept.
+        ``partial_fit``: number of k-means++ restarts on the first points.
+    init_params
+        ``"kmeans"`` (k-means++ then Lloyd), ``"k-means++"`` (seeding only) or ``"random"``.
+    weights_init, means_init, covariances_init, precisions_init
+        User-given starting values of shapes (K,), (K, d) and the covariance type's shape;
+        give covariances or precisions, not both.
+    fixed
+        Any of ``"weights"``, ``"means"``, ``"covariances"``: held at their starting values
+        while the rest is learned.
+    random_state
+        Seed of the initialisation and of ``sample``.
+    schedule
+        Step sizes of ``partial_fit``: a :mod:`streamem.engine.schedules` object; None is
+        ``PowerDecay(alpha=0.6, t0=2.0)``. ``HalfLife`` or ``Constant`` forget the past.
+    averaging_start
+        Polyak-Ruppert averaging of the parameters from this ``partial_fit`` update on
+        (None: off).
+    init_size
+        ``partial_fit`` buffers this many points before it initialises and makes its first
+        update with all of them (None: initialise on the first mini-batch).
+    prior_strength
+        Weight of a conjugate prior pulling covariances towards the data's overall spread,
+        as a fraction of the data (see :class:`GaussianFamily`). None: 1e-3 in
+        ``partial_fit``, 0 (maximum likelihood, as scikit-learn) in ``fit``.
+    reseed_weight
+        In ``partial_fit``, a component whose weight falls below this is re-seeded at the
+        worst-explained point of the mini-batch.
+    parameter_tol, patience
+        ``partial_fit`` converges when the largest parameter change of an update (a weight,
+        a mean in standard deviations, a log-variance) stays below ``parameter_tol`` for
+        ``patience`` updates in a row (the log-likelihood of a mini-batch is too noisy).
+    smoothing
+        Weight of the newest mini-batch in the smoothed mean log-likelihood.
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_
+        Learned parameters, shapes (K,), (K, d) and the covariance type's shape.
+    converged_, n_iter_, lower_bound_
+        ``fit``: as scikit-learn. ``partial_fit``: the monitor's flag, the number of updates
+        and the smoothed mean log-likelihood.
+    n_seen_
+        Number of points learned (rows of ``fit`` or all rows given to ``partial_fit``).
+    n_reseeded_, n_refused_
+        Components re-seeded; mini-batch updates refused because they were degenerate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (500, 2)), rng.normal(3, 1, (500, 2))])
+    >>> model = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> print(np.sort(model.means_[:, 0]).round(1))
+    [-3.1  3. ]
+    >>> stream = GaussianMixture(n_components=2, random_state=0)
+    >>> for batch in np.array_split(rng.permutation(X), 10):
+    ...     stream = stream.partial_fit(batch)
+    >>> print(stream.n_seen_, np.sort(stream.means_[:, 0]).round(1))
+    1000 [-3.1  3. ]
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        weights_init: ArrayLike | None = None,
+        means_init: ArrayLike | None = None,
+        covariances_init: ArrayLike | None = None,
+        precisions_init: ArrayLike | None = None,
+        fixed: tuple[str, ...] = (),
+        random_state: int | None = None,
+        schedule: Schedule | None = None,
+        averaging_start: int | None = None,
+        init_size: int | None = None,
+        prior_strength: float | None = None,
+        reseed_weight: float = 1e-4,
+        parameter_tol: float = 0.01,
+        smoothing: float = 0.1,
+        patience: int = 5,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.covariances_init = covariances_init
+        self.precisions_init = precisions_init
+        self.fixed = fixed
+        self.random_state = random_state
+        self.schedule = schedule
+        self.averaging_start = averaging_start
+        self.init_size = init_size
+        self.prior_strength = prior_strength
+        self.reseed_weight = reseed_weight
+        self.parameter_tol = parameter_tol
+        self.smoothing = smoothing
+        self.patience = patience
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "engine_") and self.engine_.initialized
+
+    # ---- learning ----------------------------------------------------------------------------
+
+    def fit(self, X: ArrayLike, y: object = None) -> Self:
+        """Batch EM to convergence (at most ``max_iter`` iterations) on X (n_samples, d)."""
+        X_checked = self._validate(X, reset=True)
+        self._check_parameters(X_checked.shape[1])
+        self._check_enough_rows(len(X_checked))
+        rng = np.random.default_rng(self.random_state)
+        best: tuple[float, StepwiseEM[GaussianParams, GaussianStats]] | None = None
+        for _ in range(self.n_init):
+            engine = self._batch_engine(self._initial_params(X_checked, rng, n_restarts=1))
+            for _ in range(self.max_iter):
+                engine.update(X_checked)
+                if engine.monitor.converged:
+                    break
+            bound = engine.monitor.last.mean_log_likelihood if engine.monitor.last else -np.inf
+            if best is None or bound > best[0]:
+                best = (bound, engine)
+        assert best is not None
+        engine = best[1]
+        if not engine.monitor.converged and self.max_iter > 0:
+            warnings.warn(
+                f"fit did not converge in max_iter={self.max_iter} iterations; increase "
+                "max_iter or tol",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.converged_ = engine.monitor.converged
+        self.n_iter_ = engine.step
+        self.lower_bound_ = best[0]
+        self.engine_ = self._streaming_engine(engine.params)
+        self.engine_.stats = engine.stats
+        self.engine_.step = 1 if engine.stats is not None else 0
+        self.engine_.n_seen = len(X_checked)
+        self._reset_counters()
+        self._publish(from_fit=True)
+        return self
+
+    def partial_fit(self, X: ArrayLike, y: object = None) -> Self:
+        """One stepwise EM update with the mini-batch X (n_samples, d).
+
+        The first call initialises (after ``init_size`` points, if set). A degenerate
+        update is refused with a :class:`~streamem.errors.RefusedUpdateWarning` and the
+        previous parameters are kept.
+        """
+        first_call = not hasattr(self, "n_features_in_") or not hasattr(self, "engine_")
+        X_checked = self._validate(X, reset=first_call)
+        if first_call:
+            self._check_parameters(X_checked.shape[1])
+            self.engine_ = self._streaming_engine(None)
+            self.warmup_ = np.empty((0, X_checked.shape[1]))
+            self._reset_counters()
+        if not self.engine_.initialized:
+            self._warm_up(X_checked)
+        else:
+            self._stepwise_update(X_checked)
+        return self
+
+    def learn(self, X: NDArray[np.floating]) -> Self:
+        """:meth:`partial_fit` for an already validated float array (n, d): no checks.
+
+        For callers that validated the rows themselves (the river adapter, the daemon) and
+        want the least overhead per update.
+        """
+        if not self.engine_.initialized:
+            self._warm_up(X)
+        else:
+            self._stepwise_update(X)
+        return self
+
+    def _warm_up(self, X: NDArray[np.floating]) -> None:
+        self.warmup_ = np.concatenate([self.warmup_, X]) if len(self.warmup_) else X.copy()
+        needed = max(self.init_size or 0, self.n_components)
+        if len(self.warmup_) < needed:
+            if self.init_size is None:
+                self._check_enough_rows(len(self.warmup_))
+            return
+        rng = np.random.default_rng(self.random_state)
+        start = self._initial_params(self.warmup_, rng, n_restarts=self.n_init)
+        self.engine_.initialize(start)
+        self.engine_.family.anchor = start
+        batch, self.warmup_ = self.warmup_, np.empty((0, X.shape[1]))
+        self._stepwise_update(batch)
+
+    def _stepwise_update(self, X: NDArray[np.floating]) -> None:
+        try:
+            self.engine_.update(X)
+        except DegenerateUpdateError as error:
+            self.n_refused_ += 1
+            warnings.warn(
+                f"partial_fit refused a degenerate mini-batch of {len(X)} rows and kept the "
+                f"previous parameters: {error}",
+                RefusedUpdateWarning,
+                stacklevel=3,
+            )
+            return
+        self._reseed_collapsed(X)
+        self._publish(from_fit=False)
+
+    def _reseed_collapsed(self, X: NDArray[np.floating]) -> None:
+        """Move components whose weight collapsed to the worst-explained rows of X."""
+        engine = self.engine_
+        params, stats = engine.params, engine.stats
+        assert stats is not None
+        collapsed = np.flatnonzero(params.weights < self.reseed_weight)
+        if "weights" in self.fixed or "means" in self.fixed or not len(collapsed):
+            return
+        family = engine.family
+        fit = family.log_joint(params, X).max(axis=1)
+        worst = np.argsort(fit)[: len(collapsed)]
+        spread = np.nanvar(X, axis=0) + self.reg_covar if len(X) > 1 else np.ones(X.shape[1])
+        resp, first, second = stats.resp.copy(), stats.first.copy(), stats.second.copy()
+        mass = resp.sum() / (2 * self.n_components)
+        for j, row in zip(collapsed, worst, strict=False):
+            point = np.where(np.isnan(X[row]), params.weights @ params.means, X[row])
+            resp[j], first[j] = mass, mass * point
+            outer = np.diag(spread) + np.outer(point, point)
+            if self.covariance_type == "full":
+                second[j] = mass * outer
+            elif self.covariance_type == "tied":
+                second = second + mass * outer
+            else:
+                second[j] = mass * np.diag(outer)
+        stats = GaussianStats(resp=resp, first=first, second=second)
+        try:
+            engine.replace(family.maximize(stats, params), stats)
+        except DegenerateUpdateError:
+            return
+        self.n_reseeded_ += len(collapsed)
+
+    # ---- engines and starting values ---------------------------------------------------------
+
+    def _family(self, prior_strength: float) -> GaussianFamily:
+        return GaussianFamily(
+            covariance_type=cov.check_covariance_type(self.covariance_type),
+            reg_covar=self.reg_covar,
+            prior_strength=prior_strength,
+            fixed=tuple(self.fixed),
+        )
+
+    def _batch_engine(self, start: GaussianParams) -> StepwiseEM[GaussianParams, GaussianStats]:
+        family = self._family(self.prior_strength or 0.0)
+        family.anchor = start
+        engine = StepwiseEM(family, Constant(1.0), ConvergenceMonitor(self.tol, 1.0, 1))
+        engine.initialize(start)
+        return engine
+
+    def _streaming_engine(
+        self, start: GaussianParams | None
+    ) -> StepwiseEM[GaussianParams, GaussianStats]:
+        prior = STREAMING_PRIOR if self.prior_strength is None else self.prior_strength
+        family = self._family(prior)
+        family.anchor = start
+        engine = StepwiseEM(
+            family,
+            self.schedule if self.schedule is not None else PowerDecay(),
+            ConvergenceMonitor(
+                self.parameter_tol, self.smoothing, self.patience, criterion="parameters"
+            ),
+            self.averaging_start,
+        )
+        if start is not None:
+            engine.initialize(start)
+        return engine
+
+    def _initial_params(
+        self, X: NDArray[np.floating], rng: np.random.Generator, n_restarts: int
+    ) -> GaussianParams:
+        """Starting values: user-given ones, the rest from an M-step on initial labels."""
+        family = self._family(0.0)
+        d = X.shape[1]
+        given_covariances = self._given_covariances(d)
+        if self.weights_init is None or self.means_init is None or given_covariances is None:
+            rows = X.astype(np.float64)
+            if np.isnan(rows).any():
+                rows = np.where(np.isnan(rows), np.nanmean(rows, axis=0), rows)
+            resp = self._initial_responsibilities(rows, rng, n_restarts)
+            stats = family.statistics_from_responsibilities(rows, resp)
+            derived = family.maximize(stats, None)  # type: ignore[arg-type]
+        weights = derived.weights if self.weights_init is None else _array(self.weights_init)
+        means = derived.means if self.means_init is None else _array(self.means_init)
+        covariances = derived.covariances if given_covariances is None else given_covariances
+        return family.make_params(weights, means, covariances)
+
+    def _initial_responsibilities(
+        self, X: FloatArray, rng: np.random.Generator, n_restarts: int
+    ) -> FloatArray:
+        k = self.n_components
+        if self.init_params == "random":
+            resp = rng.uniform(size=(len(X), k))
+            return np.asarray(resp / resp.sum(axis=1, keepdims=True))
+        max_iter = 100 if self.init_params == "kmeans" else 0
+        labels, _ = kmeans_labels(X, k, rng, n_init=max(1, n_restarts), max_iter=max_iter)
+        return np.eye(k)[labels]
+
+    def _given_covariances(self, d: int) -> FloatArray | None:
+        covariance_type = cov.check_covariance_type(self.covariance_type)
+        if self.covariances_init is not None:
+            return _array(self.covariances_init)
+        if self.precisions_init is not None:
+            return cov.covariances_from_precisions(_array(self.precisions_init), covariance_type)
+        return None
+
+    # ---- checks ------------------------------------------------------------------------------
+
+    def _validate(self, X: ArrayLike, reset: bool) -> NDArray[np.floating]:
+        if self._is_plain_finite_batch(X, reset):
+            return X  # type: ignore[return-value]
+        try:
+            checked = validate_data(
+                self,
+                X,
+                reset=reset,
+                dtype=[np.float64, np.float32],
+                ensure_all_finite="allow-nan",
+                ensure_min_samples=1,
+            )
+        except ValueError as error:
+            raise ValidationError(str(error)) from error
+        empty_rows = np.flatnonzero(np.isnan(checked).all(axis=1))
+        if len(empty_rows):
+            raise ValidationError(
+                f"rows {empty_rows[:5].tolist()} have no observed coordinate (all NaN); "
+                "every row needs at least one"
+            )
+        return np.asarray(checked)
+
+    def _is_plain_finite_batch(self, X: ArrayLike, reset: bool) -> bool:
+        """Fast path of :meth:`_validate` for the common case of a mini-batch stream: a
+        finite 2-D float array of the known width from a model fitted without feature
+        names (one pass over the data instead of scikit-learn's full validation)."""
+        return (
+            not reset
+            and isinstance(X, np.ndarray)
+            and X.dtype in (np.float64, np.float32)
+            and X.ndim == 2
+            and len(X) > 0
+            and X.shape[1] == getattr(self, "n_features_in_", -1)
+            and not hasattr(self, "feature_names_in_")
+            and bool(np.isfinite(X).all())
+        )
+
+    def _check_enough_rows(self, n_samples: int) -> None:
+        if n_samples < self.n_components:
+            raise ValidationError(
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {n_samples}"
+            )
+
+    def _check_parameters(self, d: int) -> None:
+        """Validate the hyper-parameters and starting values; errors name the parameter."""
+        k = self.n_components
+        if not isinstance(k, int | np.integer) or k < 1:
+            raise ValidationError(f"n_components must be an integer >= 1, got {k!r}")
+        covariance_type = cov.check_covariance_type(self.covariance_type)
+        for name, value, low in (
+            ("tol", self.tol, 0.0),
+            ("reg_covar", self.reg_covar, 0.0),
+            ("max_iter", self.max_iter, 0),
+            ("n_init", self.n_init, 1),
+        ):
+            if not isinstance(value, int | float | np.number) or not value >= low:
+                raise ValidationError(f"{name} must be a number >= {low}, got {value!r}")
+        if self.init_params not in INIT_METHODS:
+            raise ValidationError(
+                f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}"
+            )
+        unknown = [name for name in self.fixed if name not in FIXABLE]
+        if unknown or isinstance(self.fixed, str):
+            raise ValidationError(f"fixed must hold names among {FIXABLE}, got {self.fixed!r}")
+        if self.init_size is not None and self.init_size < 1:
+            raise ValidationError(f"init_size must be >= 1 or None, got {self.init_size!r}")
+        if self.covariances_init is not None and self.precisions_init is not None:
+            raise ValidationError("give covariances_init or precisions_init, not both")
+        if self.weights_init is not None:
+            _check_weights(_array(self.weights_init), k)
+        if self.means_init is not None:
+            _check_shape("means_init", _array(self.means_init), (k, d))
+        for name, given in (
+            ("covariances_init", self.covariances_init),
+            ("precisions_init", self.precisions_init),
+        ):
+            if given is not None:
+                _check_shape(name, _array(given), cov.expected_shape(covariance_type, k, d))
+                _check_positive_definite(name, _array(given), covariance_type)
+        for name in self.fixed:
+            if getattr(self, f"{name}_init") is None and not (
+                name == "covariances" and self.precisions_init is not None
+            ):
+                raise ValidationError(f"fixed={self.fixed!r} needs {name}_init to be given")
+
+    # ---- results -----------------------------------------------------------------------------
+
+    def _reset_counters(self) -> None:
+        self.n_reseeded_ = 0
+        self.n_refused_ = 0
+
+    def _publish(self, from_fit: bool) -> None:
+        """Copy the engine's output parameters to the fitted attributes."""
+        params = self.engine_.output_params
+        covariance_type = cov.check_covariance_type(self.covariance_type)
+        self.weights_ = params.weights
+        self.means_ = params.means
+        self.covariances_ = params.covariances
+        self.precisions_cholesky_ = params.precisions_cholesky
+        self.precisions_ = cov.precisions_from_cholesky(params.precisions_cholesky, covariance_type)
+        self.n_seen_ = self.engine_.n_seen
+        if not from_fit:
+            last = self.engine_.monitor.last
+            self.converged_ = self.engine_.monitor.converged
+            self.n_iter_ = self.engine_.step
+            self.lower_bound_ = last.smoothed_log_likelihood if last else -np.inf
+
+    @property
+    def monitor_(self) -> ConvergenceMonitor:
+        """The convergence monitor of the stepwise updates (history of each batch)."""
+        self._check_fitted()
+        return self.engine_.monitor
+
+    def _check_fitted(self) -> None:
+        if not self.__sklearn_is_fitted__():
+            raise ModelNotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' or "
+                "'partial_fit' with enough rows first."
+            )
+
+    def _log_joint(self, X: ArrayLike) -> FloatArray:
+        self._check_fitted()
+        X_checked = self._validate(X, reset=False)
+        return self.engine_.family.log_joint(self.engine_.output_params, X_checked)
+
+    def score_samples(self, X: ArrayLike) -> FloatArray:
+        """Log density of each row of X (n_samples, d), NaN coordinates marginalised."""
+        return _logsumexp(self._log_joint(X))
+
+    def score(self, X: ArrayLike, y: object = None) -> float:
+        """Mean log density of the rows of X."""
+        return float(self.score_samples(X).mean())
+
+    def predict_proba(self, X: ArrayLike) -> FloatArray:
+        """Responsibilities (n_samples, K): probability of each component given each row."""
+        joint = self._log_joint(X)
+        return np.exp(joint - _logsumexp(joint)[:, np.newaxis])
+
+    def predict(self, X: ArrayLike) -> NDArray[np.intp]:
+        """Most probable component of each row."""
+        return np.asarray(self._log_joint(X).argmax(axis=1))
+
+    def fit_predict(self, X: ArrayLike, y: object = None) -> NDArray[np.intp]:
+        """``fit(X)`` then ``predict(X)``."""
+        return self.fit(X).predict(X)
+
+    def sample(self, n_samples: int = 1) -> tuple[FloatArray, NDArray[np.intp]]:
+        """Draw ``n_samples`` points (n_samples, d) and their components (n_samples,)."""
+        self._check_fitted()
+        if n_samples < 1:
+            raise ValidationError(f"n_samples must be >= 1, got {n_samples!r}")
+        rng = np.random.default_rng(self.random_state)
+        k, d = self.means_.shape
+        counts = rng.multinomial(n_samples, self.weights_)
+        full = cov.full_matrices(
+            self.covariances_, cov.check_covariance_type(self.covariance_type), k, d
+        )
+        points = [
+            rng.multivariate_normal(self.means_[j], full[j], size=count)
+            for j, count in enumerate(counts)
+        ]
+        labels = np.repeat(np.arange(k), counts)
+        return np.vstack(points), labels
+
+    def _n_parameters(self) -> int:
+        k, d = self.means_.shape
+        return cov.n_parameters(cov.check_covariance_type(self.covariance_type), k, d)
+
+    def bic(self, X: ArrayLike) -> float:
+        """Bayesian information criterion on X (lower is better)."""
+        n = len(np.asarray(X))
+        return -2.0 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X: ArrayLike) -> float:
+        """Akaike information criterion on X (lower is better)."""
+        return -2.0 * self.score(X) * len(np.asarray(X)) + 2.0 * self._n_parameters()
+
+    # ---- serialisation -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole model (hyper-parameters, parameters, statistics, counters) as JSON data.
+
+        ``from_dict(model.to_dict())`` continues learning exactly where ``model`` was.
+        """
+        document: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "hyperparameters": {
+                name: _jsonable(value) for name, value in self.get_params(deep=False).items()
+            },
+        }
+        if hasattr(self, "engine_"):
+            document["state"] = {
+                "n_features_in": int(self.n_features_in_),
+                "feature_names_in": (
+                    self.feature_names_in_.tolist() if hasattr(self, "feature_names_in_") else None
+                ),
+                "engine": self.engine_.state_dict(),
+                "anchor": (
+                    None
+                    if self.engine_.family.anchor is None
+                    else self.engine_.family.anchor.to_dict()
+                ),
+                "warmup": _nan_to_none(getattr(self, "warmup_", np.empty((0, 0)))),
+                "n_reseeded": self.n_reseeded_,
+                "n_refused": self.n_refused_,
+                "converged": bool(getattr(self, "converged_", False)),
+                "n_iter": int(getattr(self, "n_iter_", 0)),
+                "lower_bound": float(getattr(self, "lower_bound_", -np.inf)),
+            }
+        return document
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> GaussianMixture:
+        """Rebuild a model from :meth:`to_dict`'s output."""
+        if document.get("format") != FORMAT:
+            raise ValidationError(f"not a {FORMAT} document: format={document.get('format')!r}")
+        if document.get("format_version") != FORMAT_VERSION:
+            raise ValidationError(
+                f"format_version {document.get('format_version')!r} is not supported "
+                f"(this streamem reads {FORMAT_VERSION})"
+            )
+        hyper = dict(document["hyperparameters"])
+        if hyper.get("schedule") is not None:
+            hyper["schedule"] = schedule_from_dict(hyper["schedule"])
+        hyper["fixed"] = tuple(hyper.get("fixed", ()))
+        model = cls(**hyper)
+        state = document.get("state")
+        if state is None:
+            return model
+        model.n_features_in_ = state["n_features_in"]
+        if state["feature_names_in"] is not None:
+            model.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
+        model.engine_ = model._streaming_engine(None)
+        model.engine_.load_state_dict(state["engine"], GaussianParams, GaussianStats)
+        if state["anchor"] is not None:
+            model.engine_.family.anchor = GaussianParams.from_dict(state["anchor"])
+        model.warmup_ = np.array(
+            [[np.nan if v is None else v for v in row] for row in state["warmup"]], dtype=float
+        ).reshape(-1, model.n_features_in_)
+        model.n_reseeded_ = state["n_reseeded"]
+        model.n_refused_ = state["n_refused"]
+        if model.engine_.initialized:
+            model._publish(from_fit=True)
+            model.converged_ = state["converged"]
+            model.n_iter_ = state["n_iter"]
+            model.lower_bound_ = state["lower_bound"]
+        return model
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as a JSON string (floats round-trip exactly)."""
+        return json.dumps(self.to_dict(), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> GaussianMixture:
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+
+def _array(value: ArrayLike) -> FloatArray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValidationError(f"expected an array of numbers, got {value!r}") from error
+
+
+def _check_shape(name: str, value: FloatArray, shape: tuple[int, ...]) -> None:
+    if value.shape != shape:
+        raise ValidationError(f"{name} must have shape {shape}, got {value.shape}")
+    if not np.all(np.isfinite(value)):
+        raise ValidationError(f"{name} must be finite, got {value.tolist()}")
+
+
+def _check_weights(weights: FloatArray, k: int) -> None:
+    _check_shape("weights_init", weights, (k,))
+    if np.any(weights < 0.0) or np.any(weights > 1.0):
+        raise ValidationError(f"weights_init must be in [0, 1], got {weights.tolist()}")
+    if not np.isclose(weights.sum(), 1.0, rtol=0.0, atol=1e-6):
+        raise ValidationError(
+            f"weights_init must sum to 1, got sum(weights_init) = {weights.sum():.5f}"
+        )
+
+
+def _check_positive_definite(
+    name: str, value: FloatArray, covariance_type: cov.CovarianceType
+) -> None:
+    if covariance_type in ("full", "tied"):
+        stack = value if covariance_type == "full" else value[np.newaxis]
+        for j, matrix in enumerate(stack):
+            if not np.allclose(matrix, matrix.T) or np.any(np.linalg.eigvalsh(matrix) <= 0.0):
+                raise ValidationError(
+                    f"{name} must be symmetric positive definite, but component {j} is not"
+                )
+    elif np.any(value <= 0.0):
+        raise ValidationError(f"{name} must be positive, got {value.tolist()}")
+
+
+def _logsumexp(joint: FloatArray) -> FloatArray:
+    peak = joint.max(axis=1)
+    return np.asarray(np.log(np.exp(joint - peak[:, np.newaxis]).sum(axis=1)) + peak)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray | list | tuple):
+        return np.asarray(value).tolist() if not isinstance(value, tuple) else list(value)
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _nan_to_none(rows: NDArray[np.floating]) -> list[list[float | None]]:
+    return [[None if np.isnan(v) else float(v) for v in row] for row in rows]

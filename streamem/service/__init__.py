@@ -1,0 +1,1 @@
+"""The Kafka daemon: config, codecs, source, batching, learning, publishing, checkpoints."""

@@ -1,0 +1,62 @@
+"""Synthetic sensor streams: machines in a few operating modes, with an optional regime change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from streamem.engine.records import FloatArray
+
+FEATURES = ("temp", "hum", "vib")
+
+
+@dataclass(frozen=True)
+class SensorModes:
+    """Operating modes of a machine: weights (K,), means (K, 3), covariances (K, 3, 3) of
+    (temperature in °C, relative humidity, vibration in mm/s).
+
+    Examples
+    --------
+    >>> modes = SensorModes.default()
+    >>> X, labels = modes.sample(5, np.random.default_rng(0))
+    >>> X.shape, labels.shape
+    ((5, 3), (5,))
+    """
+
+    weights: FloatArray
+    means: FloatArray
+    covariances: FloatArray
+    names: tuple[str, ...] = field(default=FEATURES)
+
+    @classmethod
+    def default(cls) -> SensorModes:
+        """Idle, normal load and heavy load, overlapping a little."""
+        return cls(
+            weights=np.array([0.2, 0.5, 0.3]),
+            means=np.array([[21.0, 0.45, 0.5], [35.0, 0.40, 2.5], [52.0, 0.30, 6.0]]),
+            covariances=np.array(
+                [
+                    np.diag([1.5, 0.002, 0.05]),
+                    [[9.0, -0.05, 1.2], [-0.05, 0.003, -0.01], [1.2, -0.01, 0.6]],
+                    [[16.0, -0.08, 2.5], [-0.08, 0.004, -0.02], [2.5, -0.02, 1.5]],
+                ]
+            ),
+        )
+
+    def shifted(self) -> SensorModes:
+        """The same machines after a regime change: hotter, and mostly at heavy load."""
+        return SensorModes(
+            weights=np.array([0.1, 0.3, 0.6]),
+            means=self.means + np.array([4.0, -0.05, 0.8]),
+            covariances=self.covariances,
+            names=self.names,
+        )
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[FloatArray, np.ndarray]:
+        """``n`` readings (n, 3) and the mode each came from (n,)."""
+        labels = rng.choice(len(self.weights), size=n, p=self.weights)
+        factors = np.linalg.cholesky(self.covariances)
+        noise = rng.standard_normal((n, self.means.shape[1]))
+        rows = self.means[labels] + np.einsum("nab,nb->na", factors[labels], noise)
+        return rows, labels

@@ -60,3 +60,25 @@ class SensorModes:
         noise = rng.standard_normal((n, self.means.shape[1]))
         rows = self.means[labels] + np.einsum("nab,nb->na", factors[labels], noise)
         return rows, labels
+
+
+def random_mixture_sample(
+    rng: np.random.Generator, n: int, n_features: int, n_components: int, spread: float = 3.0
+) -> tuple[FloatArray, np.ndarray]:
+    """Rows (n, d) from a random full-covariance Gaussian mixture with equal weights, and labels.
+
+    Means are drawn from N(0, spread^2); each covariance is ``A A^T`` with ``A = I + N(0, 0.25)``,
+    so components overlap more as ``spread`` shrinks.
+
+    Examples
+    --------
+    >>> X, labels = random_mixture_sample(np.random.default_rng(0), 100, 8, 6)
+    >>> X.shape, int(labels.max())
+    ((100, 8), 5)
+    """
+    means = rng.normal(0.0, spread, (n_components, n_features))
+    factors = rng.normal(0.0, 0.5, (n_components, n_features, n_features)) + np.eye(n_features)
+    labels = rng.integers(n_components, size=n)
+    noise = rng.normal(size=(n, n_features))
+    rows = means[labels] + np.einsum("nab,nb->na", factors[labels], noise)
+    return rows, labels

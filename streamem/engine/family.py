@@ -32,8 +32,8 @@ class Family(Protocol[P, S]):
     def maximize(self, stats: S, previous: P) -> P:
         """M-step: the parameters that maximise the expected complete-data likelihood.
 
-        ``stats`` may be any positive multiple of a sum of statistics (a running average is
-        the sum scaled by the inverse of its weight). Raises
+        ``stats`` are the running statistics scaled to the effective number of points
+        behind them, so that they read as sums (a prior counts in pseudo-points). Raises
         :class:`~streamem.errors.DegenerateUpdateError` when the statistics give no valid
         model.
         """

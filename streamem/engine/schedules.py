@@ -63,10 +63,10 @@ class PowerDecay:
             raise ValidationError(f"t0 must be >= 0, got {self.t0!r}")
 
     def step_size(self, k: float, batch_size: int) -> float:
-        return min(1.0, (k + self.t0) ** -self.alpha)
+        return min(1.0, float((k + self.t0) ** -self.alpha))
 
     def index_for(self, step_size: float) -> float:
-        return max(0.0, step_size ** (-1.0 / self.alpha) - self.t0)
+        return max(0.0, float(step_size ** (-1.0 / self.alpha)) - self.t0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "power", "alpha": self.alpha, "t0": self.t0}

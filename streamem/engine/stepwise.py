@@ -97,6 +97,7 @@ class StepwiseEM(Generic[P, S]):
         self.schedule_origin = 0.0
         self._params: P | None = None
         self.stats: S | None = None
+        self._squared_weights = 0.0
         self.averaged: P | None = None
         self.n_averaged = 0
 
@@ -121,6 +122,7 @@ class StepwiseEM(Generic[P, S]):
         """Start from ``params`` with no statistics; the next update takes ``eta = 1``."""
         self._params = params
         self.stats = None
+        self._squared_weights = 0.0
         self.averaged = None
         self.n_averaged = 0
 
@@ -152,15 +154,24 @@ class StepwiseEM(Generic[P, S]):
             if self.stats is None
             else self.stats.scaled(1.0 - eta) + batch_mean.scaled(eta)
         )
-        new_params = self.family.maximize(stats, params)
+        # Kish's effective sample size of the running average: sum of squared point weights.
+        squared_weights = eta**2 / n_points + (1.0 - eta) ** 2 * self._squared_weights
+        new_params = self.family.maximize(stats.scaled(1.0 / squared_weights), params)
         change = self.family.parameter_change(params, new_params)
 
         self.stats, self._params = stats, new_params
+        self._squared_weights = squared_weights
         self.step += 1
         self.n_seen += n_points
         self._average(new_params)
         record = self.monitor.record(log_likelihood / n_points, n_points, change, eta)
         return UpdateReport(record=record, log_likelihood=log_likelihood)
+
+    @property
+    def effective_count(self) -> float:
+        """Effective number of points behind the running statistics (Kish's ``1 / sum w_i^2``
+        over the points' weights in the average); the M-step sees the statistics scaled to it."""
+        return 1.0 / self._squared_weights if self._squared_weights else 0.0
 
     def replace(self, params: P, stats: S) -> None:
         """Overwrite parameters and statistics (a family re-seeded a component)."""
@@ -186,6 +197,7 @@ class StepwiseEM(Generic[P, S]):
             "n_averaged": self.n_averaged,
             "params": None if self._params is None else self._params.to_dict(),
             "stats": None if self.stats is None else self.stats.to_dict(),
+            "squared_weights": self._squared_weights,
             "averaged": None if self.averaged is None else self.averaged.to_dict(),
             "monitor": self.monitor.to_dict(),
         }
@@ -201,6 +213,7 @@ class StepwiseEM(Generic[P, S]):
         self.n_averaged = int(state["n_averaged"])
         self._params = _load(params_type, state["params"])
         self.stats = _load(stats_type, state["stats"])
+        self._squared_weights = float(state["squared_weights"])
         self.averaged = _load(params_type, state["averaged"])
         self.monitor = ConvergenceMonitor.from_dict(state["monitor"])
 

@@ -105,12 +105,12 @@ def precisions_from_cholesky(factors: FloatArray, covariance_type: CovarianceTyp
 def log_det_cholesky(factors: FloatArray, covariance_type: CovarianceType, d: int) -> FloatArray:
     """Log-determinant of each precision Cholesky factor, shape (K,) or () for tied."""
     if covariance_type == "full":
-        return np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1)
+        return np.asarray(np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1))
     if covariance_type == "tied":
         return np.asarray(np.log(np.diag(factors)).sum())
     if covariance_type == "diag":
-        return np.log(factors).sum(axis=1)
-    return d * np.log(factors)
+        return np.asarray(np.log(factors).sum(axis=1))
+    return np.asarray(d * np.log(factors))
 
 
 def full_matrices(
@@ -130,7 +130,7 @@ def reduce_second_moments(full_second: FloatArray, covariance_type: CovarianceTy
     if covariance_type == "full":
         return full_second
     if covariance_type == "tied":
-        return full_second.sum(axis=0)
+        return np.asarray(full_second.sum(axis=0))
     return np.diagonal(full_second, axis1=1, axis2=2).copy()
 
 

@@ -63,10 +63,11 @@ class GaussianFamily:
     reg_covar
         Added to the diagonal of every covariance (scikit-learn's meaning).
     prior_strength
-        Weight, as a fraction of the total responsibility mass, of a conjugate prior that
-        pulls each covariance towards the diagonal of the overall data covariance. A
-        component with mass fraction ``f`` gets ``(f * Sigma_ML + prior * Psi) / (f + prior)``:
-        a component that the data barely touch keeps a sane shape. 0 is maximum likelihood.
+        Number of pseudo-points of a conjugate prior that pulls each covariance towards the
+        diagonal ``Psi`` of the overall data covariance: a component with responsibility mass
+        ``N_j`` gets ``(N_j * Sigma_ML + prior * Psi) / (N_j + prior)``, so a component that
+        the data barely touch keeps a sane shape while one with many points is unaffected.
+        0 is maximum likelihood.
     fixed
         Names among ``"weights"``, ``"means"``, ``"covariances"`` held at ``anchor``'s values.
     anchor
@@ -152,7 +153,6 @@ class GaussianFamily:
         else:
             second = stats.second.sum(axis=0)
         spread = np.maximum(second / total - mean**2, 0.0) + self.reg_covar
-        fraction = stats.resp / total
         prior: FloatArray
         if self.covariance_type == "full":
             prior = np.diag(spread)[np.newaxis]
@@ -161,8 +161,9 @@ class GaussianFamily:
             prior, shape = spread[np.newaxis], (-1, 1)
         else:
             prior, shape = np.asarray(spread.mean()), (-1,)
-        f = fraction.reshape(shape)
-        return (f * covariances + self.prior_strength * prior) / (f + self.prior_strength)
+        f = stats.resp.reshape(shape)
+        shrunk = (f * covariances + self.prior_strength * prior) / (f + self.prior_strength)
+        return np.asarray(shrunk)
 
     def parameter_change(self, old: GaussianParams, new: GaussianParams) -> float:
         """Largest change of a weight, of a mean in standard deviations, or of a log-variance."""
@@ -217,8 +218,8 @@ class GaussianFamily:
         for rows, _, joint in self._chunks(params, X[complete]):
             out[complete[rows]] = joint.T
         incomplete = np.flatnonzero(missing)
-        for rows, joint, _ in self._marginals(params, X[incomplete]):
-            out[incomplete[rows]] = joint
+        for pattern_rows, pattern_joint, _ in self._marginals(params, X[incomplete]):
+            out[incomplete[pattern_rows]] = pattern_joint
         return out
 
     def _complete_statistics(

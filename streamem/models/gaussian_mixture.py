@@ -34,12 +34,12 @@ from streamem.models.kmeans import kmeans_labels
 
 FORMAT = "streamem.GaussianMixture"
 FORMAT_VERSION = 1
-STREAMING_PRIOR = 1e-3
+STREAMING_PRIOR = 0.01
 FIXABLE = ("weights", "means", "covariances")
 INIT_METHODS = ("kmeans", "k-means++", "random")
 
 
-class ModelNotFittedError(NotFittedError, SklearnNotFittedError):
+class ModelNotFittedError(NotFittedError, SklearnNotFittedError):  # type: ignore[misc]
     """A model was used before it learned anything (also scikit-learn's NotFittedError)."""
 
 
@@ -91,10 +91,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
     init_size
         ``partial_fit`` buffers this many points before it initialises and makes its first
         update with all of them (None: initialise on the first mini-batch).
+    init_em_iter
+        ``partial_fit`` runs up to this many batch EM iterations on those first points,
+        after k-means, before the stream takes over (0: start from k-means alone). A start
+        near an optimum of the first points saves the stream many noisy steps.
     prior_strength
-        Weight of a conjugate prior pulling covariances towards the data's overall spread,
-        as a fraction of the data (see :class:`GaussianFamily`). None: 1e-3 in
-        ``partial_fit``, 0 (maximum likelihood, as scikit-learn) in ``fit``.
+        Pseudo-points of a conjugate prior pulling covariances towards the data's overall
+        spread (see :class:`GaussianFamily`). None: 0.01 in ``partial_fit``, 0 (maximum
+        likelihood, as scikit-learn) in ``fit``.
     reseed_weight
         In ``partial_fit``, a component whose weight falls below this is re-seeded at the
         worst-explained point of the mini-batch.
@@ -151,6 +155,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         schedule: Schedule | None = None,
         averaging_start: int | None = None,
         init_size: int | None = None,
+        init_em_iter: int = 20,
         prior_strength: float | None = None,
         reseed_weight: float = 1e-4,
         parameter_tol: float = 0.01,
@@ -173,6 +178,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         self.schedule = schedule
         self.averaging_start = averaging_start
         self.init_size = init_size
+        self.init_em_iter = init_em_iter
         self.prior_strength = prior_strength
         self.reseed_weight = reseed_weight
         self.parameter_tol = parameter_tol
@@ -258,7 +264,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def _warm_up(self, X: NDArray[np.floating]) -> None:
-        self.warmup_ = np.concatenate([self.warmup_, X]) if len(self.warmup_) else X.copy()
+        self.warmup_ = np.concatenate([self.warmup_, X]) if len(self.warmup_) else np.array(X)
         needed = max(self.init_size or 0, self.n_components)
         if len(self.warmup_) < needed:
             if self.init_size is None:
@@ -266,10 +272,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             return
         rng = np.random.default_rng(self.random_state)
         start = self._initial_params(self.warmup_, rng, n_restarts=self.n_init)
-        self.engine_.initialize(start)
-        self.engine_.family.anchor = start
+        self.engine_.initialize(self._refine(start, self.warmup_))
+        self._gaussian_family.anchor = start
         batch, self.warmup_ = self.warmup_, np.empty((0, X.shape[1]))
         self._stepwise_update(batch)
+
+    def _refine(self, start: GaussianParams, X: NDArray[np.floating]) -> GaussianParams:
+        """Up to ``init_em_iter`` batch EM iterations on the first points, if they allow it."""
+        engine = self._batch_engine(start)
+        try:
+            for _ in range(self.init_em_iter):
+                engine.update(X)
+                if engine.monitor.converged:
+                    break
+        except DegenerateUpdateError:
+            return start
+        return engine.params
 
     def _stepwise_update(self, X: NDArray[np.floating]) -> None:
         try:
@@ -294,7 +312,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         collapsed = np.flatnonzero(params.weights < self.reseed_weight)
         if "weights" in self.fixed or "means" in self.fixed or not len(collapsed):
             return
-        family = engine.family
+        family = self._gaussian_family
         fit = family.log_joint(params, X).max(axis=1)
         worst = np.argsort(fit)[: len(collapsed)]
         spread = np.nanvar(X, axis=0) + self.reg_covar if len(X) > 1 else np.ones(X.shape[1])
@@ -312,7 +330,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 second[j] = mass * np.diag(outer)
         stats = GaussianStats(resp=resp, first=first, second=second)
         try:
-            engine.replace(family.maximize(stats, params), stats)
+            engine.replace(family.maximize(stats.scaled(engine.effective_count), params), stats)
         except DegenerateUpdateError:
             return
         self.n_reseeded_ += len(collapsed)
@@ -380,7 +398,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             return np.asarray(resp / resp.sum(axis=1, keepdims=True))
         max_iter = 100 if self.init_params == "kmeans" else 0
         labels, _ = kmeans_labels(X, k, rng, n_init=max(1, n_restarts), max_iter=max_iter)
-        return np.eye(k)[labels]
+        return np.asarray(np.eye(k)[labels])
 
     def _given_covariances(self, d: int) -> FloatArray | None:
         covariance_type = cov.check_covariance_type(self.covariance_type)
@@ -447,6 +465,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             ("reg_covar", self.reg_covar, 0.0),
             ("max_iter", self.max_iter, 0),
             ("n_init", self.n_init, 1),
+            ("init_em_iter", self.init_em_iter, 0),
         ):
             if not isinstance(value, int | float | np.number) or not value >= low:
                 raise ValidationError(f"{name} must be a number >= {low}, got {value!r}")
@@ -506,6 +525,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         self._check_fitted()
         return self.engine_.monitor
 
+    @property
+    def _gaussian_family(self) -> GaussianFamily:
+        family = self.engine_.family
+        assert isinstance(family, GaussianFamily)
+        return family
+
     def _check_fitted(self) -> None:
         if not self.__sklearn_is_fitted__():
             raise ModelNotFittedError(
@@ -516,7 +541,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
     def _log_joint(self, X: ArrayLike) -> FloatArray:
         self._check_fitted()
         X_checked = self._validate(X, reset=False)
-        return self.engine_.family.log_joint(self.engine_.output_params, X_checked)
+        return self._gaussian_family.log_joint(self.engine_.output_params, X_checked)
 
     def score_samples(self, X: ArrayLike) -> FloatArray:
         """Log density of each row of X (n_samples, d), NaN coordinates marginalised."""
@@ -564,7 +589,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
     def bic(self, X: ArrayLike) -> float:
         """Bayesian information criterion on X (lower is better)."""
         n = len(np.asarray(X))
-        return -2.0 * self.score(X) * n + self._n_parameters() * np.log(n)
+        return -2.0 * self.score(X) * n + self._n_parameters() * float(np.log(n))
 
     def aic(self, X: ArrayLike) -> float:
         """Akaike information criterion on X (lower is better)."""
@@ -593,8 +618,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 "engine": self.engine_.state_dict(),
                 "anchor": (
                     None
-                    if self.engine_.family.anchor is None
-                    else self.engine_.family.anchor.to_dict()
+                    if self._gaussian_family.anchor is None
+                    else self._gaussian_family.anchor.to_dict()
                 ),
                 "warmup": _nan_to_none(getattr(self, "warmup_", np.empty((0, 0)))),
                 "n_reseeded": self.n_reseeded_,
@@ -629,7 +654,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         model.engine_ = model._streaming_engine(None)
         model.engine_.load_state_dict(state["engine"], GaussianParams, GaussianStats)
         if state["anchor"] is not None:
-            model.engine_.family.anchor = GaussianParams.from_dict(state["anchor"])
+            model._gaussian_family.anchor = GaussianParams.from_dict(state["anchor"])
         model.warmup_ = np.array(
             [[np.nan if v is None else v for v in row] for row in state["warmup"]], dtype=float
         ).reshape(-1, model.n_features_in_)

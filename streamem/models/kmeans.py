@@ -8,10 +8,8 @@ from streamem.engine.records import FloatArray
 
 
 def _squared_distances(X: FloatArray, centres: FloatArray) -> FloatArray:
-    return np.maximum(
-        (X**2).sum(axis=1)[:, np.newaxis] - 2.0 * X @ centres.T + (centres**2).sum(axis=1),
-        0.0,
-    )
+    squared = (X**2).sum(axis=1)[:, np.newaxis] - 2.0 * X @ centres.T + (centres**2).sum(axis=1)
+    return np.asarray(np.maximum(squared, 0.0))
 
 
 def kmeans_plus_plus(X: FloatArray, k: int, rng: np.random.Generator) -> FloatArray:

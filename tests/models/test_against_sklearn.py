@@ -11,7 +11,7 @@ from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from sklearn.utils.estimator_checks import check_estimator
 
 from streamem import GaussianMixture
-from tests.models.data import mixture_sample
+from streamem.synthetic import random_mixture_sample
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -24,7 +24,7 @@ def relative_error(ours: np.ndarray, theirs: np.ndarray) -> float:
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_forty_iterations_match_sklearn(rng: np.random.Generator, covariance_type: str) -> None:
-    X, _ = mixture_sample(rng, 900, n_features=3, n_components=3, spread=2.0)
+    X, _ = random_mixture_sample(rng, 900, n_features=3, n_components=3, spread=2.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SklearnConvergenceWarning)
         start = SklearnGaussianMixture(
@@ -57,7 +57,7 @@ def test_forty_iterations_match_sklearn(rng: np.random.Generator, covariance_typ
 
 
 def test_float32_input_is_accepted_and_close(rng: np.random.Generator) -> None:
-    X, _ = mixture_sample(rng, 2000, n_features=4, n_components=2)
+    X, _ = random_mixture_sample(rng, 2000, n_features=4, n_components=2)
     ours64 = GaussianMixture(2, random_state=1).fit(X)
     ours32 = GaussianMixture(2, random_state=1).fit(X.astype(np.float32))
 

@@ -6,13 +6,13 @@ import numpy as np
 from scipy.stats import multivariate_normal
 
 from streamem import GaussianMixture
-from tests.models.data import mixture_sample
+from streamem.synthetic import random_mixture_sample
 
 
 def test_score_of_a_row_with_missing_values_is_the_marginal_density(
     rng: np.random.Generator,
 ) -> None:
-    X, _ = mixture_sample(rng, 1000, n_features=3, n_components=2)
+    X, _ = random_mixture_sample(rng, 1000, n_features=3, n_components=2)
     model = GaussianMixture(2, random_state=0).fit(X)
     row = np.array([[X[0, 0], np.nan, X[0, 2]]])
     observed = [0, 2]
@@ -32,7 +32,7 @@ def test_score_of_a_row_with_missing_values_is_the_marginal_density(
 def test_learning_with_missing_values_recovers_the_complete_data_fit(
     rng: np.random.Generator,
 ) -> None:
-    X, _ = mixture_sample(rng, 6000, n_features=3, n_components=2, spread=4.0)
+    X, _ = random_mixture_sample(rng, 6000, n_features=3, n_components=2, spread=4.0)
     holes = X.copy()
     holes[rng.random(X.shape) < 0.1] = np.nan
     holes[np.isnan(holes).all(axis=1), 0] = X[np.isnan(holes).all(axis=1), 0]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from streamem import GaussianMixture
 from streamem.models.gaussian_family import GaussianFamily, GaussianParams
-from tests.models.data import mixture_sample
+from streamem.synthetic import random_mixture_sample
 
 COVARIANCE_TYPES = st.sampled_from(["full", "tied", "diag", "spherical"])
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -21,7 +21,7 @@ def fitted_family(
     covariance_type: str, seed: int
 ) -> tuple[GaussianFamily, GaussianParams, np.ndarray]:
     rng = np.random.default_rng(seed)
-    X, _ = mixture_sample(rng, 120, n_features=3, n_components=3, spread=2.0)
+    X, _ = random_mixture_sample(rng, 120, n_features=3, n_components=3, spread=2.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = GaussianMixture(
@@ -69,7 +69,7 @@ def test_row_order_does_not_matter(covariance_type: str, seed: int, order_seed: 
 @given(covariance_type=COVARIANCE_TYPES, seed=st.integers(0, 1000))
 def test_batch_em_never_decreases_the_log_likelihood(covariance_type: str, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    X, _ = mixture_sample(rng, 200, n_features=2, n_components=3, spread=1.5)
+    X, _ = random_mixture_sample(rng, 200, n_features=2, n_components=3, spread=1.5)
     bounds = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -93,7 +93,7 @@ def test_responsibilities_sum_to_one_and_covariances_stay_positive_definite(
     covariance_type: str, seed: int
 ) -> None:
     rng = np.random.default_rng(seed)
-    X, _ = mixture_sample(rng, 600, n_features=3, n_components=4)
+    X, _ = random_mixture_sample(rng, 600, n_features=3, n_components=4)
     model = GaussianMixture(4, covariance_type=covariance_type, random_state=seed)
     for batch in np.array_split(X, 30):  # mini-batches of 20 rows: small and noisy
         model.partial_fit(batch)
@@ -114,7 +114,7 @@ def test_dict_round_trip_predicts_and_learns_identically(
     covariance_type: str, seed: int, warm: bool
 ) -> None:
     rng = np.random.default_rng(seed)
-    X, _ = mixture_sample(rng, 400, n_features=3, n_components=2)
+    X, _ = random_mixture_sample(rng, 400, n_features=3, n_components=2)
     X[::11, 0] = np.nan
     model = GaussianMixture(
         2,

@@ -45,7 +45,7 @@ def test_first_e_step_responsibilities_are_the_seed_table() -> None:
 
 
 def test_stepwise_engine_with_the_whole_batch_is_batch_em() -> None:
-    model = seed_model(init_size=None)
+    model = seed_model(init_em_iter=0)
     model.partial_fit(SEED_POINTS)  # first update: eta = 1 on the whole data set
 
     np.testing.assert_allclose(model.means_.ravel(), [1.250, 4.152], atol=5e-4)

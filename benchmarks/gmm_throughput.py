@@ -60,7 +60,7 @@ def points_to_reach(train: np.ndarray, held_out: np.ndarray, target: float) -> i
     model = GaussianMixture(K, init_size=10_000, n_init=5, random_state=0)
     for start in range(0, len(train), 1_000):
         model.partial_fit(train[start : start + 1_000])
-        checkpoint = model.n_seen_ >= 10_000 and (start // 1_000) % 10 == 0
+        checkpoint = start >= 10_000 and (start // 1_000) % 10 == 0
         if checkpoint and model.score(held_out) >= target - 1e-3 * abs(target):
             return int(model.n_seen_)
     return None

@@ -22,6 +22,19 @@ def build_parser() -> argparse.ArgumentParser:
     quickstart.add_argument("--points", type=int, default=200_000, help="stream length")
     quickstart.add_argument("--batch-size", type=int, default=1_000, help="mini-batch size")
     quickstart.add_argument("--seed", type=int, default=0, help="random seed")
+    run = commands.add_parser(
+        "run",
+        help="run the Kafka daemon that learns a model from a topic of readings",
+        description=(
+            "Example: streamem run --config configs/sensors-json.yaml. Every key of the file "
+            "can be overridden by an environment variable, e.g. "
+            "STREAMEM_KAFKA__BOOTSTRAP_SERVERS=kafka:9092. SIGTERM or Ctrl-C stops cleanly "
+            "(a second Ctrl-C exits at once)."
+        ),
+    )
+    run.add_argument(
+        "--config", required=True, metavar="FILE.yaml", help="the daemon's YAML configuration"
+    )
     return parser
 
 
@@ -33,10 +46,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from streamem.quickstart import run
 
             run(args.points, args.batch_size, args.seed)
+        elif args.command == "run":
+            from streamem.service.app import run as run_daemon
+            from streamem.service.config import load_config
+
+            return run_daemon(load_config(args.config))
     except Exception as error:  # one clear line, the traceback with --debug
         if args.debug:
             raise
-        print(f"streamem: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())  # one line, even for multi-line messages
+        print(f"streamem: error: {message}", file=sys.stderr)
         return 1
     return 0
 

@@ -190,7 +190,11 @@ class ProducerSettings(_Section):
 
     ``max_request_size`` bounds the size of one published model (a full-covariance model with
     many components and features can exceed kafka-python's default of 1 MiB). Idempotence
-    requires ``acks: all``.
+    requires ``acks: all``. ``max_block_ms`` bounds how long a send may wait for a topic's
+    metadata and ``delivery_timeout_ms`` how long a record may wait for its acknowledgement
+    (both below kafka-python's defaults of 60 s and 120 s, so that a broker outage is noticed
+    and the producer recreated in time); ``delivery_timeout_ms`` must exceed ``linger_ms`` plus
+    ``kafka.consumer.request_timeout_ms`` (which the producer shares).
 
     Examples
     --------
@@ -200,6 +204,8 @@ class ProducerSettings(_Section):
 
     linger_ms: Annotated[int, Field(ge=0)] = 5
     max_request_size: PositiveInt = 4_194_304
+    max_block_ms: Annotated[int, Field(ge=0)] = 10_000
+    delivery_timeout_ms: PositiveInt = 45_000
     compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
     acks: Literal["all", 0, 1] = "all"
     enable_idempotence: bool = True
@@ -363,6 +369,17 @@ class KafkaSettings(_Section):
             raise PydanticCustomError("config_rule", expected)
         return servers
 
+    @_model_validator(mode="after")
+    def _check_delivery_timeout(self) -> KafkaSettings:
+        least = self.producer.linger_ms + self.consumer.request_timeout_ms
+        if self.producer.delivery_timeout_ms <= least:
+            raise _rule_error(
+                "producer.delivery_timeout_ms",
+                f"expected a value above producer.linger_ms + consumer.request_timeout_ms "
+                f"({least}), received {self.producer.delivery_timeout_ms}",
+            )
+        return self
+
     @field_validator("topics")
     @classmethod
     def _unique_topics(cls, value: list[str]) -> list[str]:
@@ -480,7 +497,9 @@ class OutputSettings(_Section):
 
     A new model version is published after ``publish_every_batches`` batches or
     ``publish_every_seconds`` seconds, whichever comes first. ``dead_letter_topic: null`` drops
-    rejected records (they are still counted).
+    rejected records (they are still counted). A rejected value longer than
+    ``dead_letter_max_bytes`` (default 1,000,000, below Kafka's default ``message.max.bytes``)
+    is truncated in the dead letter, which then says so in its headers.
 
     Examples
     --------
@@ -492,6 +511,7 @@ class OutputSettings(_Section):
     dead_letter_topic: TopicName | None = "streamem.dead-letter"
     publish_every_batches: PositiveInt = 1
     publish_every_seconds: PositiveFloat = 5.0
+    dead_letter_max_bytes: PositiveInt = 1_000_000
 
 
 class BatchingSettings(_Section):
@@ -572,8 +592,18 @@ class ModelSettings(_Section):
 class DriftSettings(_Section):
     """Drift detection on the batch log-likelihood (``drift``).
 
-    With ``response: boost`` a detected drift raises the step size to ``boost_step_size`` for a
-    while, so the model forgets faster; ``none`` only reports it.
+    The detector watches the mean log-likelihood of each micro-batch under the model before the
+    batch is learned, and reports a drift when it falls. With ``response: boost`` a detected
+    drift raises the step size to ``boost_step_size`` for a while, so the model forgets faster
+    (a decreasing ``power`` schedule restarts from there; ``constant`` and ``half_life``
+    schedules do not change); ``none`` only reports it.
+
+    ``min_batches`` batches are watched before a drift can be reported. ``threshold`` is the
+    Page-Hinkley alarm level in nats (the cumulative fall of the batch mean log-likelihood) and
+    ``delta`` its tolerated fall per batch; for ADWIN ``delta`` is the confidence value in
+    (0, 1). ``null`` keeps river's default (0.005 for Page-Hinkley, 0.002 for ADWIN). The noise
+    of a batch mean grows as ``batch_size ** -0.5``: with batches of a few dozen points, raise
+    ``threshold`` (or ``delta``) to avoid false alarms.
 
     Examples
     --------
@@ -585,6 +615,19 @@ class DriftSettings(_Section):
     detector: Literal["page_hinkley", "adwin"] = "page_hinkley"
     response: Literal["boost", "none"] = "boost"
     boost_step_size: Fraction = 0.2
+    min_batches: PositiveInt = 30
+    threshold: PositiveFloat = 10.0
+    delta: PositiveFloat | None = None
+
+    @_model_validator(mode="after")
+    def _check_delta(self) -> DriftSettings:
+        if self.detector == "adwin" and self.delta is not None and not self.delta < 1:
+            raise _rule_error(
+                "delta",
+                f"expected a confidence value in (0, 1) with detector 'adwin', "
+                f"received {self.delta}",
+            )
+        return self
 
 
 class StateSettings(_Section):

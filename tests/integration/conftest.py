@@ -14,18 +14,21 @@ kcat : Kcat (session)
     The kcat client wired to the librdkafka of ``confluent-kafka``.
 topic_name, group_id : str (function)
     Unique names for a test.
+daemons : callable (function)
+    Starts the daemon (``python -m streamem run``) on a config file; stopped at the end.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from streamem.service.broker import EmbeddedBroker, tansu_binary
+from tests.integration.daemon import DaemonProcess
 from tests.integration.servers import Kcat, PrometheusServer, require, unavailable
 
 _HERE = Path(__file__).resolve().parent
@@ -83,3 +86,24 @@ def topic_name(request: pytest.FixtureRequest) -> str:
 def group_id(request: pytest.FixtureRequest) -> str:
     """A consumer group id unique to this test."""
     return _unique(request, "g")
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """Start ``python -m streamem run --config FILE`` processes; all are stopped at the end.
+
+    Call it as ``daemons(config, name="daemon")``: processes of the same name share the log
+    ``tmp_path/<name>.log``, whose end is printed after the test (shown when it fails).
+    """
+    started: list[DaemonProcess] = []
+
+    def start(config: Path, name: str = "daemon") -> DaemonProcess:
+        process = DaemonProcess(config, tmp_path / f"{name}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+    for log in sorted({process.log_path for process in started}):
+        print(f"--- {log}, last 6000 characters:\n{log.read_text()[-6000:]}")

@@ -1,0 +1,680 @@
+"""The daemon: consume, decode + validate, micro-batch, learn, publish, checkpoint, commit.
+
+:class:`Daemon` is the loop; its stages are injected (a :class:`~streamem.service.source.Source`
+factory and a :class:`~streamem.service.publisher.Sink` factory), so that tests can run it on
+in-memory fakes. :func:`run` wires the real ones (kafka-python), the metrics endpoint, logging
+and signal handling; ``streamem run --config FILE.yaml`` calls it.
+
+Exactly-once effect on the model
+--------------------------------
+The daemon keeps, for every assigned partition, the offset below which every record has been
+*settled*: learned into the model (or into its warm-up buffer, which is part of the model's
+state) or rejected. The micro-batch being filled is not in the model yet, so the offset it
+reports for a partition is that of its oldest record still waiting in the batch
+(:meth:`Daemon.model_offsets`). A checkpoint stores the model's complete state together with
+these offsets, atomically, and the offsets are committed to the group only after it.
+
+On assignment the daemon loads the checkpoint of its partition set and seeks every partition to
+its stored offset; so a record below it is in the model exactly once and a record at or above
+it is read (again) and learned exactly once: ``n_seen`` counts every valid point once, whatever
+crashes happened. Dead letters are sent at least once: a checkpoint is written only when every
+dead letter of a record below its offsets was acknowledged, and a record above them that was
+rejected before a crash is rejected (and sent) again after it.
+
+The checkpoint key is the model name plus the sorted assigned partitions
+(:func:`~streamem.service.checkpoint.partition_set_key`): a daemon that owns the same partitions
+again resumes its model; a different partition set (partitions added to a topic, or replicas
+sharing the work, a later step) has its own checkpoint, and a set without one starts a new model
+from ``auto_offset_reset``.
+
+Versions of the published model increase strictly, across restarts and crashes: a checkpoint
+written while running reserves :data:`VERSION_RESERVE` versions ahead (and one is forced before
+more are published), so the versions published after a crash continue above any version
+published before it; after a clean stop they continue without a gap.
+
+Lifecycle
+---------
+SIGTERM or SIGINT makes the loop finish the records of its current poll; the daemon then learns
+the partial batch, publishes, checkpoints, commits, leaves the group and exits with 0. A second
+signal exits at once (the last checkpoint stays valid). While a broker is away the consumer
+reconnects by itself; failed deliveries are retried with a new producer after a growing backoff;
+the model stays in memory and learning resumes when records flow again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
+from typing import Any
+
+from streamem.errors import StreamemError
+from streamem.service.batching import MicroBatcher
+from streamem.service.checkpoint import Checkpoint, CheckpointError, CheckpointStore
+from streamem.service.checkpoint import partition_set_key as _partition_set_key
+from streamem.service.codecs import RecordRejected, decode
+from streamem.service.config import Settings
+from streamem.service.learner import Learner
+from streamem.service.metrics import DaemonMetrics
+from streamem.service.publisher import Publisher, Sink
+from streamem.service.snapshot import build_snapshot, encode_snapshot
+from streamem.service.source import AssignmentHandler, Partition, Record, Source
+
+__all__ = ["VERSION_RESERVE", "Daemon", "run"]
+
+log = logging.getLogger(__name__)
+
+VERSION_RESERVE = 100
+"""Versions a checkpoint reserves ahead of the last published one (see the module docstring)."""
+
+POLL_TIMEOUT_MS = 200
+"""Longest wait of one poll: the loop notices a stop request or a due batch this often."""
+
+PROGRESS_SECONDS = 30.0
+"""How often the loop logs a progress line at INFO."""
+
+_NO_OFFSET = 1 << 62
+_HEADROOM = 64 * 1024  # room for the key, headers and batch overhead under max_request_size
+
+
+class _RateLimited:
+    """Logs at most once per ``period`` seconds per key, counting what it left out."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self._last: dict[str, float] = {}
+        self._skipped: dict[str, int] = {}
+
+    def __call__(self, key: str, level: int, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._last.get(key, -self.period) < self.period:
+            self._skipped[key] = self._skipped.get(key, 0) + 1
+            return
+        skipped = self._skipped.pop(key, 0)
+        self._last[key] = now
+        suffix = f" ({skipped} similar messages left out)" if skipped else ""
+        log.log(level, message + suffix, *args)
+
+
+class Daemon(AssignmentHandler):
+    """The daemon's loop over injected stages.
+
+    Parameters
+    ----------
+    settings
+        The validated configuration.
+    source_factory
+        Builds the consume stage; it receives the daemon as its
+        :class:`~streamem.service.source.AssignmentHandler`.
+    sink_factory
+        Builds a producer for the publish stage (called again after a failed delivery).
+    metrics
+        Where to count; new :class:`~streamem.service.metrics.DaemonMetrics` by default.
+    clock, wall_clock
+        Monotonic time and Unix time in seconds (injectable for tests).
+
+    Examples
+    --------
+    See ``tests/service/test_app.py``: the loop runs there on an in-memory source and sink.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        source_factory: Callable[[AssignmentHandler], Source],
+        sink_factory: Callable[[], Sink],
+        metrics: DaemonMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else DaemonMetrics()
+        self._source_factory = source_factory
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self.batcher = MicroBatcher(
+            settings.batching.batch_size, settings.batching.max_wait_ms, clock=clock
+        )
+        max_bytes = min(
+            settings.output.dead_letter_max_bytes,
+            max(1024, settings.kafka.producer.max_request_size - _HEADROOM),
+        )
+        self.publisher = Publisher(
+            sink_factory,
+            output_topic=settings.output.topic,
+            dead_letter_topic=settings.output.dead_letter_topic,
+            key=settings.model.name,
+            dead_letter_max_bytes=max_bytes,
+            clock=clock,
+        )
+        self.source: Source | None = None
+        self.learner: Learner | None = None
+        self.store: CheckpointStore | None = None
+        self.assigned: tuple[Partition, ...] = ()
+        self.next_offsets: dict[Partition, int] = {}
+        """Per partition, the offset after the last record handled (learned, batched, rejected)."""
+        self.version = 0
+        """Version of the last published snapshot."""
+        self._stop_reason: str | None = None
+        self._fatal: BaseException | None = None
+        self._in_callback = False
+        self._batches_since_publish = 0
+        self._drift_since_publish = False
+        self._last_publish = clock()
+        self._publishes_since_checkpoint = 0
+        self._batches_since_checkpoint = 0
+        self._handled_since_checkpoint = 0
+        self._last_checkpoint = clock()
+        self._last_lag = 0.0
+        self._last_progress = clock()
+        self._progress_consumed = 0
+        self._failures_seen = 0
+        self._limited = _RateLimited(10.0)
+
+    # ---- control ------------------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was requested."""
+        return self._stop_reason is not None
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Make the loop stop after its current turn (safe to call from a signal handler)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    def run(self) -> int:
+        """Run until :meth:`request_stop`; then shut down cleanly and return 0.
+
+        Raises
+        ------
+        StreamemError
+            On a fatal problem: a checkpoint that cannot be read or does not fit the
+            configuration. Bad records, broker outages and failed deliveries are not fatal.
+        """
+        self.start()
+        try:
+            while not self.stopping:
+                self.turn()
+            log.info(
+                "stopping (%s): finishing the batch, publishing and checkpointing",
+                self._stop_reason,
+            )
+            self.shutdown()
+        finally:
+            self.publisher.close(timeout=1.0)
+        return 0
+
+    def start(self) -> None:
+        """Create the source (it joins the group at its first poll)."""
+        if self.source is None:
+            self.source = self._source_factory(self)
+
+    def turn(self) -> None:
+        """One pass of the loop: poll, handle the records, and do what is due."""
+        source = self.source
+        assert source is not None, "run() creates the source"
+        self.metrics.state.heartbeat = self._clock()
+        timeout_ms = POLL_TIMEOUT_MS
+        wait = self.batcher.seconds_until_due()
+        if wait is not None:
+            timeout_ms = min(timeout_ms, int(wait * 1000) + 1)
+        try:
+            polled = source.poll(timeout_ms)
+        except Exception as error:  # kafka-python raises many types while brokers are away
+            self._raise_fatal()
+            self._limited("poll", logging.WARNING, "polling the brokers failed: %s", error)
+            time.sleep(0.5)
+            return
+        self._raise_fatal()
+        if polled:
+            self._handle(polled)
+        if self.batcher.due():
+            self._learn_batch()
+        self.publisher.poll()
+        self._count_failures()
+        now = self._clock()
+        if now - self._last_lag >= 0.5:
+            self._last_lag = now
+            self._watch_partitions()
+        if self._publish_due(now):
+            self.publish()
+        if self._checkpoint_due(now):
+            self.checkpoint()
+        if now - self._last_progress >= PROGRESS_SECONDS:
+            self._progress(now)
+
+    def _raise_fatal(self) -> None:
+        if self._fatal is not None:
+            error, self._fatal = self._fatal, None
+            raise error
+
+    # ---- records ------------------------------------------------------------------------------
+
+    def _handle(self, polled: Mapping[Partition, Sequence[Record]]) -> None:
+        spec = self.settings.input
+        batcher = self.batcher
+        next_offsets = self.next_offsets
+        n_records = 0
+        for partition, records in polled.items():
+            if not records:
+                continue
+            for record in records:
+                try:
+                    points = decode(record.value, spec)
+                except RecordRejected as error:
+                    self._reject(record, error)
+                    continue
+                if batcher.add(points, partition, record.offset):
+                    self._learn_batch()
+            n_records += len(records)
+            next_offsets[partition] = records[-1].offset + 1
+        self.metrics.consumed.inc(n_records)
+        self._handled_since_checkpoint += n_records
+        self._progress_consumed += n_records
+
+    def _reject(self, record: Record, error: RecordRejected) -> None:
+        reason = error.reason.value
+        self.metrics.rejected.labels(reason=reason).inc()
+        self.publisher.reject(record, error)
+        self._limited(
+            f"reject-{reason}",
+            logging.WARNING,
+            "rejected record %s/%d@%d: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            error,
+        )
+
+    def _learn_batch(self) -> None:
+        batch = self.batcher.take()
+        if not len(batch) or self.learner is None:
+            return
+        started = time.perf_counter()
+        outcome = self.learner.learn(batch.points)
+        self.metrics.batch_duration.observe(time.perf_counter() - started)
+        self.metrics.batches.inc()
+        self.metrics.points.inc(len(batch))
+        self.metrics.learned.inc(batch.n_records)
+        self.metrics.state.status = self.learner.status
+        self._batches_since_checkpoint += 1
+        if outcome.learned:
+            self._batches_since_publish += 1
+        if outcome.drift:
+            self._drift_since_publish = True
+
+    def model_offsets(self) -> dict[Partition, int]:
+        """Per partition, the offset below which every record is settled (in the model or
+        rejected) and at or above which no valid record is in the model."""
+        offsets = dict(self.next_offsets)
+        for partition, first in self.batcher.first_offsets.items():
+            offsets[partition] = min(offsets.get(partition, first), first)
+        return offsets
+
+    # ---- publish ------------------------------------------------------------------------------
+
+    def _publish_due(self, now: float) -> bool:
+        if self._batches_since_publish == 0:
+            return False
+        output = self.settings.output
+        return (
+            self._batches_since_publish >= output.publish_every_batches
+            or now - self._last_publish >= output.publish_every_seconds
+        )
+
+    def publish(self) -> bool:
+        """Publish the current model as a new version if it changed; return True if sent."""
+        learner = self.learner
+        if learner is None or self._batches_since_publish == 0 or not learner.status.initialized:
+            return False
+        if self._publishes_since_checkpoint >= VERSION_RESERVE and not self.checkpoint():
+            self._limited(
+                "reserve",
+                logging.WARNING,
+                "not publishing: %d versions were published since the last checkpoint, which "
+                "cannot be written now",
+                self._publishes_since_checkpoint,
+            )
+            return False
+        snapshot = build_snapshot(
+            learner,
+            name=self.settings.model.name,
+            version=self.version + 1,
+            offsets=self.model_offsets(),
+            drift=self._drift_since_publish,
+            timestamp=self._wall_clock(),
+        )
+        self.publisher.publish(encode_snapshot(snapshot))
+        self.version += 1
+        self._publishes_since_checkpoint += 1
+        self._batches_since_publish = 0
+        self._drift_since_publish = False
+        self._last_publish = self._clock()
+        self.metrics.published.inc()
+        self.metrics.state.version = self.version
+        self.metrics.state.last_publish = snapshot["timestamp"]
+        return True
+
+    def _count_failures(self) -> None:
+        failures = self.publisher.failures
+        if failures != self._failures_seen:
+            self.metrics.delivery_failures.inc(failures - self._failures_seen)
+            self._failures_seen = failures
+
+    # ---- checkpoint ---------------------------------------------------------------------------
+
+    def _checkpoint_due(self, now: float) -> bool:
+        if self._handled_since_checkpoint == 0 and self._batches_since_checkpoint == 0:
+            return False
+        state = self.settings.state
+        return (
+            self._batches_since_checkpoint >= state.checkpoint_every_batches
+            or now - self._last_checkpoint >= state.checkpoint_every_seconds
+        )
+
+    def checkpoint(self, *, final: bool = False, settle_timeout: float = 1.0) -> bool:
+        """Write the model and its offsets atomically, then commit the offsets to the group.
+
+        Every dead letter of a record below the offsets must be acknowledged first (the call
+        waits up to ``settle_timeout`` seconds); otherwise nothing is written and False is
+        returned (the previous checkpoint stays valid, the next due time tries again).
+
+        Parameters
+        ----------
+        final
+            The daemon stops after this checkpoint and publishes nothing more: store the exact
+            version instead of reserving versions ahead.
+        settle_timeout
+            Seconds to wait for the acknowledgements of dead letters and snapshots.
+        """
+        if self.store is None or self.learner is None:
+            return False
+        self.publisher.settle(settle_timeout)
+        self._count_failures()
+        offsets = self.model_offsets()
+        unsettled = {
+            partition: offset
+            for partition, offset in self.publisher.unsettled_offsets().items()
+            if offset < offsets.get(partition, _NO_OFFSET)
+        }
+        if unsettled:
+            self._limited(
+                "deferred",
+                logging.WARNING,
+                "checkpoint deferred: dead letters of %s are not acknowledged yet",
+                ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(unsettled.items())),
+            )
+            return False
+        version = self.version if final else self.version + VERSION_RESERVE
+        try:
+            self.store.save(
+                Checkpoint(
+                    model=self.learner.state_dict(),
+                    offsets=offsets,
+                    version=version,
+                    created_at=self._wall_clock(),
+                )
+            )
+        except CheckpointError as error:
+            self._limited("checkpoint", logging.ERROR, "%s", error)
+            return False
+        self.metrics.checkpoints.inc()
+        self.metrics.state.last_checkpoint = self._wall_clock()
+        self._publishes_since_checkpoint = 0
+        self._batches_since_checkpoint = 0
+        self._handled_since_checkpoint = 0
+        self._last_checkpoint = self._clock()
+        if self.source is not None and not self._in_callback:
+            self.source.commit(offsets)
+        log.debug("checkpoint written: version %d, offsets %s", version, offsets)
+        return True
+
+    # ---- partitions ---------------------------------------------------------------------------
+
+    def on_assigned(self, partitions: Sequence[Partition]) -> Mapping[Partition, int]:
+        """Restore the partition set's checkpoint; return where to read each partition."""
+        self._in_callback = True
+        try:
+            return self._assign(tuple(sorted(partitions)))
+        except BaseException as error:
+            self._fatal = error  # kafka-python swallows it into a KafkaError: re-raised by turn()
+            raise
+        finally:
+            self._in_callback = False
+
+    def _assign(self, partitions: tuple[Partition, ...]) -> dict[Partition, int]:
+        settings = self.settings
+        if not partitions:
+            log.info("no partition assigned: waiting")
+            self.assigned = ()
+            self.metrics.state.ready = False
+            self.metrics.state.lag = {}
+            return {}
+        key = _partition_set_key(settings.model.name, partitions)
+        if self.store is not None and self.store.key == key and self.learner is not None:
+            log.info("partitions %s assigned again: resuming", _names(partitions))
+        else:
+            self.batcher.discard()
+            self.store = CheckpointStore(settings.state.dir, key)
+            checkpoint = self.store.load()
+            if checkpoint is None:
+                log.info(
+                    "partitions %s assigned; no checkpoint %s: a new model learns from the %s "
+                    "offsets",
+                    _names(partitions),
+                    self.store.path,
+                    settings.kafka.consumer.auto_offset_reset,
+                )
+                self.learner = Learner(settings.model, settings.drift, settings.input.features)
+                self.next_offsets = {}
+                self.version = 0
+            else:
+                self.learner = Learner.from_state(
+                    checkpoint.model, settings.model, settings.drift, settings.input.features
+                )
+                self.next_offsets = {
+                    p: o for p, o in checkpoint.offsets.items() if p in set(partitions)
+                }
+                self.version = checkpoint.version
+                log.info(
+                    "partitions %s assigned; restored checkpoint %s: n_seen=%d, version=%d, "
+                    "offsets %s",
+                    _names(partitions),
+                    self.store.path,
+                    self.learner.status.n_seen,
+                    self.version,
+                    self.next_offsets,
+                )
+            self._batches_since_publish = 0
+            self._publishes_since_checkpoint = 0
+            self._batches_since_checkpoint = 0
+            self._handled_since_checkpoint = 0
+            self.metrics.state.status = self.learner.status
+            self.metrics.state.version = self.version
+        self.assigned = partitions
+        self.metrics.state.ready = True
+        self.metrics.state.lag = {p: 0 for p in partitions}
+        return {p: o for p, o in self.next_offsets.items() if p in partitions}
+
+    def on_revoked(self, partitions: Sequence[Partition]) -> None:
+        """Learn the open batch, publish and checkpoint before the partitions go away."""
+        self._in_callback = True
+        try:
+            self.metrics.state.ready = False
+            if self.learner is None:
+                return
+            self._learn_batch()
+            self.publish()
+            if self._handled_since_checkpoint or self._batches_since_checkpoint:
+                log.info("partitions %s revoked: checkpointing", _names(partitions))
+                self.checkpoint()
+            else:
+                log.info("partitions %s revoked (the checkpoint is current)", _names(partitions))
+        except Exception as error:  # never let kafka-python swallow it silently
+            log.exception("saving the state at revocation failed: %s", error)
+        finally:
+            self._in_callback = False
+
+    @property
+    def _reads_from_start(self) -> bool:
+        return self.settings.kafka.consumer.auto_offset_reset == "earliest"
+
+    def _watch_partitions(self) -> None:
+        """Update the lag, and re-read a partition whose log end fell below our position."""
+        source = self.source
+        if source is None or not self.assigned:
+            return
+        lag: dict[Partition, int] = {}
+        for partition in self.assigned:
+            end = source.highwater(partition)
+            position = self.next_offsets.get(partition)
+            if end is None or position is None:  # nothing read yet
+                lag[partition] = end if end is not None and self._reads_from_start else 0
+                continue
+            if end < position and partition not in self.batcher.first_offsets:
+                # Only a recreated or truncated topic does that (a Kafka broker answers
+                # OFFSET_OUT_OF_RANGE and the client resets; a memory-only test broker does not).
+                log.warning(
+                    "partition %s/%d ends at offset %d, below the next offset to read (%d): the "
+                    "topic was recreated or truncated; reading it from the %s offset",
+                    partition[0],
+                    partition[1],
+                    end,
+                    position,
+                    self.settings.kafka.consumer.auto_offset_reset,
+                )
+                del self.next_offsets[partition]
+                source.seek(partition, None)
+                lag[partition] = end
+                continue
+            lag[partition] = max(0, end - position)
+        self.metrics.state.lag = lag
+
+    # ---- shutdown -----------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Learn the open batch, publish, checkpoint, commit and close the source."""
+        source = self.source
+        if self.learner is not None and self.assigned:
+            self._learn_batch()
+            self.publish()
+            if not self.checkpoint(final=True, settle_timeout=2.0):
+                log.warning(
+                    "the final checkpoint was not written (dead letters not acknowledged); "
+                    "the records after the previous checkpoint will be read again at restart"
+                )
+        if source is not None:
+            self._in_callback = True  # the revocation callback must not commit on close
+            try:
+                commit_sync = getattr(source, "commit_sync", None)
+                if commit_sync is not None and self.store is not None:
+                    commit_sync(self.model_offsets())
+                source.close()
+            finally:
+                self._in_callback = False
+        log.info(
+            "stopped: n_seen=%d, version=%d",
+            self.learner.status.n_seen if self.learner is not None else 0,
+            self.version,
+        )
+
+    def _progress(self, now: float) -> None:
+        elapsed = now - self._last_progress
+        status = self.learner.status if self.learner is not None else None
+        log.info(
+            "%.0f records/s; n_seen=%d, version=%d, lag=%d, pending dead letters=%d",
+            self._progress_consumed / elapsed if elapsed > 0 else 0.0,
+            status.n_seen if status is not None else 0,
+            self.version,
+            sum(self.metrics.state.lag.values()),
+            self.publisher.n_pending,
+        )
+        self._last_progress = now
+        self._progress_consumed = 0
+
+
+def _names(partitions: Sequence[Partition]) -> str:
+    return ", ".join(f"{topic}/{partition}" for topic, partition in partitions) or "(none)"
+
+
+def run(settings: Settings) -> int:
+    """Run the daemon with Kafka, the metrics endpoint, logging and signal handling.
+
+    Parameters
+    ----------
+    settings
+        The validated configuration (:func:`streamem.service.config.load_config`).
+
+    Returns
+    -------
+    int
+        The exit code: 0 after a stop requested by SIGTERM or SIGINT.
+    """
+    import prometheus_client
+
+    from streamem.service.logs import configure_logging
+    from streamem.service.metrics import MetricsServer
+    from streamem.service.publisher import KafkaSink
+    from streamem.service.source import KafkaSource
+
+    configure_logging(settings.logging.level, settings.logging.format)
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+    metrics = DaemonMetrics()
+    server = None
+    if settings.metrics.enabled:
+        server = MetricsServer(metrics, settings.metrics.address, settings.metrics.port)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics.address, server.port)
+
+    producer_kwargs = settings.producer_kwargs()
+    daemon = Daemon(
+        settings,
+        source_factory=lambda handler: KafkaSource(
+            settings.kafka.topics,
+            settings.consumer_kwargs(),
+            handler,
+            stop_requested=lambda: daemon.stopping,
+        ),
+        sink_factory=lambda: KafkaSink(producer_kwargs),
+        metrics=metrics,
+    )
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if daemon.stopping:
+            log.warning("second %s: exiting at once (the last checkpoint stays valid)", name)
+            logging.shutdown()
+            os._exit(128 + signum)
+        daemon.request_stop(name)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, on_signal)
+    log.info(
+        "streamem daemon: model %r, topics %s on %s, group %r, state in %s",
+        settings.model.name,
+        settings.kafka.topics,
+        ",".join(settings.kafka.bootstrap_servers),
+        settings.kafka.group_id,
+        settings.state.dir,
+    )
+    try:
+        return daemon.run()
+    except StreamemError:
+        raise
+    except Exception as error:
+        if daemon.stopping:  # e.g. the brokers were never reached before the stop request
+            log.warning("stopped before the daemon was running: %s", error)
+            return 0
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if server is not None:
+            server.close()

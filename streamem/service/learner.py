@@ -1,0 +1,451 @@
+"""The learn and monitor stages: one stepwise EM update per micro-batch, and drift detection.
+
+:class:`Learner` owns the :class:`~streamem.models.gaussian_mixture.GaussianMixture` built from
+the ``model`` section, feeds it micro-batches, and watches the mean log-likelihood of each batch
+(computed under the parameters *before* the batch is learned, so it measures how well the model
+predicts new data) with a river drift detector. Its whole state, the model's warm-up buffer and
+the detector included, round-trips through :meth:`Learner.state_dict` /
+:meth:`Learner.from_state`, which the checkpoint stores.
+
+The number of points the model learned is ``n_seen``; points can also be *dropped*: a mini-batch
+that the engine refuses as degenerate (the previous parameters are kept) or whose update fails.
+Every point given to :meth:`Learner.learn` is in exactly one of ``n_seen``, the warm-up buffer
+(before the first initialisation) and ``n_dropped``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from river import drift as river_drift
+
+from streamem.engine.monitor import MonitorRecord
+from streamem.engine.schedules import Constant, HalfLife, PowerDecay, Schedule
+from streamem.errors import RefusedUpdateWarning, StreamemError
+from streamem.models.gaussian_mixture import GaussianMixture
+from streamem.service.codecs import Decoded
+from streamem.service.config import DriftSettings, ModelSettings, ScheduleSettings
+
+__all__ = [
+    "AVERAGING_START",
+    "DRIFT_HISTORY",
+    "BatchOutcome",
+    "DriftMonitor",
+    "Learner",
+    "LearnerStateError",
+    "LearnerStatus",
+    "build_schedule",
+]
+
+log = logging.getLogger(__name__)
+
+AVERAGING_START = 20
+"""With ``model.averaging``, Polyak-Ruppert averaging starts at this update (the first updates
+come from a rough initialisation and would bias the average)."""
+
+DRIFT_HISTORY = 1000
+"""Number of recent detector inputs kept in the state; a restored detector replays them."""
+
+_FORMAT = "streamem.daemon.learner"
+_FORMAT_VERSION = 1
+# Hyper-parameters whose change makes a checkpoint unusable (the statistics' shapes differ).
+_STRUCTURAL = ("n_components", "covariance_type")
+
+
+class LearnerStateError(StreamemError):
+    """A stored learner state cannot be used with this configuration; the message says why."""
+
+
+def build_schedule(settings: ScheduleSettings) -> Schedule:
+    """Return the step-size schedule that ``model.schedule`` describes.
+
+    Examples
+    --------
+    >>> build_schedule(ScheduleSettings(kind="half_life", half_life=500))
+    HalfLife(half_life=500.0)
+    >>> build_schedule(ScheduleSettings())
+    PowerDecay(alpha=0.6, t0=2.0)
+    """
+    if settings.kind == "power":
+        return PowerDecay(alpha=settings.alpha, t0=settings.t0)
+    if settings.kind == "constant":
+        return Constant(settings.step_size)
+    return HalfLife(settings.half_life)
+
+
+class DriftMonitor:
+    """A river drift detector watching for a *fall* of the batch mean log-likelihood.
+
+    ``page_hinkley`` runs :class:`river.drift.PageHinkley` in ``down`` mode. ``adwin`` runs
+    :class:`river.drift.ADWIN` (checking at every batch) and reports a change only when the mean
+    of its window fell: a rising log-likelihood is the model improving, not a drift.
+
+    Both river detectors start over after a detection, so their state is a function of the
+    inputs since the last detection; :meth:`state_dict` keeps the last :data:`DRIFT_HISTORY`
+    of them and :meth:`load_state_dict` replays them (exact unless more batches than that
+    passed since the last detection).
+
+    Parameters
+    ----------
+    settings
+        The ``drift`` section.
+
+    Examples
+    --------
+    >>> monitor = DriftMonitor(DriftSettings(min_batches=5, threshold=5.0))
+    >>> [monitor.update(-3.0) for _ in range(10)].count(True)
+    0
+    >>> [monitor.update(-6.0) for _ in range(5)].index(True)
+    1
+    """
+
+    def __init__(self, settings: DriftSettings) -> None:
+        self.settings = settings
+        self.history: deque[float] = deque(maxlen=DRIFT_HISTORY)
+        self._detector = self._new_detector()
+
+    def _new_detector(self) -> Any:
+        s = self.settings
+        if s.detector == "adwin":
+            delta = 0.002 if s.delta is None else s.delta
+            return river_drift.ADWIN(  # type: ignore[no-untyped-call]
+                delta=delta, clock=1, grace_period=s.min_batches
+            )
+        return river_drift.PageHinkley(
+            min_instances=s.min_batches,
+            delta=0.005 if s.delta is None else s.delta,
+            threshold=s.threshold,
+            mode="down",
+        )
+
+    def update(self, mean_log_likelihood: float) -> bool:
+        """Watch one batch's mean log-likelihood; return True if a drift is detected."""
+        detector = self._detector
+        before = detector.estimation if self.settings.detector == "adwin" else 0.0
+        detector.update(mean_log_likelihood)
+        if not detector.drift_detected:
+            self.history.append(mean_log_likelihood)
+            return False
+        self.history.clear()  # the detector starts over at its next update
+        if self.settings.detector == "adwin":
+            return bool(detector.estimation < before)
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        """The inputs since the last detection (at most :data:`DRIFT_HISTORY`)."""
+        return {"detector": self.settings.detector, "history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Rebuild the detector by replaying the stored inputs (see the class docstring)."""
+        self._detector = self._new_detector()
+        self.history.clear()
+        if state.get("detector") != self.settings.detector:
+            return  # the configuration changed detector: start it afresh
+        for value in state["history"]:
+            self.update(float(value))
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What happened to one micro-batch.
+
+    Attributes
+    ----------
+    n_points
+        Points in the batch.
+    learned
+        Whether the model made an update (False while warming up, or if the update was refused).
+    record
+        The monitor's record of the update (None if no update).
+    drift
+        Whether the drift detector fired on this batch.
+    """
+
+    n_points: int
+    learned: bool
+    record: MonitorRecord | None = None
+    drift: bool = False
+
+
+@dataclass(frozen=True)
+class LearnerStatus:
+    """An immutable view of the learner after a batch, safe to read from another thread.
+
+    Attributes
+    ----------
+    initialized
+        Whether the model has parameters (the warm-up is over).
+    n_seen
+        Points learned by the model.
+    n_warmup
+        Points waiting in the warm-up buffer.
+    n_dropped
+        Points of refused or failed updates.
+    n_updates
+        Stepwise updates of the model (micro-batches learned).
+    weights
+        Component weights, shape ``(n_components,)`` (empty before initialisation).
+    record
+        The monitor's newest record.
+    converged
+        The monitor's convergence flag.
+    drift_events
+        Drifts detected so far.
+    drift
+        Whether the newest batch triggered a drift.
+    """
+
+    initialized: bool = False
+    n_seen: int = 0
+    n_warmup: int = 0
+    n_dropped: int = 0
+    n_updates: int = 0
+    weights: tuple[float, ...] = ()
+    record: MonitorRecord | None = None
+    converged: bool = False
+    drift_events: int = 0
+    drift: bool = False
+
+
+@dataclass
+class _Counters:
+    n_dropped: int = 0
+    drift_events: int = 0
+    last_drift: bool = False
+
+
+class Learner:
+    """Learns micro-batches with stepwise EM and watches them for drift.
+
+    Parameters
+    ----------
+    model
+        The ``model`` section (family hyper-parameters, schedule, seed).
+    drift
+        The ``drift`` section.
+    features
+        The feature names (``input.features``); their number is the dimension.
+
+    Examples
+    --------
+    >>> from streamem.synthetic import SensorModes
+    >>> learner = Learner(ModelSettings(init_size=1000), DriftSettings(), ["temp", "hum", "vib"])
+    >>> X, _ = SensorModes.default().sample(2000, np.random.default_rng(0))
+    >>> [learner.learn(batch).learned for batch in np.split(X, 4)]
+    [False, True, True, True]
+    >>> status = learner.status
+    >>> status.n_seen, status.n_updates, round(sum(status.weights), 6)
+    (2000, 3, 1.0)
+    >>> restored = Learner.from_state(learner.state_dict(), ModelSettings(init_size=1000),
+    ...                               DriftSettings(), ["temp", "hum", "vib"])
+    >>> restored.status == status
+    True
+    """
+
+    def __init__(
+        self, model: ModelSettings, drift: DriftSettings, features: list[str] | tuple[str, ...]
+    ) -> None:
+        self.settings = model
+        self.drift_settings = drift
+        self.features = tuple(features)
+        self.model = GaussianMixture(
+            n_components=model.n_components,
+            covariance_type=model.covariance_type,
+            reg_covar=model.reg_covar,
+            init_size=model.init_size,
+            n_init=model.n_init,
+            random_state=model.seed,
+            schedule=build_schedule(model.schedule),
+            averaging_start=AVERAGING_START if model.averaging else None,
+        )
+        self.drift = DriftMonitor(drift) if drift.enabled else None
+        self._counters = _Counters()
+        self.status = LearnerStatus()
+
+    # ---- learning -----------------------------------------------------------------------------
+
+    @property
+    def initialized(self) -> bool:
+        """Whether the model has parameters."""
+        return hasattr(self.model, "engine_") and bool(self.model.engine_.initialized)
+
+    def _points(self) -> tuple[int, int]:
+        model = self.model
+        n_seen = int(model.engine_.n_seen) if hasattr(model, "engine_") else 0
+        n_warmup = len(model.warmup_) if hasattr(model, "warmup_") else 0
+        return n_seen, n_warmup
+
+    def learn(self, X: Decoded) -> BatchOutcome:
+        """Learn one micro-batch of shape ``(n_points, n_features)`` (NaN = missing).
+
+        The first points fill the warm-up buffer until ``model.init_size`` of them arrived; the
+        model then initialises and makes its first update with all of them. A degenerate batch
+        is refused (the previous parameters are kept) and its points counted as dropped; an
+        error in the update is logged and its points dropped too: bad data never stops the
+        learner.
+        """
+        model = self.model
+        n_seen, n_warmup = self._points()
+        last = model.engine_.monitor.last if hasattr(model, "engine_") else None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RefusedUpdateWarning)
+                if hasattr(model, "engine_"):
+                    model.learn(X)
+                else:
+                    model.partial_fit(X)
+        except (StreamemError, ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
+            log.error("the update with a batch of %d points failed, dropped: %s", len(X), error)
+        new_seen, new_warmup = self._points()
+        dropped = n_seen + n_warmup + len(X) - new_seen - new_warmup
+        if dropped > 0:
+            self._counters.n_dropped += dropped
+            log.warning(
+                "dropped %d points: the engine refused a degenerate batch and kept the "
+                "previous parameters",
+                dropped,
+            )
+        record = model.engine_.monitor.last if hasattr(model, "engine_") else None
+        learned = record is not None and record is not last
+        drift = False
+        if learned and record is not None and self.drift is not None:
+            drift = self.drift.update(record.mean_log_likelihood)
+            if drift:
+                self._on_drift(record)
+        self._counters.last_drift = drift
+        self.status = self._status(record)
+        return BatchOutcome(len(X), learned, record if learned else None, drift)
+
+    def _on_drift(self, record: MonitorRecord) -> None:
+        self._counters.drift_events += 1
+        boost = self.drift_settings.response == "boost"
+        log.warning(
+            "drift detected at update %d (batch mean log-likelihood %.4g, smoothed %.4g)%s",
+            record.batch,
+            record.mean_log_likelihood,
+            record.smoothed_log_likelihood,
+            f"; step size raised to {self.drift_settings.boost_step_size}" if boost else "",
+        )
+        if boost:
+            self.model.engine_.restart_schedule(self.drift_settings.boost_step_size)
+
+    def _status(self, record: MonitorRecord | None) -> LearnerStatus:
+        n_seen, n_warmup = self._points()
+        initialized = self.initialized and hasattr(self.model, "weights_")
+        return LearnerStatus(
+            initialized=initialized,
+            n_seen=n_seen,
+            n_warmup=n_warmup,
+            n_dropped=self._counters.n_dropped,
+            n_updates=int(self.model.engine_.step) if hasattr(self.model, "engine_") else 0,
+            weights=tuple(float(w) for w in self.model.weights_) if initialized else (),
+            record=record,
+            converged=bool(getattr(self.model, "converged_", False)),
+            drift_events=self._counters.drift_events,
+            drift=self._counters.last_drift,
+        )
+
+    def next_step_size(self, batch_size: int) -> float:
+        """The step size the next update of ``batch_size`` points will take."""
+        if not hasattr(self.model, "engine_"):
+            return 1.0
+        return float(self.model.engine_.next_step_size(batch_size))
+
+    # ---- state --------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The learner's whole state as JSON data (no NaN, no infinities).
+
+        It holds the model's :meth:`~GaussianMixture.to_dict` (statistics, counters, warm-up
+        buffer, monitor), the drift detector's recent inputs and the learner's counters.
+        """
+        estimator = self.model.to_dict()
+        state = estimator.get("state")
+        if state is not None and not math.isfinite(state.get("lower_bound", 0.0)):
+            # GaussianMixture.to_dict writes lower_bound=-inf while it warms up; JSON has no
+            # infinities, and from_dict reads lower_bound only once initialised.
+            state["lower_bound"] = None
+        return {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "features": list(self.features),
+            "estimator": estimator,
+            "drift": None if self.drift is None else self.drift.state_dict(),
+            "counters": {
+                "n_dropped": self._counters.n_dropped,
+                "drift_events": self._counters.drift_events,
+                "last_drift": self._counters.last_drift,
+            },
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: dict[str, Any],
+        model: ModelSettings,
+        drift: DriftSettings,
+        features: list[str] | tuple[str, ...],
+    ) -> Learner:
+        """Rebuild a learner from :meth:`state_dict`'s output.
+
+        The stored hyper-parameters win over ``model`` (a warning lists the differences), except
+        that a different number of components, covariance type or feature list is an error:
+        the stored statistics cannot be used with them.
+
+        Raises
+        ------
+        LearnerStateError
+            If the state is not a learner state or does not fit the configuration.
+        """
+        learner = cls(model, drift, features)
+        if state.get("format") != _FORMAT or state.get("format_version") != _FORMAT_VERSION:
+            raise LearnerStateError(
+                f"expected a {_FORMAT} state of format_version {_FORMAT_VERSION}, received "
+                f"format {state.get('format')!r} version {state.get('format_version')!r}"
+            )
+        if list(state["features"]) != list(features):
+            raise LearnerStateError(
+                f"input.features: the checkpoint was written for {state['features']}, the "
+                f"configuration says {list(features)}; restore the configuration or delete "
+                f"the checkpoint to start the model over"
+            )
+        stored = dict(state["estimator"]["hyperparameters"])
+        wanted = learner.model.to_dict()["hyperparameters"]
+        for name in _STRUCTURAL:
+            if stored.get(name) != wanted.get(name):
+                raise LearnerStateError(
+                    f"model.{name}: the checkpoint was written with {stored.get(name)!r}, the "
+                    f"configuration says {wanted.get(name)!r}; restore the configuration or "
+                    f"delete the checkpoint to start the model over"
+                )
+        changed = {k: (stored.get(k), v) for k, v in wanted.items() if stored.get(k) != v}
+        if changed:
+            log.warning(
+                "the checkpoint's model hyper-parameters differ from the configuration and are "
+                "kept: %s (checkpoint, configuration)",
+                changed,
+            )
+        estimator = state["estimator"]
+        if estimator.get("state") is not None and estimator["state"].get("lower_bound") is None:
+            estimator = {**estimator, "state": {**estimator["state"], "lower_bound": -math.inf}}
+        try:
+            learner.model = GaussianMixture.from_dict(estimator)
+        except (KeyError, TypeError, ValueError) as error:
+            raise LearnerStateError(f"the stored model cannot be read: {error}") from error
+        if learner.drift is not None and state.get("drift") is not None:
+            learner.drift.load_state_dict(state["drift"])
+        counters = state["counters"]
+        learner._counters = _Counters(
+            n_dropped=int(counters["n_dropped"]),
+            drift_events=int(counters["drift_events"]),
+            last_drift=bool(counters["last_drift"]),
+        )
+        last = learner.model.engine_.monitor.last if hasattr(learner.model, "engine_") else None
+        learner.status = learner._status(last)
+        return learner

@@ -1,0 +1,328 @@
+"""Prometheus metrics of the daemon, and the HTTP endpoint that serves them.
+
+Counters and the batch-duration histogram are updated by the daemon as it works. Values that
+describe the model (log-likelihood, step size, component weights, ...) and the consumer lag are
+read at scrape time by a custom collector from :class:`MetricsState`, whose attributes the daemon
+replaces with immutable values, so a scrape never sees a half-updated model. Every metric lives in
+the daemon's own :class:`~prometheus_client.CollectorRegistry`.
+
+Counters (``streamem_..._total``): ``records_consumed`` (records read), ``records_rejected``
+(label ``reason``: sent to the dead letters), ``records_learned`` (valid records whose points were
+learned), ``points_learned``, ``batches``, ``delivery_failures`` (the producer is recreated),
+``checkpoints``, ``published`` (snapshots), ``drift_events`` (in the model's lifetime, kept in
+the checkpoint). Histogram: ``streamem_batch_duration_seconds`` (time to learn one micro-batch).
+
+Gauges read from the model: ``streamem_batch_mean_log_likelihood`` (per point, of the last batch,
+before learning it), ``streamem_smoothed_log_likelihood``, ``streamem_log_likelihood_change``,
+``streamem_parameter_change``, ``streamem_step_size`` (of the last update),
+``streamem_component_weight`` (label ``component``), ``streamem_converged`` and
+``streamem_drift`` (0 or 1), ``streamem_model_points_seen`` (``n_seen``),
+``streamem_model_warmup_points``, ``streamem_model_version`` (last published).
+
+Gauges of the consumer and the outputs: ``streamem_consumer_lag_records`` (labels ``topic``,
+``partition``: log end offset minus position), ``streamem_assigned_partitions``,
+``streamem_last_checkpoint_timestamp_seconds``, ``streamem_last_publish_timestamp_seconds``.
+
+:class:`MetricsServer` serves ``/metrics`` and two probes: ``/healthz`` (200 while the daemon's
+loop keeps turning) and ``/readyz`` (200 once partitions are assigned and their state restored).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from streamem.service.codecs import RejectReason
+from streamem.service.learner import LearnerStatus
+from streamem.service.source import Partition
+
+__all__ = ["DaemonMetrics", "MetricsServer", "MetricsState"]
+
+log = logging.getLogger(__name__)
+
+_BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class MetricsState:
+    """What the collector reads at scrape time; the daemon replaces each attribute whole.
+
+    Attributes
+    ----------
+    status
+        The learner's newest :class:`~streamem.service.learner.LearnerStatus`.
+    version
+        Version of the last published snapshot (0: none yet).
+    lag
+        Records not yet read, per partition.
+    last_checkpoint, last_publish
+        Unix times (None: never).
+    ready
+        Whether partitions are assigned and their state restored.
+    heartbeat
+        Monotonic time of the daemon loop's last turn.
+    """
+
+    status: LearnerStatus = field(default_factory=LearnerStatus)
+    version: int = 0
+    lag: Mapping[Partition, int] = field(default_factory=dict)
+    last_checkpoint: float | None = None
+    last_publish: float | None = None
+    ready: bool = False
+    heartbeat: float = field(default_factory=time.monotonic)
+
+
+def _gauge(name: str, documentation: str, value: float | None) -> GaugeMetricFamily | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+class _StateCollector(Collector):
+    """Reads :class:`MetricsState` at scrape time."""
+
+    def __init__(self, state: MetricsState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.state
+        status = state.status
+        record = status.record
+        if record is not None:
+            for name, doc, value in (
+                (
+                    "streamem_batch_mean_log_likelihood",
+                    "Mean log-likelihood per point of the last micro-batch, before learning it.",
+                    record.mean_log_likelihood,
+                ),
+                (
+                    "streamem_smoothed_log_likelihood",
+                    "Exponentially smoothed batch mean log-likelihood.",
+                    record.smoothed_log_likelihood,
+                ),
+                (
+                    "streamem_log_likelihood_change",
+                    "Change of the smoothed log-likelihood at the last update.",
+                    record.change,
+                ),
+                (
+                    "streamem_parameter_change",
+                    "Largest parameter change of the last update.",
+                    record.parameter_change,
+                ),
+                ("streamem_step_size", "Step size of the last update.", record.step_size),
+            ):
+                metric = _gauge(name, doc, value)
+                if metric is not None:
+                    yield metric
+        if status.weights:
+            weights = GaugeMetricFamily(
+                "streamem_component_weight", "Weight of a mixture component.", labels=["component"]
+            )
+            for index, weight in enumerate(status.weights):
+                weights.add_metric([str(index)], float(weight))
+            yield weights
+        yield GaugeMetricFamily(
+            "streamem_converged",
+            "1 if the convergence monitor says the model converged.",
+            value=float(status.converged),
+        )
+        yield GaugeMetricFamily(
+            "streamem_drift",
+            "1 if the last micro-batch triggered a drift.",
+            value=float(status.drift),
+        )
+        yield CounterMetricFamily(
+            "streamem_drift_events",
+            "Drifts detected in the model's lifetime (kept in the checkpoint).",
+            value=float(status.drift_events),
+        )
+        yield GaugeMetricFamily(
+            "streamem_model_points_seen", "Points learned by the model.", value=float(status.n_seen)
+        )
+        yield GaugeMetricFamily(
+            "streamem_model_warmup_points",
+            "Points waiting for the model's first initialisation.",
+            value=float(status.n_warmup),
+        )
+        yield GaugeMetricFamily(
+            "streamem_model_version",
+            "Version of the last published model snapshot.",
+            value=float(state.version),
+        )
+        lag = GaugeMetricFamily(
+            "streamem_consumer_lag_records",
+            "Records of a partition not yet read: log end offset minus position.",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), value in sorted(state.lag.items()):
+            lag.add_metric([topic, str(partition)], float(value))
+        yield lag
+        yield GaugeMetricFamily(
+            "streamem_assigned_partitions",
+            "Input partitions this daemon owns.",
+            value=float(len(state.lag)),
+        )
+        for name, doc, stamp in (
+            (
+                "streamem_last_checkpoint_timestamp_seconds",
+                "Unix time of the last checkpoint.",
+                state.last_checkpoint,
+            ),
+            (
+                "streamem_last_publish_timestamp_seconds",
+                "Unix time of the last published model snapshot.",
+                state.last_publish,
+            ),
+        ):
+            if stamp is not None:
+                yield GaugeMetricFamily(name, doc, value=stamp)
+
+
+class DaemonMetrics:
+    """The daemon's metrics in their own registry.
+
+    Parameters
+    ----------
+    registry
+        Where to register them; a new :class:`~prometheus_client.CollectorRegistry` by default.
+
+    Examples
+    --------
+    >>> metrics = DaemonMetrics()
+    >>> metrics.consumed.inc(3)
+    >>> metrics.rejected.labels(reason="malformed").inc()
+    >>> metrics.registry.get_sample_value("streamem_records_consumed_total")
+    3.0
+    >>> metrics.registry.get_sample_value("streamem_records_rejected_total",
+    ...                                   {"reason": "empty"})
+    0.0
+    >>> metrics.state.version = 7
+    >>> metrics.registry.get_sample_value("streamem_model_version")
+    7.0
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter(
+            "streamem_records_consumed", "Records read from the input topics.", registry=r
+        )
+        self.rejected = Counter(
+            "streamem_records_rejected",
+            "Records rejected (sent to the dead-letter topic), by reason.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in RejectReason:  # every reason exists from the start, at 0
+            self.rejected.labels(reason=reason.value)
+        self.learned = Counter(
+            "streamem_records_learned",
+            "Valid records whose points were given to the model.",
+            registry=r,
+        )
+        self.points = Counter("streamem_points_learned", "Points given to the model.", registry=r)
+        self.batches = Counter("streamem_batches", "Micro-batches given to the model.", registry=r)
+        self.batch_duration = Histogram(
+            "streamem_batch_duration_seconds",
+            "Time to learn one micro-batch.",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.delivery_failures = Counter(
+            "streamem_delivery_failures",
+            "Failed deliveries of snapshots or dead letters (the producer is recreated).",
+            registry=r,
+        )
+        self.checkpoints = Counter("streamem_checkpoints", "Checkpoints written.", registry=r)
+        self.published = Counter("streamem_published", "Model snapshots published.", registry=r)
+        self.state = MetricsState()
+        r.register(_StateCollector(self.state))
+
+    def exposition(self) -> bytes:
+        """The metrics in the Prometheus text format."""
+        return bytes(generate_latest(self.registry))
+
+
+class MetricsServer:
+    """Serves ``/metrics``, ``/healthz`` and ``/readyz`` over HTTP in a background thread.
+
+    Parameters
+    ----------
+    metrics
+        The metrics to serve.
+    address, port
+        Where to listen; port 0 picks a free port (see :attr:`port`).
+    stale_after
+        ``/healthz`` fails when the loop's heartbeat is older than this many seconds.
+
+    Examples
+    --------
+    >>> import urllib.request
+    >>> server = MetricsServer(DaemonMetrics(), "127.0.0.1", 0)
+    >>> with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics") as response:
+    ...     b"streamem_records_consumed_total 0.0" in response.read()
+    True
+    >>> server.close()
+    """
+
+    def __init__(
+        self, metrics: DaemonMetrics, address: str, port: int, *, stale_after: float = 60.0
+    ) -> None:
+        self.metrics = metrics
+        self.stale_after = stale_after
+        handler = _handler(metrics, self._healthy)
+        self._server = ThreadingHTTPServer((address, port), handler)
+        self._server.daemon_threads = True
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="streamem-metrics", daemon=True
+        )
+        self._thread.start()
+
+    def _healthy(self) -> bool:
+        return time.monotonic() - self.metrics.state.heartbeat < self.stale_after
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(metrics: DaemonMetrics, healthy: Callable[[], bool]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._answer(200, metrics.exposition(), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                ok = healthy()
+                self._answer(200 if ok else 503, b"ok\n" if ok else b"loop stalled\n")
+            elif path == "/readyz":
+                ok = metrics.state.ready
+                self._answer(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+            else:
+                self._answer(404, b"not found: try /metrics, /healthz or /readyz\n")
+
+        def _answer(self, code: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("metrics endpoint: " + format, *args)
+
+    return Handler

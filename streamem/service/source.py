@@ -1,0 +1,231 @@
+"""The consume stage: a Kafka consumer group member that starts from the checkpoint's offsets.
+
+:class:`KafkaSource` subscribes to the configured topics with a rebalance listener. When the group
+assigns partitions, the listener asks an :class:`AssignmentHandler` (the daemon) where to start
+each partition, typically the next offset stored in the checkpoint, and seeks there; a partition
+without a stored offset starts where ``auto_offset_reset`` says (the group's committed offsets
+are never used: the checkpoint is the source of truth). Before partitions are taken away the
+handler is told, so it can write a checkpoint.
+
+The listener runs on kafka-python's network thread while the daemon's thread waits inside
+:meth:`KafkaSource.poll`, so the handler may touch the daemon's state but must not call blocking
+consumer methods (commit, position); seeking is allowed.
+
+Anything that has ``poll``, ``commit``, ``highwater``, ``seek`` and ``close`` like
+:class:`Source` can replace it (the tests use an in-memory one).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, Protocol, TypeAlias
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaConfigurationError, KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from streamem.errors import ValidationError
+
+__all__ = [
+    "AssignmentHandler",
+    "KafkaSource",
+    "Partition",
+    "Record",
+    "Source",
+]
+
+log = logging.getLogger(__name__)
+
+Partition: TypeAlias = tuple[str, int]
+"""A ``(topic, partition)`` pair."""
+
+
+class Record(Protocol):
+    """What the daemon reads from a consumed record (kafka-python's ``ConsumerRecord`` is one)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+
+
+class AssignmentHandler(Protocol):
+    """What the source tells the daemon about the partitions it owns."""
+
+    def on_assigned(self, partitions: Sequence[Partition]) -> Mapping[Partition, int]:
+        """Partitions were assigned; return the next offset to read of those that have one.
+
+        Partitions left out start where ``auto_offset_reset`` says.
+        """
+        ...
+
+    def on_revoked(self, partitions: Sequence[Partition]) -> None:
+        """Partitions are about to be taken away (or were lost): save what must be saved."""
+        ...
+
+
+class Source(Protocol):
+    """The consume stage as the daemon uses it."""
+
+    def poll(self, timeout_ms: int) -> Mapping[Partition, Sequence[Record]]:
+        """Return the next records of each partition, in offset order (may be empty)."""
+        ...
+
+    def commit(self, offsets: Mapping[Partition, int]) -> None:
+        """Commit next offsets to the consumer group (for lag monitoring only)."""
+        ...
+
+    def highwater(self, partition: Partition) -> int | None:
+        """The partition's last known log end offset, or None."""
+        ...
+
+    def seek(self, partition: Partition, offset: int | None) -> None:
+        """Read ``partition`` from ``offset`` next; None means ``auto_offset_reset``."""
+        ...
+
+    def close(self) -> None:
+        """Leave the group and release the connections."""
+        ...
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Adapts kafka-python's rebalance callbacks to an :class:`AssignmentHandler`."""
+
+    def __init__(self, source: KafkaSource, handler: AssignmentHandler) -> None:
+        self._source = source
+        self._handler = handler
+
+    def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        if revoked:
+            self._handler.on_revoked(sorted((tp.topic, tp.partition) for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        partitions = sorted((tp.topic, tp.partition) for tp in assigned)
+        offsets = self._handler.on_assigned(partitions)
+        for partition in partitions:
+            self._source.seek(partition, offsets.get(partition))
+
+
+class KafkaSource:
+    """A kafka-python consumer group member that seeks to the offsets the daemon gives it.
+
+    Parameters
+    ----------
+    topics
+        The topics to subscribe to.
+    consumer_kwargs
+        Keyword arguments of :class:`kafka.KafkaConsumer`
+        (:meth:`streamem.service.config.Settings.consumer_kwargs`).
+    handler
+        Where to start each assigned partition, and what to do before partitions are revoked.
+    retry_backoff_s
+        First and largest pause between attempts to reach the brokers at start.
+    stop_requested
+        Stops those attempts (re-raising the last error) once it returns True.
+    """
+
+    def __init__(
+        self,
+        topics: Sequence[str],
+        consumer_kwargs: Mapping[str, Any],
+        handler: AssignmentHandler,
+        *,
+        retry_backoff_s: tuple[float, float] = (0.5, 10.0),
+        stop_requested: Callable[[], bool] | None = None,
+    ) -> None:
+        # An input topic that does not exist is waited for, never created by reading it.
+        self._kwargs = {"allow_auto_create_topics": False, **consumer_kwargs}
+        self._reset = self._kwargs.get("auto_offset_reset", "latest")
+        self._consumer = self._connect(retry_backoff_s, stop_requested)
+        self._consumer.subscribe(list(topics), listener=_Listener(self, handler))
+
+    def _connect(
+        self, backoff: tuple[float, float], stop_requested: Callable[[], bool] | None
+    ) -> KafkaConsumer:
+        pause, attempt = backoff[0], 1
+        while True:
+            try:
+                return KafkaConsumer(**self._kwargs)
+            except KafkaConfigurationError as error:  # a setting, not an outage: fatal
+                raise ValidationError(f"kafka.consumer: {error}") from error
+            except KafkaError as error:  # NoBrokersAvailable and friends
+                if stop_requested is not None and stop_requested():
+                    raise
+                log.warning(
+                    "cannot reach the Kafka brokers %s (attempt %d: %s); retrying in %.1f s",
+                    self._kwargs.get("bootstrap_servers"),
+                    attempt,
+                    error,
+                    pause,
+                )
+                time.sleep(pause)
+                pause, attempt = min(pause * 2, backoff[1]), attempt + 1
+
+    @property
+    def consumer(self) -> KafkaConsumer:
+        """The underlying kafka-python consumer."""
+        return self._consumer
+
+    def poll(self, timeout_ms: int) -> dict[Partition, list[Any]]:
+        """Fetch records; see :meth:`Source.poll`. Rebalance callbacks run inside this call."""
+        polled = self._consumer.poll(timeout_ms=timeout_ms)
+        return {(tp.topic, tp.partition): records for tp, records in polled.items()}
+
+    def commit(self, offsets: Mapping[Partition, int]) -> None:
+        """Commit ``offsets`` asynchronously; a failure is logged, never raised."""
+        if not offsets:
+            return
+        table = {
+            TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()
+        }
+
+        def _done(_: Any, response: Any) -> None:
+            if isinstance(response, Exception):
+                log.warning("offset commit failed (the checkpoint is unaffected): %s", response)
+
+        try:
+            self._consumer.commit_async(table, callback=_done)
+        except KafkaError as error:
+            log.warning("offset commit failed (the checkpoint is unaffected): %s", error)
+
+    def commit_sync(self, offsets: Mapping[Partition, int], timeout_ms: int = 2_000) -> None:
+        """Commit ``offsets`` and wait up to ``timeout_ms``; a failure is logged, never raised."""
+        if not offsets:
+            return
+        table = {
+            TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()
+        }
+        try:
+            self._consumer.commit(table, timeout_ms=timeout_ms)
+        except KafkaError as error:
+            log.warning("offset commit failed (the checkpoint is unaffected): %s", error)
+
+    def highwater(self, partition: Partition) -> int | None:
+        """The log end offset from the last fetch response of ``partition`` (None if unknown)."""
+        try:
+            value = self._consumer.highwater(TopicPartition(*partition))
+        except KafkaError:  # not assigned any more
+            return None
+        return None if value is None else int(value)
+
+    def seek(self, partition: Partition, offset: int | None) -> None:
+        """Read ``partition`` from ``offset`` next; None means ``auto_offset_reset``."""
+        tp = TopicPartition(*partition)
+        if offset is not None:
+            self._consumer.seek(tp, offset)
+        elif self._reset == "earliest":
+            self._consumer.seek_to_beginning(tp)
+        else:
+            self._consumer.seek_to_end(tp)
+
+    def close(self) -> None:
+        """Leave the group (the revocation callback runs first) and close the connections."""
+        try:
+            self._consumer.close(autocommit=False, timeout_ms=3_000)
+        except KafkaError as error:
+            log.warning("closing the consumer: %s", error)

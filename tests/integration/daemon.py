@@ -1,0 +1,274 @@
+"""Helpers of the daemon's integration tests: config files, the daemon as a subprocess, data.
+
+The daemon runs as ``python -m streamem run --config FILE`` in its own process group with a
+parent-death signal, writes its log to a file, and is stopped through its pid only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamem.service.broker import die_with_parent_preexec
+from streamem.synthetic import FEATURES, SensorModes
+
+__all__ = [
+    "DaemonProcess",
+    "SnapshotReader",
+    "daemon_config",
+    "produce",
+    "readings",
+    "standardised_errors",
+]
+
+GROUP_TIMING = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
+
+
+def daemon_config(
+    path: Path,
+    *,
+    bootstrap: str,
+    topic: str,
+    group: str,
+    name: str = "sensors",
+    **sections: dict[str, Any],
+) -> Path:
+    """Write a daemon config (JSON, which is YAML) with fast group timing; return its path.
+
+    The output topics are ``<topic>.models`` and ``<topic>.dead``; the state lives in
+    ``path.parent / "state"`` unless ``state`` says otherwise; metrics are off unless asked.
+    """
+    data: dict[str, Any] = {
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "group_id": group,
+            "topics": [topic],
+            "consumer": {**GROUP_TIMING, "fetch_max_wait_ms": 100, "request_timeout_ms": 5000},
+            "producer": {"delivery_timeout_ms": 8000, "max_block_ms": 3000},
+        },
+        "input": {"format": "json", "features": list(FEATURES)},
+        "output": {
+            "topic": f"{topic}.models",
+            "dead_letter_topic": f"{topic}.dead",
+            "publish_every_batches": 5,
+            "publish_every_seconds": 0.5,
+        },
+        "batching": {"batch_size": 1000, "max_wait_ms": 200},
+        "model": {"name": name, "n_components": 3, "init_size": 2000, "n_init": 3, "seed": 0},
+        "drift": {"enabled": True},
+        "state": {"dir": str(path.parent / "state"), "checkpoint_every_batches": 10},
+        "metrics": {"enabled": False},
+        "logging": {"level": "INFO"},
+    }
+    for section, values in sections.items():
+        current = data.setdefault(section, {})
+        for key, value in values.items():
+            if isinstance(value, dict) and isinstance(current.get(key), dict):
+                current[key] = {**current[key], **value}
+            else:
+                current[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+class DaemonProcess:
+    """``python -m streamem run --config <config>`` as a child process.
+
+    Parameters
+    ----------
+    config
+        The config file.
+    log_path
+        Where its standard output and error go (appended, so restarts share one log).
+    """
+
+    def __init__(self, config: Path, log_path: Path) -> None:
+        self.config = config
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            log.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streamem", "run", "--config", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent_preexec(),
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        if self.running:
+            os.kill(self.proc.pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL, and wait for the process to be gone."""
+        self.signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s: the fixture's clean-up."""
+        if not self.running:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def wait_for_log(self, text: str, timeout: float = 20.0, count: int = 1) -> None:
+        """Wait until ``text`` occurs ``count`` times in the (shared) log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log().count(text) >= count:
+                return
+            if not self.running:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not {count}x in the daemon's log:\n{self.log()[-4000:]}")
+
+
+def readings(n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[bytes]]:
+    """``n`` synthetic sensor readings and their JSON records (with a sensor id and a time)."""
+    X, _ = SensorModes.default().sample(n, rng)
+    values = []
+    for i, row in enumerate(X.tolist()):
+        reading = {"sensor": f"s{i % 7}", "ts": 1_700_000_000 + i / 10}
+        reading.update(zip(FEATURES, row, strict=True))
+        values.append(json.dumps(reading).encode())
+    return X, values
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    values: Sequence[bytes | None],
+    *,
+    partitions: int = 3,
+    rate: float | None = None,
+    max_request_size: int = 8 * 1024 * 1024,
+) -> None:
+    """Produce ``values`` round-robin over ``partitions``, optionally at ``rate`` records/s."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        batch_size=256 * 1024,
+        max_request_size=max_request_size,
+        acks=1,
+    )
+    try:
+        started = time.monotonic()
+        for i, value in enumerate(values):
+            producer.send(topic, value=value, partition=i % partitions)
+            if rate is not None and i % 500 == 499:
+                ahead = started + (i + 1) / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+        producer.flush(timeout=60)
+    finally:
+        producer.close(timeout=10)
+
+
+class SnapshotReader:
+    """Reads the published snapshots of a topic (all partitions, from the beginning)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from kafka import KafkaConsumer
+
+        self.topic = topic
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=100,
+        )
+        self.snapshots: list[dict[str, Any]] = []
+        self.records: list[Any] = []
+        self._assigned: set[int] = set()
+
+    def _assign(self) -> None:
+        from kafka import TopicPartition
+
+        partitions = self.consumer.partitions_for_topic(self.topic) or set()
+        if partitions and set(partitions) != self._assigned:
+            self._assigned = set(partitions)
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            self.consumer.assign(tps)
+            self.consumer.seek_to_beginning(*tps)
+            self.snapshots, self.records = [], []
+
+    def poll(self) -> None:
+        self._assign()
+        if not self._assigned:
+            time.sleep(0.1)
+            return
+        for batch in self.consumer.poll(timeout_ms=200).values():
+            for record in batch:
+                self.records.append(record)
+                self.snapshots.append(json.loads(record.value))
+
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str = ""
+    ) -> dict[str, Any]:
+        """Return the first snapshot (newest first among those read) that satisfies."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll()
+            for snapshot in reversed(self.snapshots):
+                if predicate(snapshot):
+                    return snapshot
+            if time.monotonic() > deadline:
+                last = self.snapshots[-1] if self.snapshots else None
+                summary = None if last is None else {k: last[k] for k in ("version", "n_seen")}
+                raise AssertionError(f"no snapshot {what} within {timeout} s; last: {summary}")
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def standardised_errors(
+    snapshot: dict[str, Any], truth: SensorModes, X: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Errors of means (in standard deviations of the data) and weights, components matched.
+
+    The components are matched by their mean temperature (the modes are far apart there).
+    """
+    scale = X.std(axis=0)
+    means = np.asarray(snapshot["means"])
+    weights = np.asarray(snapshot["weights"])
+    order = np.argsort(means[:, 0])
+    truth_order = np.argsort(truth.means[:, 0])
+    mean_errors = np.abs(means[order] - truth.means[truth_order]) / scale
+    weight_errors = np.abs(weights[order] - truth.weights[truth_order])
+    return mean_errors, weight_errors
+
+
+def all_values(records: Iterable[Any]) -> list[bytes]:
+    return [record.value for record in records]

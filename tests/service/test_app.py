@@ -1,0 +1,334 @@
+"""The daemon's loop on in-memory stages: exactly-once effect, dead letters, crashes, stop."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pytest
+
+from streamem.service.app import VERSION_RESERVE, Daemon
+from streamem.service.checkpoint import CheckpointError, CheckpointStore, partition_set_key
+from streamem.service.codecs import encode_points
+from streamem.service.config import Settings
+from streamem.service.snapshot import snapshot_schema
+from streamem.synthetic import FEATURES, SensorModes
+from tests.service.fakes import FakeLog, FakeSource, SinkFactory
+
+TOPIC = "sensors"
+PARTITIONS = [(TOPIC, 0), (TOPIC, 1), (TOPIC, 2)]
+BAD = [b"", b"{oops", b'{"temp": 1, "hum": 2}', b'{"temp": "hot", "hum": 1, "vib": 1}', None]
+
+
+def _settings(tmp_path: Path, **sections: Any) -> Settings:
+    data: dict[str, Any] = {
+        "kafka": {"topics": [TOPIC]},
+        "input": {"format": "json", "features": list(FEATURES)},
+        "batching": {"batch_size": 200, "max_wait_ms": 100},
+        "model": {"name": "sensors", "n_components": 3, "init_size": 300, "n_init": 2},
+        "state": {"dir": str(tmp_path / "state"), "checkpoint_every_batches": 3},
+        "output": {"publish_every_batches": 1},
+    }
+    for section, values in sections.items():
+        data[section] = {**data.get(section, {}), **values}
+    return Settings.model_validate(data)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _fill(log: FakeLog, rng: np.random.Generator, n: int, bad_every: int = 0) -> int:
+    """Append ``n`` readings spread over the partitions; return how many are valid."""
+    X, _ = SensorModes.default().sample(n, rng)
+    spec = _settings(Path("/unused")).input
+    valid = 0
+    for i, row in enumerate(X):
+        partition = PARTITIONS[i % len(PARTITIONS)]
+        if bad_every and i % bad_every == bad_every - 1:
+            log.append(partition, [BAD[(i // bad_every) % len(BAD)]])
+        else:
+            log.append(partition, [encode_points(row, spec)])
+            valid += 1
+    return valid
+
+
+class Harness:
+    """A daemon on a fake log, advanced turn by turn on a fake clock."""
+
+    def __init__(self, settings: Settings, log: FakeLog, sinks: SinkFactory) -> None:
+        self.clock = Clock()
+        self.log = log
+        self.daemon = Daemon(
+            settings,
+            source_factory=lambda handler: FakeSource(log, handler),
+            sink_factory=sinks,
+            clock=self.clock,
+            wall_clock=lambda: self.clock.now + 1.7e9,
+        )
+        self.daemon.start()
+
+    @property
+    def source(self) -> FakeSource:
+        source = self.daemon.source
+        assert isinstance(source, FakeSource)
+        return source
+
+    def turns(self, n: int) -> None:
+        for _ in range(n):
+            self.daemon.turn()
+            self.clock.now += 0.05
+
+    def drain(self, limit: int = 10_000) -> None:
+        """Turn until everything was read and the last batch closed by time."""
+        for _ in range(limit):
+            self.turns(1)
+            if self.source.exhausted and len(self.daemon.batcher) == 0:
+                self.clock.now += 10.0  # let time-based publish and checkpoint fall due
+                self.turns(2)
+                return
+        raise AssertionError("the log was not drained")
+
+
+def _snapshots(sinks: SinkFactory) -> list[dict[str, Any]]:
+    return [json.loads(value) for _, value, _ in sinks.on("streamem.models")]
+
+
+def test_every_valid_record_is_learned_once_and_every_bad_one_dead_lettered(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    valid = _fill(log, rng, 6000, bad_every=20)
+    harness = Harness(_settings(tmp_path), log, sinks)
+    harness.drain()
+    snapshots = _snapshots(sinks)
+    validator = jsonschema.Draft202012Validator(snapshot_schema())
+    for snapshot in snapshots:
+        validator.validate(snapshot)
+    last = snapshots[-1]
+    assert last["n_seen"] == valid
+    assert [s["version"] for s in snapshots] == list(range(1, len(snapshots) + 1))
+    ends = {p: len(values) for p, values in log.partitions.items()}
+    assert {(o["topic"], o["partition"]): o["offset"] for o in last["source_offsets"]} == ends
+    dead = sinks.on("streamem.dead-letter")
+    assert len(dead) == 6000 - valid
+    reasons = {headers["reason"] for _, _, headers in dead}
+    assert reasons == {b"empty", b"malformed", b"missing_feature", b"non_numeric"}
+    located = {
+        (h["source.topic"].decode(), int(h["source.partition"]), int(h["source.offset"]))
+        for _, _, h in dead
+    }
+    for topic, partition, offset in located:
+        assert log.partitions[(topic, partition)][offset] in BAD
+    metrics = harness.daemon.metrics.registry.get_sample_value
+    assert metrics("streamem_records_consumed_total") == 6000
+    assert metrics("streamem_records_learned_total") == valid
+    assert metrics("streamem_records_rejected_total", {"reason": "empty"}) > 0
+    assert metrics("streamem_model_points_seen") == valid
+    assert metrics("streamem_consumer_lag_records", {"topic": TOPIC, "partition": "0"}) == 0
+    checkpoint = harness.daemon.store.load()  # type: ignore[union-attr]
+    assert checkpoint is not None
+    assert checkpoint.offsets == ends
+    assert log.committed == ends
+
+
+def test_crashes_at_random_moments_keep_n_seen_exact(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    valid = _fill(log, rng, 9000, bad_every=25)
+    settings = _settings(tmp_path)
+    harness = Harness(settings, log, sinks)
+    for _ in range(4):
+        harness.turns(int(rng.integers(5, 40)))
+        # Crash: the daemon vanishes without shutting down; a new one starts on the same state.
+        harness = Harness(settings, log, sinks)
+    harness.drain()
+    snapshots = _snapshots(sinks)
+    assert snapshots[-1]["n_seen"] == valid
+    versions = [s["version"] for s in snapshots]
+    assert versions == sorted(set(versions)), "versions must increase strictly across crashes"
+    assert max(np.diff(versions)) <= VERSION_RESERVE + 1
+
+    reference_sinks = SinkFactory()
+    reference = Harness(_settings(tmp_path / "reference"), log, reference_sinks)
+    reference.drain()
+    expected = _snapshots(reference_sinks)[-1]
+    order = np.argsort(np.asarray(expected["means"])[:, 0])
+    got = np.asarray(snapshots[-1]["means"])[np.argsort(np.asarray(snapshots[-1]["means"])[:, 0])]
+    spread = np.array([12.0, 0.06, 2.2])  # standard deviations of the sensor features
+    np.testing.assert_allclose(
+        got / spread, np.asarray(expected["means"])[order] / spread, atol=0.05
+    )
+    # Dead letters are at least once: every bad record is there, some maybe twice.
+    located = {
+        (int(h["source.partition"]), int(h["source.offset"]))
+        for _, _, h in sinks.on("streamem.dead-letter")
+    }
+    assert len(located) == 9000 - valid
+
+
+def test_a_stop_learns_the_open_batch_publishes_and_checkpoints_the_exact_version(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    valid = _fill(log, rng, 1000)
+    settings = _settings(tmp_path, batching={"batch_size": 10_000, "max_wait_ms": 60_000})
+    harness = Harness(settings, log, sinks)
+    harness.turns(10)
+    assert _snapshots(sinks) == []
+    assert len(harness.daemon.batcher) == valid
+    harness.daemon.request_stop("test")
+    harness.daemon.shutdown()
+    (snapshot,) = _snapshots(sinks)
+    assert snapshot["n_seen"] == valid
+    assert snapshot["version"] == 1
+    checkpoint = harness.daemon.store.load()  # type: ignore[union-attr]
+    assert checkpoint is not None
+    assert checkpoint.version == 1
+    assert harness.source.closed
+    # A clean restart continues the versions without a gap and reads nothing twice.
+    _fill(log, rng, 600)
+    again = Harness(settings, log, sinks)
+    again.turns(5)
+    again.daemon.shutdown()
+    last = _snapshots(sinks)[-1]
+    assert last["version"] == 2
+    assert last["n_seen"] == valid + 600
+
+
+def test_the_run_loop_stops_on_request_and_returns_zero(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    valid = _fill(log, rng, 900)
+    daemon: Daemon | None = None
+
+    class StoppingSource(FakeSource):
+        def poll(self, timeout_ms: int) -> Any:
+            if self.polls >= 10:
+                assert daemon is not None
+                daemon.request_stop("enough")
+            return super().poll(timeout_ms)
+
+    daemon = Daemon(
+        _settings(tmp_path),
+        source_factory=lambda handler: StoppingSource(log, handler),
+        sink_factory=sinks,
+    )
+    assert daemon.run() == 0
+    assert _snapshots(sinks)[-1]["n_seen"] == valid
+
+
+def test_unacknowledged_dead_letters_defer_the_checkpoint(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    _fill(log, rng, 900, bad_every=10)
+    harness = Harness(_settings(tmp_path), log, sinks)
+    sinks.sinks[0].hang = True  # the broker does not answer
+    harness.turns(20)
+    assert harness.daemon.store is not None
+    assert harness.daemon.store.load() is None
+    assert not harness.daemon.checkpoint()
+    sinks.sinks[0].hang = False
+    for delivery in sinks.sinks[0].deliveries:
+        delivery.is_done = True  # the broker answers after all
+    assert harness.daemon.checkpoint()
+    assert harness.daemon.store.load() is not None
+
+
+def test_a_delivery_failure_recreates_the_producer_and_nothing_is_lost(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    valid = _fill(log, rng, 3000, bad_every=10)
+    harness = Harness(_settings(tmp_path), log, sinks)
+    harness.turns(5)
+    sinks.sinks[0].fail = True
+    harness.turns(5)
+    harness.clock.now += 1.0  # the backoff
+    harness.drain()
+    assert len(sinks.sinks) >= 2
+    assert _snapshots(sinks)[-1]["n_seen"] == valid
+    located = {
+        (int(h["source.partition"]), int(h["source.offset"]))
+        for _, _, h in sinks.on("streamem.dead-letter")
+    }
+    assert len(located) == 3000 - valid
+    assert harness.daemon.metrics.registry.get_sample_value("streamem_delivery_failures_total")
+
+
+def test_a_recreated_topic_is_read_again_from_its_start(
+    tmp_path: Path, rng: np.random.Generator, caplog: pytest.LogCaptureFixture
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    valid = _fill(log, rng, 1500)
+    harness = Harness(_settings(tmp_path), log, sinks)
+    harness.drain()
+    for partition in PARTITIONS:  # the broker forgot everything; the topic starts over
+        log.partitions[partition] = []
+    more = _fill(log, rng, 300)
+    with caplog.at_level(logging.WARNING):
+        harness.drain()
+    assert "recreated or truncated" in caplog.text
+    assert _snapshots(sinks)[-1]["n_seen"] == valid + more
+
+
+def test_the_same_partitions_resume_and_another_set_has_its_own_model(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    valid = _fill(log, rng, 1500)
+    harness = Harness(_settings(tmp_path), log, sinks)
+    harness.drain()
+    learner = harness.daemon.learner
+    harness.source.assign(PARTITIONS)  # a rebalance that gives back the same partitions
+    assert harness.daemon.learner is learner
+    harness.source.assign(PARTITIONS[:2])  # fewer partitions: another state
+    assert harness.daemon.learner is not learner
+    assert harness.daemon.learner is not None
+    assert harness.daemon.learner.status.n_seen == 0
+    assert harness.source.positions == {p: 0 for p in PARTITIONS[:2]}
+    harness.source.assign(PARTITIONS)  # back: the first checkpoint, exactly where it was
+    assert harness.daemon.learner.status.n_seen == valid
+    assert harness.source.positions == {p: len(log.partitions[p]) for p in PARTITIONS}
+
+
+def test_a_corrupt_checkpoint_stops_the_daemon_with_a_clear_error(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    _fill(log, rng, 30)
+    settings = _settings(tmp_path)
+    store = CheckpointStore(settings.state.dir, partition_set_key("sensors", PARTITIONS))
+    store.path.write_text("{truncated")
+    daemon = Daemon(settings, source_factory=lambda h: FakeSource(log, h), sink_factory=sinks)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        daemon.run()
+
+
+def test_packed_records_are_learned_whole(tmp_path: Path, rng: np.random.Generator) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    settings = _settings(
+        tmp_path,
+        input={"format": "packed_f32"},
+        batching={"batch_size": 1000, "max_wait_ms": 100},
+    )
+    X, _ = SensorModes.default().sample(20_000, rng)
+    for i, chunk in enumerate(np.split(X, 40)):
+        log.append(PARTITIONS[i % 3], [encode_points(chunk, settings.input)])
+    log.append(PARTITIONS[0], [b"\x00" * 7])  # not a whole number of points
+    harness = Harness(settings, log, sinks)
+    harness.drain()
+    assert _snapshots(sinks)[-1]["n_seen"] == 20_000
+    ((_, _, headers),) = sinks.on("streamem.dead-letter")
+    assert headers["reason"] == b"wrong_dimension"

@@ -1,0 +1,146 @@
+"""Metrics: names, values read at scrape time, the HTTP endpoint and its probes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streamem.engine.monitor import MonitorRecord
+from streamem.service.learner import LearnerStatus
+from streamem.service.metrics import DaemonMetrics, MetricsServer
+
+RECORD = MonitorRecord(
+    batch=12,
+    n_points=1000,
+    mean_log_likelihood=-3.5,
+    smoothed_log_likelihood=-3.6,
+    change=0.01,
+    parameter_change=0.02,
+    step_size=0.1,
+    converged=True,
+)
+
+
+def _filled() -> DaemonMetrics:
+    metrics = DaemonMetrics()
+    metrics.consumed.inc(1000)
+    metrics.rejected.labels(reason="malformed").inc(3)
+    metrics.learned.inc(997)
+    metrics.points.inc(997)
+    metrics.batches.inc()
+    metrics.batch_duration.observe(0.004)
+    metrics.state.status = LearnerStatus(
+        initialized=True,
+        n_seen=997,
+        n_updates=12,
+        weights=(0.2, 0.5, 0.3),
+        record=RECORD,
+        converged=True,
+        drift_events=2,
+        drift=True,
+    )
+    metrics.state.version = 12
+    metrics.state.lag = {("sensors", 0): 5, ("sensors", 1): 0}
+    metrics.state.last_checkpoint = 1_700_000_000.0
+    metrics.state.last_publish = 1_700_000_001.0
+    return metrics
+
+
+def test_model_values_are_read_at_scrape_time() -> None:
+    metrics = _filled()
+    get = metrics.registry.get_sample_value
+    assert get("streamem_records_consumed_total") == 1000
+    assert get("streamem_records_rejected_total", {"reason": "malformed"}) == 3
+    assert get("streamem_records_rejected_total", {"reason": "too_large"}) == 0
+    assert get("streamem_batch_duration_seconds_count") == 1
+    assert get("streamem_batch_mean_log_likelihood") == -3.5
+    assert get("streamem_smoothed_log_likelihood") == -3.6
+    assert get("streamem_log_likelihood_change") == 0.01
+    assert get("streamem_parameter_change") == 0.02
+    assert get("streamem_step_size") == 0.1
+    assert get("streamem_component_weight", {"component": "1"}) == 0.5
+    assert get("streamem_converged") == 1
+    assert get("streamem_drift") == 1
+    assert get("streamem_drift_events_total") == 2
+    assert get("streamem_model_points_seen") == 997
+    assert get("streamem_model_version") == 12
+    assert get("streamem_consumer_lag_records", {"topic": "sensors", "partition": "0"}) == 5
+    assert get("streamem_assigned_partitions") == 2
+    assert get("streamem_last_checkpoint_timestamp_seconds") == 1_700_000_000.0
+    metrics.state.version = 13  # the daemon replaces values; the next scrape sees them
+    assert get("streamem_model_version") == 13
+
+
+def test_before_the_first_update_there_are_no_model_gauges() -> None:
+    get = DaemonMetrics().registry.get_sample_value
+    assert get("streamem_batch_mean_log_likelihood") is None
+    assert get("streamem_component_weight", {"component": "0"}) is None
+    assert get("streamem_last_checkpoint_timestamp_seconds") is None
+    assert get("streamem_converged") == 0
+
+
+def test_a_nan_change_is_left_out() -> None:
+    metrics = _filled()
+    status = metrics.state.status
+    first = MonitorRecord(**{**RECORD.__dict__, "change": float("nan")})
+    metrics.state.status = LearnerStatus(**{**status.__dict__, "record": first})
+    assert metrics.registry.get_sample_value("streamem_log_likelihood_change") is None
+
+
+def test_names_follow_prometheus_conventions() -> None:
+    families = list(text_string_to_metric_families(_filled().exposition().decode()))
+    for family in families:
+        assert family.name.startswith("streamem_"), family.name
+        assert family.documentation, family.name
+        if family.type == "counter":
+            assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
+        assert not family.name.endswith(("_ms", "_milliseconds", "_bytes_total"))
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_promtool_finds_no_problem() -> None:
+    import prometheus_client
+
+    prometheus_client.disable_created_metrics()
+    try:
+        text = _filled().exposition()
+    finally:
+        prometheus_client.enable_created_metrics()
+    done = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_the_endpoint_serves_metrics_and_probes() -> None:
+    metrics = _filled()
+    server = MetricsServer(metrics, "127.0.0.1", 0, stale_after=0.5)
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        status, body = _get(f"{base}/metrics")
+        assert status == 200
+        assert b"streamem_model_version 12.0" in body
+        assert _get(f"{base}/readyz")[0] == 503
+        metrics.state.ready = True
+        assert _get(f"{base}/readyz")[0] == 200
+        metrics.state.heartbeat = time.monotonic()
+        assert _get(f"{base}/healthz")[0] == 200
+        metrics.state.heartbeat = time.monotonic() - 1.0
+        assert _get(f"{base}/healthz") == (503, b"loop stalled\n")
+        assert _get(f"{base}/nothing")[0] == 404
+    finally:
+        server.close()

@@ -1,0 +1,225 @@
+"""streamem's river estimators next to river's own, on the same streams, in one run.
+
+Two tables:
+
+1. Clustering. Each clusterer sees the same shuffled stream once; for every point it runs
+   ``learn_one(x)`` then ``predict_one(x)``. Throughput is points per second of that loop
+   (both calls); "ARI online" is the adjusted Rand index of the labels predicted in the loop,
+   "ARI final" of the labels the final model gives every point. Streams: three well-separated
+   round 2-D Gaussians, and three overlapping anisotropic 2-D Gaussians of different shapes.
+   The "oracle" ARI is that of the Bayes classifier with the true parameters: the ceiling.
+2. Anomaly detection on river's bundled ``datasets.Shuttle`` (NASA shuttle sensors, 9
+   features, ``anomaly`` label), progressive: every row is scored, then learned. ROC AUC of the
+   scores and rows per second.
+
+BLAS is pinned to one thread (threadpoolctl) so that the numbers compare per-core work.
+
+    python benchmarks/river_clusterers.py            # the default run, about 2 minutes
+    python benchmarks/river_clusterers.py --quick    # 3,000 points and 5,000 Shuttle rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from river import anomaly, base, cluster, datasets, preprocessing
+from scipy.stats import multivariate_normal
+from sklearn.metrics import adjusted_rand_score, roc_auc_score
+from threadpoolctl import threadpool_limits
+
+from streamem.river import GaussianMixtureClusterer, GaussianMixtureDetector
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    X: np.ndarray
+    labels: np.ndarray
+    oracle: np.ndarray  # labels of the Bayes classifier with the true parameters
+
+
+def gaussian_stream(
+    name: str,
+    n: int,
+    means: list[list[float]],
+    covariances: list[list[list[float]]],
+    rng: np.random.Generator,
+) -> Stream:
+    k = len(means)
+    labels = rng.integers(0, k, n)
+    factors = np.linalg.cholesky(np.array(covariances))
+    noise = rng.normal(size=(n, len(means[0])))
+    X = np.array(means)[labels] + np.einsum("nab,nb->na", factors[labels], noise)
+    densities = np.column_stack(
+        [multivariate_normal(means[j], covariances[j]).logpdf(X) for j in range(k)]
+    )
+    return Stream(name, X, labels, densities.argmax(axis=1))
+
+
+def streams(n: int, seed: int) -> list[Stream]:
+    rng = np.random.default_rng(seed)
+    separated = gaussian_stream(
+        "3 separated round Gaussians",
+        n,
+        [[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]],
+        [np.eye(2).tolist()] * 3,
+        rng,
+    )
+    overlapping = gaussian_stream(
+        "3 overlapping anisotropic Gaussians",
+        n,
+        [[0.0, 0.0], [4.0, 0.0], [2.0, 4.0]],
+        [
+            [[4.0, 1.5], [1.5, 1.0]],
+            [[1.0, -0.8], [-0.8, 1.0]],
+            [[0.5, 0.0], [0.0, 3.0]],
+        ],
+        rng,
+    )
+    return [separated, overlapping]
+
+
+def clusterers(seed: int) -> dict[str, Callable[[], base.Clusterer]]:
+    return {
+        "streamem GaussianMixtureClusterer": lambda: GaussianMixtureClusterer(
+            n_components=3, seed=seed
+        ),
+        "streamem GaussianMixtureClusterer batch_size=32": lambda: GaussianMixtureClusterer(
+            n_components=3, batch_size=32, seed=seed
+        ),
+        "river cluster.KMeans": lambda: cluster.KMeans(n_clusters=3, seed=seed),
+        "river cluster.STREAMKMeans": lambda: cluster.STREAMKMeans(n_clusters=3, seed=seed),
+        "river cluster.DBSTREAM": lambda: cluster.DBSTREAM(),
+    }
+
+
+def run_clusterer(model: base.Clusterer, rows: list[dict[int, float]]) -> tuple[float, list, list]:
+    online = []
+    start = time.perf_counter()
+    for x in rows:
+        model.learn_one(x)
+        online.append(model.predict_one(x))
+    elapsed = time.perf_counter() - start
+    final = [model.predict_one(x) for x in rows]
+    return len(rows) / elapsed, online, final
+
+
+class PerFeatureGaussianScorer(base.AnomalyDetector):
+    """river's univariate ``anomaly.GaussianScorer`` on every feature; the largest score.
+
+    ``GaussianScorer`` models one target value; this applies it to each feature separately.
+    """
+
+    def __init__(self, grace_period: int = 100) -> None:
+        self.grace_period = grace_period
+        self.scorers: dict[Any, anomaly.GaussianScorer] = {}
+
+    def learn_one(self, x: dict) -> None:
+        for name, value in x.items():
+            if name not in self.scorers:
+                self.scorers[name] = anomaly.GaussianScorer(grace_period=self.grace_period)
+            self.scorers[name].learn_one(None, value)
+
+    def score_one(self, x: dict) -> float:
+        scores = [self.scorers[k].score_one(None, v) for k, v in x.items() if k in self.scorers]
+        return max(scores, default=0.0)
+
+
+def detectors(seed: int) -> dict[str, Callable[[], base.AnomalyDetector]]:
+    return {
+        "streamem GaussianMixtureDetector (defaults: K=1, full)": lambda: GaussianMixtureDetector(
+            seed=seed
+        ),
+        "streamem GaussianMixtureDetector covariance_type='diag'": lambda: GaussianMixtureDetector(
+            covariance_type="diag", seed=seed
+        ),
+        "streamem GaussianMixtureDetector batch_size=32": lambda: GaussianMixtureDetector(
+            batch_size=32, seed=seed
+        ),
+        "streamem GaussianMixtureDetector n_components=3": lambda: GaussianMixtureDetector(
+            n_components=3, seed=seed
+        ),
+        "river MinMaxScaler | anomaly.HalfSpaceTrees": lambda: (
+            preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=seed)
+        ),
+        "river anomaly.GaussianScorer per feature, max": lambda: PerFeatureGaussianScorer(),
+    }
+
+
+def run_detector(model: base.AnomalyDetector, rows: Iterable[tuple[dict, int]]) -> tuple:
+    scores, labels = [], []
+    start = time.perf_counter()
+    for x, y in rows:
+        scores.append(model.score_one(x))
+        model.learn_one(x)
+        labels.append(y)
+    elapsed = time.perf_counter() - start
+    return roc_auc_score(labels, scores), len(labels) / elapsed
+
+
+def table(title: str, header: list[str], lines: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+
+    def fmt(row: list[str]) -> str:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        return "| " + " | ".join(cells) + " |"
+
+    print(f"\n{title}\n")
+    print(fmt(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in lines:
+        print(fmt(row))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=20_000, help="points per clustering stream")
+    parser.add_argument("--shuttle-rows", type=int, default=None, help="default: all 49,097")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--quick", action="store_true", help="--n 3000 --shuttle-rows 5000")
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.shuttle_rows = 3_000, 5_000
+    with threadpool_limits(limits=1):
+        for stream in streams(args.n, args.seed):
+            rows = [dict(enumerate(row)) for row in stream.X.tolist()]
+            oracle = adjusted_rand_score(stream.labels, stream.oracle)
+            lines = []
+            for name, make in clusterers(args.seed).items():
+                speed, online, final = run_clusterer(make(), rows)
+                lines.append(
+                    [
+                        name,
+                        f"{speed:,.0f}",
+                        f"{adjusted_rand_score(stream.labels, online):.3f}",
+                        f"{adjusted_rand_score(stream.labels, final):.3f}",
+                    ]
+                )
+            table(
+                f"{stream.name}: {args.n:,} shuffled points, one pass, learn_one + predict_one "
+                f"(oracle ARI {oracle:.3f})",
+                ["clusterer", "points/s", "ARI online", "ARI final"],
+                lines,
+            )
+        shuttle = list(itertools.islice(datasets.Shuttle(), args.shuttle_rows))
+        lines = []
+        for name, make in detectors(args.seed).items():
+            auc, speed = run_detector(make(), shuttle)
+            lines.append([name, f"{auc:.4f}", f"{speed:,.0f}"])
+        table(
+            f"datasets.Shuttle: {len(shuttle):,} rows, progressive (score_one, then learn_one)",
+            ["detector", "ROC AUC", "rows/s"],
+            lines,
+        )
+
+
+if __name__ == "__main__":
+    main()

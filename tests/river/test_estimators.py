@@ -1,0 +1,105 @@
+"""river's own check suite on every river estimator that streamem exports.
+
+This mirrors river's ``test_estimators.py``: every exported estimator class, instantiated with
+each of its ``_unit_test_params``, plus pipelines, against every check of
+``river.checks.yield_checks`` (which is what ``river.checks.check_estimator`` runs), minus the
+``_unit_test_skips`` (each with its reason in ``streamem.river.UNIT_TEST_SKIPS``).
+
+Two departures from river's data, both because of what river feeds its checks:
+
+* river feeds anomaly detectors ``datasets.CreditCard``, which is downloaded on first use; this
+  machine is offline, so the checks get the bundled ``datasets.Shuttle`` (real sensor data, an
+  ``anomaly`` label) instead, with the same number of rows;
+* river feeds clusterers no data at all (only the data-free checks run), so the clusterer gets
+  Shuttle rows too: the data checks (learn_one purity, shuffled / emerging / disappearing
+  features, pickling, clone independence, state aliasing, memory growth...) then run on it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from unittest import mock
+
+import pytest
+from river import base, checks, datasets, preprocessing
+
+import streamem.river
+
+
+def _offline_datasets(model: base.Estimator, scale: int = 1) -> Iterator[Iterable[Any]]:
+    """river's ``_yield_datasets`` for our estimators, with bundled data only.
+
+    Anomaly detectors get as many rows as river gives them; clusterers, for which river has
+    no budget, half as many.
+    """
+    if isinstance(model, base.AnomalyDetector):
+        yield datasets.Shuttle().take(1000 * scale)
+    elif isinstance(model, base.Clusterer):
+        yield datasets.Shuttle().take(500 * scale)
+
+
+def exported_estimators() -> Iterator[base.Estimator]:
+    for name in streamem.river.__all__:
+        cls = getattr(streamem.river, name)
+        if inspect.isclass(cls) and issubclass(cls, base.Estimator):
+            for params in cls._unit_test_params():
+                yield cls(**params)
+
+
+def estimators_under_test() -> list[base.Estimator]:
+    return [
+        *exported_estimators(),
+        preprocessing.StandardScaler() | streamem.river.GaussianMixtureClusterer(seed=42),
+        preprocessing.StandardScaler() | streamem.river.GaussianMixtureDetector(seed=42),
+    ]
+
+
+def _checks(estimator: base.Estimator) -> list[Callable[..., None]]:
+    with mock.patch.object(checks, "_yield_datasets", _offline_datasets):
+        return [
+            check
+            for check in checks.yield_checks(estimator)
+            if check.__name__ not in estimator._unit_test_skips()
+        ]
+
+
+CASES = [
+    pytest.param(estimator, check, id=f"{estimator}:{check.__name__}")
+    for estimator in estimators_under_test()
+    for check in _checks(estimator)
+]
+
+
+def test_every_exported_estimator_is_checked() -> None:
+    checked = {type(estimator).__name__ for estimator, _ in (case.values for case in CASES)}
+    assert set(streamem.river.__all__) <= checked | {"Pipeline"}
+    names = {check.__name__ for _, check in (case.values for case in CASES)}
+    # the data checks run for both kinds, not only the data-free ones
+    assert {"check_shuffle_features_no_impact", "check_bounded_memory_growth"} <= names
+    assert "check_roc_auc" in names
+
+
+def test_skips_have_reasons() -> None:
+    for estimator in exported_estimators():
+        for name in estimator._unit_test_skips():
+            assert streamem.river.UNIT_TEST_SKIPS[name].strip(), name
+
+
+@pytest.mark.parametrize(("estimator", "check"), CASES)
+def test_check_estimator(estimator: base.Estimator, check: Callable[..., None]) -> None:
+    check(estimator.clone())
+
+
+def test_check_estimator_as_a_whole() -> None:
+    """The public entry point, on the default estimators, with the offline data."""
+    for cls in (streamem.river.GaussianMixtureClusterer, streamem.river.GaussianMixtureDetector):
+        model = cls(seed=3, batch_size=20)
+        with mock.patch.object(checks, "_yield_datasets", _small_datasets):
+            checks.check_estimator(model)
+
+
+def _small_datasets(model: base.Estimator, scale: int = 1) -> Iterator[Iterable[Any]]:
+    yield itertools.islice(datasets.Shuttle(), 300 * scale)

@@ -27,10 +27,12 @@ again resumes its model; a different partition set (partitions added to a topic,
 sharing the work, a later step) has its own checkpoint, and a set without one starts a new model
 from ``auto_offset_reset``.
 
-Versions of the published model increase strictly, across restarts and crashes: a checkpoint
-written while running reserves :data:`VERSION_RESERVE` versions ahead (and one is forced before
-more are published), so the versions published after a crash continue above any version
-published before it; after a clean stop they continue without a gap.
+Versions of the published model increase strictly, across restarts and crashes: a version is
+published only if the checkpoint on disk reserves it. A checkpoint written while running stores
+the last published version plus :data:`VERSION_RESERVE`, and one is written before a version
+beyond the reserved ones is published (at the latest, the first publication after a restart);
+a restart continues above the stored version, so above anything published before a crash. The
+final checkpoint of a clean stop stores the exact version: versions then continue without a gap.
 
 Lifecycle
 ---------
@@ -56,7 +58,7 @@ from streamem.errors import StreamemError
 from streamem.service.batching import MicroBatcher
 from streamem.service.checkpoint import Checkpoint, CheckpointError, CheckpointStore
 from streamem.service.checkpoint import partition_set_key as _partition_set_key
-from streamem.service.codecs import RecordRejected, decode
+from streamem.service.codecs import ROW_FORMATS, RecordRejected, decode, row_decoder
 from streamem.service.config import Settings
 from streamem.service.learner import Learner
 from streamem.service.metrics import DaemonMetrics
@@ -140,6 +142,9 @@ class Daemon(AssignmentHandler):
         self.batcher = MicroBatcher(
             settings.batching.batch_size, settings.batching.max_wait_ms, clock=clock
         )
+        self._row_decoder = (
+            row_decoder(settings.input) if settings.input.format in ROW_FORMATS else None
+        )
         max_bytes = min(
             settings.output.dead_letter_max_bytes,
             max(1024, settings.kafka.producer.max_request_size - _HEADROOM),
@@ -151,6 +156,7 @@ class Daemon(AssignmentHandler):
             key=settings.model.name,
             dead_letter_max_bytes=max_bytes,
             clock=clock,
+            connect=False,
         )
         self.source: Source | None = None
         self.learner: Learner | None = None
@@ -166,7 +172,7 @@ class Daemon(AssignmentHandler):
         self._batches_since_publish = 0
         self._drift_since_publish = False
         self._last_publish = clock()
-        self._publishes_since_checkpoint = 0
+        self._reserved_version = 0  # the highest version the checkpoint on disk allows
         self._batches_since_checkpoint = 0
         self._handled_since_checkpoint = 0
         self._last_checkpoint = clock()
@@ -211,14 +217,15 @@ class Daemon(AssignmentHandler):
         return 0
 
     def start(self) -> None:
-        """Create the source (it joins the group at its first poll)."""
-        if self.source is None:
+        """Build the producer and the source (which joins the group at its first poll)."""
+        self.publisher.connect()
+        if self.source is None and not self.stopping:
             self.source = self._source_factory(self)
 
     def turn(self) -> None:
         """One pass of the loop: poll, handle the records, and do what is due."""
         source = self.source
-        assert source is not None, "run() creates the source"
+        assert source is not None, "start() creates the source"
         self.metrics.state.heartbeat = self._clock()
         timeout_ms = POLL_TIMEOUT_MS
         wait = self.batcher.seconds_until_due()
@@ -260,18 +267,29 @@ class Daemon(AssignmentHandler):
         spec = self.settings.input
         batcher = self.batcher
         next_offsets = self.next_offsets
+        row = self._row_decoder
         n_records = 0
         for partition, records in polled.items():
             if not records:
                 continue
-            for record in records:
-                try:
-                    points = decode(record.value, spec)
-                except RecordRejected as error:
-                    self._reject(record, error)
-                    continue
-                if batcher.add(points, partition, record.offset):
-                    self._learn_batch()
+            if row is not None:  # one point per record: rows, one array per batch
+                for record in records:
+                    try:
+                        values = row(record.value)
+                    except RecordRejected as error:
+                        self._reject(record, error)
+                        continue
+                    if batcher.add_row(values, partition, record.offset):
+                        self._learn_batch()
+            else:
+                for record in records:
+                    try:
+                        points = decode(record.value, spec)
+                    except RecordRejected as error:
+                        self._reject(record, error)
+                        continue
+                    if batcher.add(points, partition, record.offset):
+                        self._learn_batch()
             n_records += len(records)
             next_offsets[partition] = records[-1].offset + 1
         self.metrics.consumed.inc(n_records)
@@ -333,13 +351,13 @@ class Daemon(AssignmentHandler):
         learner = self.learner
         if learner is None or self._batches_since_publish == 0 or not learner.status.initialized:
             return False
-        if self._publishes_since_checkpoint >= VERSION_RESERVE and not self.checkpoint():
+        if self.version + 1 > self._reserved_version and not self.checkpoint():
             self._limited(
                 "reserve",
                 logging.WARNING,
-                "not publishing: %d versions were published since the last checkpoint, which "
-                "cannot be written now",
-                self._publishes_since_checkpoint,
+                "not publishing version %d: no checkpoint reserves it yet, and one cannot be "
+                "written now",
+                self.version + 1,
             )
             return False
         snapshot = build_snapshot(
@@ -352,7 +370,6 @@ class Daemon(AssignmentHandler):
         )
         self.publisher.publish(encode_snapshot(snapshot))
         self.version += 1
-        self._publishes_since_checkpoint += 1
         self._batches_since_publish = 0
         self._drift_since_publish = False
         self._last_publish = self._clock()
@@ -426,7 +443,7 @@ class Daemon(AssignmentHandler):
             return False
         self.metrics.checkpoints.inc()
         self.metrics.state.last_checkpoint = self._wall_clock()
-        self._publishes_since_checkpoint = 0
+        self._reserved_version = version
         self._batches_since_checkpoint = 0
         self._handled_since_checkpoint = 0
         self._last_checkpoint = self._clock()
@@ -492,7 +509,7 @@ class Daemon(AssignmentHandler):
                     self.next_offsets,
                 )
             self._batches_since_publish = 0
-            self._publishes_since_checkpoint = 0
+            self._reserved_version = self.version
             self._batches_since_checkpoint = 0
             self._handled_since_checkpoint = 0
             self.metrics.state.status = self.learner.status

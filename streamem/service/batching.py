@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from streamem.service.codecs import Decoded
+from streamem.service.codecs import Decoded, Row
 from streamem.service.source import Partition
 
 __all__ = ["MicroBatch", "MicroBatcher"]
@@ -105,6 +105,7 @@ class MicroBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self._clock = clock
         self._chunks: list[Decoded] = []
+        self._rows: list[Row] = []
         self._n_points = 0
         self._opened_at = 0.0
         self.first_offsets: dict[Partition, int] = {}
@@ -117,7 +118,7 @@ class MicroBatcher:
     @property
     def n_records(self) -> int:
         """Number of records in the open batch."""
-        return len(self._chunks)
+        return len(self._chunks) + len(self._rows)
 
     def add(self, points: Decoded, partition: Partition, offset: int) -> bool:
         """Add the points of one record; return True if the batch is now full.
@@ -131,7 +132,7 @@ class MicroBatcher:
         offset
             The record's offset.
         """
-        if not self._chunks:
+        if not self._n_points:
             self._opened_at = self._clock()
         self._chunks.append(points)
         self._n_points += len(points)
@@ -139,29 +140,44 @@ class MicroBatcher:
             self.first_offsets[partition] = offset
         return self._n_points >= self.batch_size
 
+    def add_row(self, row: Row, partition: Partition, offset: int) -> bool:
+        """:meth:`add` for a record of one point given as a plain row (see
+        :func:`~streamem.service.codecs.row_decoder`); the batch's array is built at
+        :meth:`take`, once."""
+        if not self._n_points:
+            self._opened_at = self._clock()
+        self._rows.append(row)
+        self._n_points += 1
+        if partition not in self.first_offsets:
+            self.first_offsets[partition] = offset
+        return self._n_points >= self.batch_size
+
     def due(self) -> bool:
         """Whether the open batch is full or its first point waited ``max_wait_ms``."""
-        if not self._chunks:
+        if not self._n_points:
             return False
         return self._n_points >= self.batch_size or self._clock() - self._opened_at >= self.max_wait
 
     def seconds_until_due(self) -> float | None:
         """Seconds until :meth:`due` becomes true by time (None if no batch is open)."""
-        if not self._chunks:
+        if not self._n_points:
             return None
         return max(0.0, self._opened_at + self.max_wait - self._clock())
 
     def take(self) -> MicroBatch:
         """Close the open batch and return it (it may be empty)."""
         chunks = self._chunks
+        if self._rows:
+            chunks = [*chunks, np.array(self._rows, dtype=np.float64)]
         if len(chunks) == 1:
             points = chunks[0]
         elif chunks:
             points = np.concatenate(chunks)
         else:
             points = np.empty((0, 0))
-        batch = MicroBatch(points, len(chunks), self.first_offsets)
+        batch = MicroBatch(points, self.n_records, self.first_offsets)
         self._chunks = []
+        self._rows = []
         self._n_points = 0
         self.first_offsets = {}
         return batch

@@ -33,6 +33,7 @@ otherwise. A point whose features are all missing is rejected as ``all_missing``
 from __future__ import annotations
 
 import json
+import json.scanner
 import math
 from collections.abc import Callable, Sequence
 from enum import StrEnum
@@ -45,12 +46,15 @@ from streamem.errors import ValidationError
 
 __all__ = [
     "FORMATS",
+    "ROW_FORMATS",
     "CodecSpec",
     "Decoded",
     "RecordRejected",
     "RejectReason",
+    "Row",
     "decode",
     "encode_points",
+    "row_decoder",
 ]
 
 Decoded: TypeAlias = npt.NDArray[np.float64]
@@ -371,6 +375,104 @@ def decode(value: bytes | None, spec: CodecSpec) -> Decoded:
     if decoder is None:
         raise _unknown_format(spec)
     return decoder(value, spec)
+
+
+ROW_FORMATS = ("json", "json_array", "csv")
+"""The formats of one point per record, which :func:`row_decoder` decodes into plain rows."""
+
+Row: TypeAlias = list[float]
+"""The point of a one-point record as a list of ``n_features`` floats (NaN: missing)."""
+
+# The C scanner that JSONDecoder.decode wraps; calling it directly saves the wrapper's work.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    _JSON_DECODER  # type: ignore[arg-type]
+)
+_SAFE_INT = 2**53  # ints below this convert to float64 exactly, without overflow
+
+
+def row_decoder(spec: CodecSpec) -> Callable[[bytes | None], Row]:
+    """Return a function that decodes one record of a one-point format into a plain row.
+
+    It gives the same point as :func:`decode` (``decode(value, spec)[0].tolist()``) and rejects
+    the same records with the same reason, about twice as fast: a record of plain finite
+    numbers takes a short path that builds no array (the caller builds one array per
+    micro-batch); anything else goes through :func:`decode` itself.
+
+    Parameters
+    ----------
+    spec
+        The ``input`` section; its format must be one of :data:`ROW_FORMATS`.
+
+    Raises
+    ------
+    ValidationError
+        If the format holds several points per record (packed formats).
+
+    Examples
+    --------
+    >>> from streamem.service.config import InputSettings
+    >>> row = row_decoder(InputSettings(format="json", features=["temp", "hum"]))
+    >>> row(b'{"sensor": "s1", "temp": 21.5, "hum": 40}')
+    [21.5, 40]
+    >>> row(b'{"temp": 21.5}')
+    Traceback (most recent call last):
+    ...
+    streamem.service.codecs.RecordRejected: missing_feature: feature 'hum' is missing or null
+    """
+    if spec.format not in ROW_FORMATS:
+        raise ValidationError(
+            f"input.format: expected one of {ROW_FORMATS} for rows, received {spec.format!r}"
+        )
+    features = tuple(spec.features)
+    n_features = len(features)
+    max_bytes = spec.max_record_bytes
+    isfinite = math.isfinite
+    scan = _SCAN
+
+    def slow(value: bytes | None) -> Row:
+        row: Row = decode(value, spec)[0].tolist()
+        return row
+
+    def plain(row: list[Any]) -> bool:
+        for x in row:
+            kind = type(x)
+            if kind is float:
+                if not isfinite(x):
+                    return False
+            elif kind is not int or not -_SAFE_INT < x < _SAFE_INT:
+                return False
+        return True
+
+    def json_object(value: bytes | None) -> Row:
+        if not value or len(value) > max_bytes:
+            return slow(value)
+        try:
+            text = value.decode("utf-8")
+            record, end = scan(text, 0)
+        except Exception:  # not UTF-8, not JSON, leading blanks, NaN literals: the slow path
+            return slow(value)
+        if end != len(text) or type(record) is not dict:
+            return slow(value)
+        row: list[Any] = [record.get(name) for name in features]
+        return row if plain(row) else slow(value)
+
+    def json_array(value: bytes | None) -> Row:
+        if not value or len(value) > max_bytes:
+            return slow(value)
+        try:
+            text = value.decode("utf-8")
+            record, end = scan(text, 0)
+        except Exception:
+            return slow(value)
+        if end != len(text) or type(record) is not list or len(record) != n_features:
+            return slow(value)
+        return record if plain(record) else slow(value)
+
+    if spec.format == "json":
+        return json_object
+    if spec.format == "json_array":
+        return json_array
+    return slow
 
 
 def _number(value: float) -> float | None:

@@ -18,7 +18,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["JsonFormatter", "RateLimitFilter", "configure_logging"]
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _HANDLER_NAME = "streamem-daemon"
@@ -40,11 +40,58 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, ensure_ascii=False)
 
 
+class RateLimitFilter(logging.Filter):
+    """Lets a log message of the loggers under ``prefix`` through at most once per ``period``.
+
+    kafka-python logs every failed connection attempt, several per second while a broker is
+    away; one line per message template and period is enough. The next line that gets through
+    says how many were left out.
+
+    Examples
+    --------
+    >>> limit = RateLimitFilter("kafka", period=10.0)
+    >>> def record(t):
+    ...     r = logging.LogRecord("kafka.net", logging.ERROR, "", 1, "failed: %s", ("x",), None)
+    ...     r.created = t
+    ...     return r
+    >>> [limit.filter(record(t)) for t in (0.0, 1.0, 2.0)]
+    [True, False, False]
+    >>> late = record(11.0)
+    >>> limit.filter(late), late.getMessage()
+    (True, 'failed: x (2 similar messages left out)')
+    """
+
+    def __init__(self, prefix: str, period: float) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.period = period
+        self._last: dict[tuple[str, int, str], float] = {}
+        self._skipped: dict[tuple[str, int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefix):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        last = self._last.get(key)
+        if last is not None and record.created - last < self.period:
+            self._skipped[key] = self._skipped.get(key, 0) + 1
+            return False
+        if len(self._last) > 10_000:  # preformatted messages: do not grow without bound
+            self._last.clear()
+            self._skipped.clear()
+        self._last[key] = record.created
+        skipped = self._skipped.pop(key, 0)
+        if skipped:
+            record.msg = f"{record.msg} ({skipped} similar messages left out)"
+        return True
+
+
 def configure_logging(level: str, format: str, *, stream: TextIO | None = None) -> None:
     """Send the root logger's records to ``stream`` (standard error) as text or JSON lines.
 
     kafka-python's own loggers are kept at WARNING unless ``level`` is DEBUG: at INFO they
-    describe every connection and group event. Calling it again replaces the handler.
+    describe every connection and group event; and each of their messages is let through at
+    most once per 10 s (:class:`RateLimitFilter`). Calling it again replaces the handler.
 
     Parameters
     ----------
@@ -62,6 +109,8 @@ def configure_logging(level: str, format: str, *, stream: TextIO | None = None) 
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if format == "json" else logging.Formatter(_TEXT_FORMAT))
+    if level != "DEBUG":
+        handler.addFilter(RateLimitFilter("kafka", period=10.0))
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("kafka").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

@@ -36,6 +36,7 @@ __all__ = [
     "Publisher",
     "Sink",
     "dead_letter_headers",
+    "is_permanent",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,11 @@ class KafkaSink:
         from kafka import KafkaProducer
         from kafka.errors import KafkaConfigurationError
 
+        # A short first contact: the publisher retries with its own backoff, and a stop request
+        # is not stuck behind kafka-python's default of 30 s.
+        kwargs = {"bootstrap_timeout_ms": 5_000, **producer_kwargs}
         try:
-            self._producer = KafkaProducer(**producer_kwargs)
+            self._producer = KafkaProducer(**kwargs)
         except KafkaConfigurationError as error:  # a setting, not an outage: fatal
             raise ValidationError(f"kafka.producer: {error}") from error
 
@@ -159,6 +163,30 @@ def dead_letter_headers(
     return headers
 
 
+_PERMANENT_ERRNOS = frozenset({10, 18, 87})  # MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE,
+# INVALID_RECORD: Kafka error codes of a record that no retry can deliver
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether a send failed because of the record itself, so that no new producer can help.
+
+    That is a Kafka error whose code says the record is too large or invalid, or a
+    ``TypeError`` from the client; anything else (timeouts, lost connections, a topic without
+    partitions for a moment, a producer broken by a broker restart) is worth a retry with a
+    new producer.
+
+    Examples
+    --------
+    >>> class MessageSizeTooLargeError(Exception):
+    ...     errno = 10
+    >>> is_permanent(MessageSizeTooLargeError()), is_permanent(TimeoutError())
+    (True, False)
+    """
+    if isinstance(error, TypeError):
+        return True
+    return getattr(error, "errno", None) in _PERMANENT_ERRNOS
+
+
 @dataclass
 class DeadLetter:
     """A dead letter on its way: what to send, where it came from, and its delivery."""
@@ -202,6 +230,9 @@ class Publisher:
         First and largest pause, in seconds, before a new producer retries failed deliveries.
     clock
         Monotonic clock in seconds (injectable for tests).
+    connect
+        Build the producer at once; with False, :meth:`connect` does (so that building the
+        publisher never waits for a broker).
 
     Examples
     --------
@@ -238,6 +269,7 @@ class Publisher:
         dead_letter_max_bytes: int,
         backoff: tuple[float, float] = (0.5, 30.0),
         clock: Callable[[], float] = time.monotonic,
+        connect: bool = True,
     ) -> None:
         self._factory = sink_factory
         self.output_topic = output_topic
@@ -253,7 +285,16 @@ class Publisher:
         self._snapshot_delivery: Delivery | None = None
         self.failures = 0
         """Failed deliveries so far (each one made the producer be recreated)."""
-        self._sink: Sink | None = self._new_sink()
+        self.given_up = 0
+        """Records dropped because no producer can send them (too large, invalid)."""
+        self._sink: Sink | None = None
+        if connect:
+            self.connect()
+
+    def connect(self) -> None:
+        """Build the producer if there is none and no retry is scheduled."""
+        if self._sink is None and self._retry_at is None:
+            self._sink = self._new_sink()
 
     # ---- producer life cycle ------------------------------------------------------------------
 
@@ -319,7 +360,11 @@ class Publisher:
             )
         except Exception as error:  # KafkaTimeoutError, IllegalStateError, ...
             letter.delivery = None
-            self._fail(f"a dead letter of {letter.partition}@{letter.offset}", error)
+            if is_permanent(error):
+                self._give_up(letter, error)
+                self._pending = deque(p for p in self._pending if p is not letter)
+            else:
+                self._fail(f"a dead letter of {letter.partition}@{letter.offset}", error)
 
     def _send_snapshot(self) -> None:
         if self._sink is None:
@@ -330,7 +375,10 @@ class Publisher:
             )
         except Exception as error:
             self._snapshot_delivery = None
-            self._fail("a model snapshot", error)
+            if is_permanent(error):
+                self._drop_snapshot(error)
+            else:
+                self._fail("a model snapshot", error)
 
     def publish(self, value: bytes) -> None:
         """Send a snapshot; it replaces any earlier one that still waits for a retry."""
@@ -343,6 +391,8 @@ class Publisher:
         if self.dead_letter_topic is None:
             return
         value = record.value
+        if value is None and record.key is None:
+            value = b""  # Kafka refuses a record without key and value; the headers say why
         original_size = None
         if value is not None and len(value) > self.dead_letter_max_bytes:
             original_size = len(value)
@@ -373,15 +423,40 @@ class Publisher:
         while pending and pending[0].acknowledged:
             pending.popleft()
             self._pause = self._backoff[0]  # a success ends the backoff
-        if pending and self._retry_at is None:
-            for letter in pending:
-                if letter.failed:
-                    error = letter.delivery.exception if letter.delivery is not None else None
-                    self._fail(f"a dead letter of {letter.partition}@{letter.offset}", error)
-                    break
+        if pending:
+            self._review()
         self._check_snapshot()
         if self._retry_due():
             self._recover()
+
+    def _review(self) -> None:
+        """Drop acknowledged and unsendable dead letters; start a retry if one failed."""
+        kept: deque[DeadLetter] = deque()
+        failed: DeadLetter | None = None
+        for letter in self._pending:
+            if letter.acknowledged:
+                continue
+            error = letter.delivery.exception if letter.delivery is not None else None
+            if letter.failed and error is not None and is_permanent(error):
+                self._give_up(letter, error)
+                continue
+            if letter.failed and failed is None:
+                failed = letter
+            kept.append(letter)
+        self._pending = kept
+        if failed is not None and self._retry_at is None:
+            error = failed.delivery.exception if failed.delivery is not None else None
+            self._fail(f"a dead letter of {failed.partition}@{failed.offset}", error)
+
+    def _give_up(self, letter: DeadLetter, error: BaseException) -> None:
+        self.given_up += 1
+        log.error(
+            "the dead letter of %s/%d@%d cannot be sent and is dropped: %s",
+            letter.partition[0],
+            letter.partition[1],
+            letter.offset,
+            error,
+        )
 
     def _check_snapshot(self) -> None:
         delivery = self._snapshot_delivery
@@ -390,9 +465,23 @@ class Publisher:
         if delivery.exception is None:
             self._snapshot = None
             self._pause = self._backoff[0]  # a success ends the backoff
+        elif is_permanent(delivery.exception):
+            self._drop_snapshot(delivery.exception)
         else:
             self._snapshot_delivery = None
             self._fail("a model snapshot", delivery.exception)
+
+    def _drop_snapshot(self, error: BaseException) -> None:
+        size = len(self._snapshot) if self._snapshot is not None else 0
+        self._snapshot, self._snapshot_delivery = None, None
+        self.given_up += 1
+        log.error(
+            "a model snapshot of %d bytes cannot be sent and is dropped (raise "
+            "kafka.producer.max_request_size, and the topic's max.message.bytes, if the model "
+            "is that large): %s",
+            size,
+            error,
+        )
 
     def settle(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every delivery; return True if all are acknowledged.
@@ -405,11 +494,7 @@ class Publisher:
             self._recover()
         if self._sink is not None:
             self._sink.flush(timeout=max(0.0, deadline - self._clock()))
-        failed = [letter for letter in self._pending if letter.failed]
-        if failed and self._retry_at is None:
-            error = failed[0].delivery.exception if failed[0].delivery is not None else None
-            self._fail(f"{len(failed)} dead letters", error)
-        self._pending = deque(letter for letter in self._pending if not letter.acknowledged)
+        self._review()
         self._check_snapshot()
         return not self._pending and self._snapshot is None
 

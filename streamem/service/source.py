@@ -126,7 +126,7 @@ class KafkaSource:
     retry_backoff_s
         First and largest pause between attempts to reach the brokers at start.
     stop_requested
-        Stops those attempts (re-raising the last error) once it returns True.
+        Stops those attempts (raising ``InterruptedError``) once it returns True.
     """
 
     def __init__(
@@ -139,7 +139,13 @@ class KafkaSource:
         stop_requested: Callable[[], bool] | None = None,
     ) -> None:
         # An input topic that does not exist is waited for, never created by reading it.
-        self._kwargs = {"allow_auto_create_topics": False, **consumer_kwargs}
+        # A short first contact (kafka-python waits 30 s by default): this class retries with
+        # its own backoff and looks at stop requests in between.
+        self._kwargs = {
+            "allow_auto_create_topics": False,
+            "bootstrap_timeout_ms": 5_000,
+            **consumer_kwargs,
+        }
         self._reset = self._kwargs.get("auto_offset_reset", "latest")
         self._consumer = self._connect(retry_backoff_s, stop_requested)
         self._consumer.subscribe(list(topics), listener=_Listener(self, handler))
@@ -154,8 +160,6 @@ class KafkaSource:
             except KafkaConfigurationError as error:  # a setting, not an outage: fatal
                 raise ValidationError(f"kafka.consumer: {error}") from error
             except KafkaError as error:  # NoBrokersAvailable and friends
-                if stop_requested is not None and stop_requested():
-                    raise
                 log.warning(
                     "cannot reach the Kafka brokers %s (attempt %d: %s); retrying in %.1f s",
                     self._kwargs.get("bootstrap_servers"),
@@ -163,7 +167,11 @@ class KafkaSource:
                     error,
                     pause,
                 )
-                time.sleep(pause)
+                resume = time.monotonic() + pause
+                while time.monotonic() < resume:
+                    if stop_requested is not None and stop_requested():
+                        raise InterruptedError("stopped before the brokers were reached") from error
+                    time.sleep(0.1)
                 pause, attempt = min(pause * 2, backoff[1]), attempt + 1
 
     @property

@@ -172,8 +172,13 @@ def produce(
     partitions: int = 3,
     rate: float | None = None,
     max_request_size: int = 8 * 1024 * 1024,
+    first: int = 0,
 ) -> None:
-    """Produce ``values`` round-robin over ``partitions``, optionally at ``rate`` records/s."""
+    """Produce ``values`` round-robin over ``partitions``, optionally at ``rate`` records/s.
+
+    Record ``i`` goes to partition ``(first + i) % partitions``, so that a stream produced in
+    pieces lands where it would have landed in one go.
+    """
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
@@ -186,7 +191,8 @@ def produce(
     try:
         started = time.monotonic()
         for i, value in enumerate(values):
-            producer.send(topic, value=value, partition=i % partitions)
+            key = b"tombstone" if value is None else None  # Kafka needs a key or a value
+            producer.send(topic, key=key, value=value, partition=(first + i) % partitions)
             if rate is not None and i % 500 == 499:
                 ahead = started + (i + 1) / rate - time.monotonic()
                 if ahead > 0:

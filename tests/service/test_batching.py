@@ -87,3 +87,18 @@ def test_an_empty_take_is_an_empty_batch() -> None:
 def test_bad_settings_name_the_parameter(size: int, wait: int) -> None:
     with pytest.raises(ValueError, match="batch_size" if size < 1 else "max_wait_ms"):
         MicroBatcher(batch_size=size, max_wait_ms=wait)
+
+
+def test_rows_and_arrays_make_one_batch_of_whole_records() -> None:
+    batcher = MicroBatcher(batch_size=3, max_wait_ms=500, clock=Clock())
+    assert not batcher.add_row([1.0, 2.0], ("t", 0), 4)
+    assert batcher.n_records == 1
+    assert batcher.seconds_until_due() == 0.5
+    assert not batcher.add_row([3.0, float("nan")], ("t", 1), 9)
+    assert batcher.add_row([5, 6], ("t", 0), 5)
+    batch = batcher.take()
+    np.testing.assert_array_equal(batch.points, [[1.0, 2.0], [3.0, np.nan], [5.0, 6.0]])
+    assert batch.points.dtype == np.float64
+    assert batch.n_records == 3
+    assert batch.first_offsets == {("t", 0): 4, ("t", 1): 9}
+    assert batcher.n_records == 0

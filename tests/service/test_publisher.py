@@ -201,3 +201,42 @@ def test_a_producer_that_cannot_be_built_is_retried() -> None:
     publisher.poll()
     assert publisher.settle(1.0)
     assert len(calls) == 2
+
+
+class TooLargeError(Exception):
+    errno = 10  # Kafka's MESSAGE_TOO_LARGE
+
+
+def test_an_unsendable_dead_letter_is_dropped_not_retried_forever() -> None:
+    factory, clock = SinkFactory(), Clock()
+    publisher = _publisher(factory, clock)
+    sink = factory.sinks[0]
+
+    def refuse(topic: str, *, value: bytes | None, key: bytes | None, headers: object) -> object:
+        raise TooLargeError("MESSAGE_SIZE_TOO_LARGE")
+
+    sink.send = refuse  # type: ignore[method-assign]
+    publisher.dead_letter(_record(b"x" * 10), "malformed", "bad")
+    publisher.publish(b"a huge model")
+    assert publisher.settle(1.0)
+    assert publisher.given_up == 2
+    assert publisher.failures == 0
+    assert len(factory.sinks) == 1
+
+
+def test_a_delivery_refused_by_the_broker_for_its_size_is_dropped() -> None:
+    factory, clock = SinkFactory(), Clock()
+    publisher = _publisher(factory, clock)
+    publisher.dead_letter(_record(b"x"), "malformed", "bad")
+    factory.sinks[0].deliveries[-1].exception = TooLargeError("MESSAGE_SIZE_TOO_LARGE")
+    assert publisher.settle(1.0)
+    assert publisher.given_up == 1
+    assert publisher.unsettled_offsets() == {}
+
+
+def test_a_record_without_key_and_value_is_dead_lettered_with_an_empty_value() -> None:
+    factory = SinkFactory()
+    publisher = _publisher(factory, Clock())
+    publisher.dead_letter(FakeRecord("sensors", 0, 3, 0, None, None), "empty", "no value")
+    assert publisher.settle(1.0)
+    assert factory.on("dead")[0][:2] == (None, b"")

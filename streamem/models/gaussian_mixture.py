@@ -626,7 +626,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 "n_refused": self.n_refused_,
                 "converged": bool(getattr(self, "converged_", False)),
                 "n_iter": int(getattr(self, "n_iter_", 0)),
-                "lower_bound": float(getattr(self, "lower_bound_", -np.inf)),
+                "lower_bound": _finite_or_none(getattr(self, "lower_bound_", None)),
             }
         return document
 
@@ -664,7 +664,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             model._publish(from_fit=True)
             model.converged_ = state["converged"]
             model.n_iter_ = state["n_iter"]
-            model.lower_bound_ = state["lower_bound"]
+            model.lower_bound_ = -np.inf if state["lower_bound"] is None else state["lower_bound"]
         return model
 
     def to_json(self) -> str:
@@ -728,6 +728,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    """JSON has no infinities: an undefined lower bound (-inf) is written as null."""
+    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def _nan_to_none(rows: NDArray[np.floating]) -> list[list[float | None]]:

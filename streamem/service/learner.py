@@ -16,7 +16,6 @@ Every point given to :meth:`Learner.learn` is in exactly one of ``n_seen``, the 
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections import deque
 from dataclasses import dataclass
@@ -366,11 +365,6 @@ class Learner:
         buffer, monitor), the drift detector's recent inputs and the learner's counters.
         """
         estimator = self.model.to_dict()
-        state = estimator.get("state")
-        if state is not None and not math.isfinite(state.get("lower_bound", 0.0)):
-            # GaussianMixture.to_dict writes lower_bound=-inf while it warms up; JSON has no
-            # infinities, and from_dict reads lower_bound only once initialised.
-            state["lower_bound"] = None
         return {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
@@ -431,11 +425,8 @@ class Learner:
                 "kept: %s (checkpoint, configuration)",
                 changed,
             )
-        estimator = state["estimator"]
-        if estimator.get("state") is not None and estimator["state"].get("lower_bound") is None:
-            estimator = {**estimator, "state": {**estimator["state"], "lower_bound": -math.inf}}
         try:
-            learner.model = GaussianMixture.from_dict(estimator)
+            learner.model = GaussianMixture.from_dict(state["estimator"])
         except (KeyError, TypeError, ValueError) as error:
             raise LearnerStateError(f"the stored model cannot be read: {error}") from error
         if learner.drift is not None and state.get("drift") is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from streamem.service.broker import die_with_parent_preexec
+from streamem.service.broker import EmbeddedBroker, die_with_parent_preexec
 from streamem.synthetic import FEATURES, SensorModes
 
 __all__ = [
@@ -278,3 +278,9 @@ def standardised_errors(
 
 def all_values(records: Iterable[Any]) -> list[bytes]:
     return [record.value for record in records]
+
+
+def create_daemon_topics(broker: EmbeddedBroker, topic: str, *extra: str) -> None:
+    """The input topic (3 partitions), ``<topic>.models``, ``<topic>.dead`` and any ``extra``."""
+    broker.create_topics([topic], partitions=3)
+    broker.create_topics([f"{topic}.models", f"{topic}.dead", *extra], partitions=1)

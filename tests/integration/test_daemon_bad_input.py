@@ -12,7 +12,13 @@ import numpy as np
 
 from streamem.service.broker import EmbeddedBroker
 from streamem.synthetic import SensorModes
-from tests.integration.daemon import DaemonProcess, SnapshotReader, daemon_config, produce
+from tests.integration.daemon import (
+    DaemonProcess,
+    SnapshotReader,
+    create_daemon_topics,
+    daemon_config,
+    produce,
+)
 from tests.integration.servers import read_records
 
 N_RECORDS = 20_000
@@ -45,8 +51,7 @@ def test_bad_records_go_to_the_dead_letters_with_their_reason(
     group_id: str,
     rng: np.random.Generator,
 ) -> None:
-    broker.create_topics([topic_name], partitions=3)
-    broker.create_topics([f"{topic_name}.models", f"{topic_name}.dead"], partitions=1)
+    create_daemon_topics(broker, topic_name)
     X, _ = SensorModes.default().sample(N_RECORDS, rng)
     stream: list[bytes | None] = [json.dumps(row).encode() for row in X.tolist()]
     bad_at = rng.choice(N_RECORDS, size=N_RECORDS // 20, replace=False)  # 5%

@@ -15,6 +15,7 @@ from streamem.service.broker import EmbeddedBroker
 from tests.integration.daemon import (
     DaemonProcess,
     SnapshotReader,
+    create_daemon_topics,
     daemon_config,
     produce,
     readings,
@@ -41,9 +42,7 @@ def test_sigkill_at_three_random_moments_keeps_the_model_exact(
     group_id: str,
     rng: np.random.Generator,
 ) -> None:
-    broker.create_topics([topic_name], partitions=3)
-    broker.create_topics([f"{topic_name}.models", f"{topic_name}.reference"], partitions=1)
-    broker.create_topics([f"{topic_name}.dead"], partitions=1)
+    create_daemon_topics(broker, topic_name, f"{topic_name}.reference")
     X, values = readings(N_RECORDS, rng)
     stream: list[bytes | None] = list(values)
     for i in range(BAD_EVERY - 1, N_RECORDS, BAD_EVERY):

@@ -21,6 +21,7 @@ from streamem.synthetic import SensorModes
 from tests.integration.daemon import (
     DaemonProcess,
     SnapshotReader,
+    create_daemon_topics,
     daemon_config,
     produce,
     readings,
@@ -32,11 +33,6 @@ TRUTH = SensorModes.default()
 VALIDATOR = jsonschema.Draft202012Validator(snapshot_schema())
 
 pytestmark = pytest.mark.slow
-
-
-def _create_topics(broker: EmbeddedBroker, topic: str) -> None:
-    broker.create_topics([topic], partitions=3)
-    broker.create_topics([f"{topic}.models", f"{topic}.dead"], partitions=1)
 
 
 def _metrics(port: int) -> str:
@@ -72,7 +68,7 @@ def test_100k_readings_are_learned_exactly_once_and_recover_the_mixture(
     group_id: str,
     rng: np.random.Generator,
 ) -> None:
-    _create_topics(broker, topic_name)
+    create_daemon_topics(broker, topic_name)
     X, values = readings(100_000, rng)
     produce(broker.bootstrap_servers, topic_name, values)
     port = free_port()
@@ -149,7 +145,7 @@ def test_sigterm_learns_the_open_batch_publishes_and_checkpoints_within_5_second
     group_id: str,
     rng: np.random.Generator,
 ) -> None:
-    _create_topics(broker, topic_name)
+    create_daemon_topics(broker, topic_name)
     _, values = readings(6_000, rng)
     produce(broker.bootstrap_servers, topic_name, values[:5_000])
     port = free_port()

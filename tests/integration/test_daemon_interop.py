@@ -12,7 +12,13 @@ import numpy as np
 
 from streamem.service.broker import EmbeddedBroker
 from streamem.service.snapshot import snapshot_schema
-from tests.integration.daemon import DaemonProcess, SnapshotReader, daemon_config, readings
+from tests.integration.daemon import (
+    DaemonProcess,
+    SnapshotReader,
+    create_daemon_topics,
+    daemon_config,
+    readings,
+)
 from tests.integration.servers import Kcat
 
 N_RECORDS = 3_000
@@ -27,8 +33,7 @@ def test_kcat_records_are_learned_and_the_model_is_read_back_with_kcat(
     group_id: str,
     rng: np.random.Generator,
 ) -> None:
-    broker.create_topics([topic_name], partitions=3)
-    broker.create_topics([f"{topic_name}.models", f"{topic_name}.dead"], partitions=1)
+    create_daemon_topics(broker, topic_name)
     _, values = readings(N_RECORDS, rng)
     lines = [value.decode() for value in values]
     for sensor in range(3):  # one key per sensor: librdkafka spreads them over partitions

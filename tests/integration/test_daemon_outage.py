@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from streamem.service.broker import EmbeddedBroker
-from tests.integration.daemon import DaemonProcess, SnapshotReader, daemon_config, produce, readings
+from tests.integration.daemon import (
+    DaemonProcess,
+    SnapshotReader,
+    create_daemon_topics,
+    daemon_config,
+    produce,
+    readings,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -22,11 +29,6 @@ def own_broker(broker: EmbeddedBroker) -> Iterator[EmbeddedBroker]:
     """A broker of this test only (``broker`` is requested so that Tansu's absence skips)."""
     with EmbeddedBroker() as server:
         yield server
-
-
-def _create_topics(broker: EmbeddedBroker, topic: str) -> None:
-    broker.create_topics([topic], partitions=3)
-    broker.create_topics([f"{topic}.models", f"{topic}.dead"], partitions=1)
 
 
 def _latest(broker: EmbeddedBroker, topic: str, n_seen: int, timeout: float) -> dict:
@@ -45,7 +47,7 @@ def test_the_daemon_survives_a_broker_restart_and_keeps_its_model(
     group_id: str,
     rng: np.random.Generator,
 ) -> None:
-    _create_topics(own_broker, topic_name)
+    create_daemon_topics(own_broker, topic_name)
     _, values = readings(4_000, rng)
     produce(own_broker.bootstrap_servers, topic_name, values[:3_000])
     config = daemon_config(
@@ -61,7 +63,7 @@ def test_the_daemon_survives_a_broker_restart_and_keeps_its_model(
     own_broker.stop()
     time.sleep(5)
     own_broker.restart()  # same port, no topics, no data, no groups
-    _create_topics(own_broker, topic_name)
+    create_daemon_topics(own_broker, topic_name)
     produce(own_broker.bootstrap_servers, topic_name, [*values[3_000:], b"not json"])
 
     after = _latest(own_broker, topic_name, 4_000, 90)

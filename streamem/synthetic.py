@@ -82,3 +82,60 @@ def random_mixture_sample(
     noise = rng.normal(size=(n, n_features))
     rows = means[labels] + np.einsum("nab,nb->na", factors[labels], noise)
     return rows, labels
+
+
+@dataclass
+class SensorStream:
+    """Readings of a few machines as JSON-ready dicts, with a regime change after ``change_after``.
+
+    Each reading is ``{"machine": "m2", "ts": 1700000000.5, "temp": 35.1, "hum": 0.41,
+    "vib": 2.4}``; machines take turns, every machine runs in the modes of :class:`SensorModes`,
+    and after ``change_after`` readings (never, if None) the modes become
+    :meth:`SensorModes.shifted`.
+
+    Examples
+    --------
+    >>> stream = SensorStream(n_machines=2, change_after=3, seed=0)
+    >>> [reading["machine"] for reading in stream.take(4)]
+    ['m1', 'm2', 'm1', 'm2']
+    >>> stream.n_produced, stream.changed
+    (4, True)
+    """
+
+    n_machines: int = 4
+    change_after: int | None = None
+    seed: int = 0
+    modes: SensorModes = field(default_factory=SensorModes.default)
+    n_produced: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_machines < 1:
+            raise ValueError(f"n_machines must be >= 1, got {self.n_machines}")
+        self._rng = np.random.default_rng(self.seed)
+
+    @property
+    def changed(self) -> bool:
+        """Whether the readings produced so far reached the regime change."""
+        return self.change_after is not None and self.n_produced >= self.change_after
+
+    def take(self, n: int, timestamp: float = 0.0) -> list[dict[str, float | str]]:
+        """The next ``n`` readings, all stamped ``timestamp`` (Unix seconds)."""
+        readings: list[dict[str, float | str]] = []
+        while len(readings) < n:
+            before = self.change_after is None or self.n_produced < self.change_after
+            modes = self.modes if before else self.modes.shifted()
+            count = n - len(readings)
+            if before and self.change_after is not None:
+                count = min(count, self.change_after - self.n_produced)
+            rows, _ = modes.sample(count, self._rng)
+            for row in rows.round(4).tolist():
+                machine = f"m{self.n_produced % self.n_machines + 1}"
+                readings.append(
+                    {
+                        "machine": machine,
+                        "ts": timestamp,
+                        **dict(zip(modes.names, row, strict=True)),
+                    }
+                )
+                self.n_produced += 1
+        return readings

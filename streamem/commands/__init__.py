@@ -1,0 +1,1 @@
+"""What the ``streamem`` subcommands do; :mod:`streamem.cli` parses their arguments."""

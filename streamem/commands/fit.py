@@ -1,0 +1,181 @@
+"""``streamem fit``: stepwise EM over a data file read in chunks, so it may exceed memory.
+
+The file is read in chunks (:mod:`streamem.datafiles`), regrouped into mini-batches of exactly
+``batch_size`` rows, and each batch is one :meth:`~streamem.GaussianMixture.partial_fit`: the
+result is the model that the library's own ``partial_fit`` loop learns on the same rows. A file
+with fewer rows than ``init_size`` is small enough for memory: it gets batch EM
+(:meth:`~streamem.GaussianMixture.fit`) on all its rows.
+
+With ``n_components="auto"`` a first pass draws a uniform sample of the rows (all of them for a
+small file) and fits every candidate K on it by batch EM; the K of the lowest BIC is learned in the
+second pass.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from streamem.datafiles import open_data
+>>> rng = np.random.default_rng(0)
+>>> X = np.concatenate([rng.normal(0, 1, (300, 2)), rng.normal(8, 1, (300, 2))])
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "two.npy"
+>>> np.save(path, rng.permutation(X))
+>>> result = fit_file(open_data(path), "auto", candidates=range(1, 5), init_size=200)
+>>> result.n_components, result.n_rows
+(2, 600)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from streamem.datafiles import DataFile, Rebatcher
+from streamem.errors import ValidationError
+from streamem.models.gaussian_mixture import GaussianMixture
+
+__all__ = ["FitResult", "choose_components", "fit_file", "uniform_sample"]
+
+SAMPLE_SIZE = 100_000
+"""Rows of the sample on which ``--components auto`` compares the candidates."""
+
+Progress = Callable[[int], None]
+"""Called with the bytes read so far (for a progress bar)."""
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What :func:`fit_file` learned: the model, the rows read, and the BIC of each candidate K."""
+
+    model: GaussianMixture
+    n_components: int
+    n_rows: int
+    bic: dict[int, float]
+    batch_em: bool
+
+
+def fit_file(
+    data: DataFile,
+    n_components: int | str,
+    *,
+    covariance_type: str = "full",
+    batch_size: int = 1_000,
+    init_size: int = 10_000,
+    n_init: int = 5,
+    seed: int = 0,
+    candidates: Iterable[int] = range(1, 9),
+    sample_size: int = SAMPLE_SIZE,
+    chunk_rows: int | None = None,
+    progress: Progress | None = None,
+) -> FitResult:
+    """Learn a Gaussian mixture from a data file by stepwise EM (see the module docstring).
+
+    Parameters
+    ----------
+    data
+        The file (:func:`streamem.datafiles.open_data`).
+    n_components
+        The number of components, or ``"auto"`` to choose it by BIC among ``candidates``.
+    covariance_type, n_init, seed
+        As in :class:`~streamem.GaussianMixture` (``seed`` is ``random_state``).
+    batch_size
+        Rows per ``partial_fit``.
+    init_size
+        Rows buffered before the model initialises (k-means++ restarts and batch EM on them).
+    sample_size
+        Rows of the sample that compares the candidates (``"auto"`` only).
+    chunk_rows
+        Rows read from the file at once (memory use); by default ``max(batch_size, 100_000)``.
+    progress
+        Called with the bytes read so far, after each chunk (both passes count).
+    """
+    chunk_rows = chunk_rows or max(batch_size, 100_000)
+    bic: dict[int, float] = {}
+    if n_components == "auto":
+        sample = uniform_sample(data.chunks(chunk_rows, progress), sample_size, seed)
+        n_components, bic = choose_components(
+            sample, candidates, covariance_type=covariance_type, n_init=n_init, seed=seed
+        )
+    if not isinstance(n_components, int) or n_components < 1:
+        raise ValidationError(
+            f"components must be a positive integer or 'auto', got {n_components!r}"
+        )
+    model = GaussianMixture(
+        n_components,
+        covariance_type=covariance_type,
+        n_init=n_init,
+        random_state=seed,
+        init_size=init_size,
+    )
+    n_rows = 0
+    with threadpool_limits(1):
+        for batch in Rebatcher(batch_size)(data.chunks(chunk_rows, progress)):
+            model.partial_fit(batch)
+            n_rows += len(batch)
+        if n_rows == 0:
+            raise ValidationError(f"{str(data.path)!r} has no data rows")
+        batch_em = not model.engine_.initialized
+        if batch_em:  # the whole file is in the warm-up buffer
+            model.fit(model.warmup_)
+    if data.named:
+        model.feature_names_in_ = np.asarray(data.features, dtype=object)
+    return FitResult(model, n_components, n_rows, bic, batch_em)
+
+
+def uniform_sample(chunks: Iterator[np.ndarray], size: int, seed: int = 0) -> np.ndarray:
+    """A uniform random sample of ``size`` rows (all rows if fewer), holding one chunk at a time.
+
+    Every row gets a random key and the ``size`` smallest keys are kept, so each subset of
+    ``size`` rows is equally likely.
+
+    Examples
+    --------
+    >>> chunks = iter([np.arange(10.0).reshape(5, 2), np.arange(10.0, 20.0).reshape(5, 2)])
+    >>> uniform_sample(chunks, 3).shape
+    (3, 2)
+    """
+    rng = np.random.default_rng(seed)
+    kept: np.ndarray | None = None
+    keys = np.empty(0)
+    for chunk in chunks:
+        rows = chunk if kept is None else np.concatenate([kept, chunk])
+        keys = np.concatenate([keys, rng.random(len(chunk))])
+        if len(rows) > size:
+            best = np.sort(np.argpartition(keys, size)[:size])
+            rows, keys = rows[best], keys[best]
+        kept = rows
+    if kept is None:
+        raise ValidationError("the data file has no rows")
+    return kept
+
+
+def choose_components(
+    sample: np.ndarray,
+    candidates: Iterable[int],
+    *,
+    covariance_type: str = "full",
+    n_init: int = 5,
+    seed: int = 0,
+) -> tuple[int, dict[int, float]]:
+    """The K of the lowest BIC among ``candidates``, each fitted by batch EM on ``sample``.
+
+    Returns the chosen K and the BIC of every candidate that the sample can support.
+    """
+    bic: dict[int, float] = {}
+    with threadpool_limits(1):
+        for k in _supported(candidates, len(sample)):
+            model = GaussianMixture(
+                k, covariance_type=covariance_type, n_init=n_init, random_state=seed
+            )
+            bic[k] = model.fit(sample).bic(sample)
+    if not bic:
+        raise ValidationError(f"no candidate number of components fits {len(sample)} rows")
+    return min(bic, key=bic.__getitem__), bic
+
+
+def _supported(candidates: Iterable[int], n_rows: int) -> Sequence[int]:
+    chosen = sorted(set(candidates))
+    if not chosen or chosen[0] < 1:
+        raise ValidationError(f"candidate numbers of components must be >= 1, got {chosen}")
+    return [k for k in chosen if k <= n_rows]

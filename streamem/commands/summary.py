@@ -1,0 +1,194 @@
+"""One view of a learned mixture, whatever document it came from, and its printout.
+
+A model reaches the commands in three forms: a :class:`~streamem.GaussianMixture` (``fit``), its
+JSON file (``GaussianMixture.to_json``), or a snapshot that the daemon published (a JSON document
+of :mod:`streamem.service.snapshot`, also one line of the demo's ``snapshots.ndjson``).
+:class:`MixtureSummary` holds what ``inspect`` prints and ``plot`` draws, from any of them.
+
+Examples
+--------
+>>> import numpy as np
+>>> from streamem import GaussianMixture
+>>> X = np.random.default_rng(0).normal(size=(200, 2))
+>>> summary = MixtureSummary.from_model(GaussianMixture(2, random_state=0).fit(X))
+>>> summary.features, summary.covariances.shape
+(('x0', 'x1'), (2, 2, 2))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamem.errors import ValidationError
+from streamem.models import covariance as cov
+from streamem.models.gaussian_mixture import FORMAT, GaussianMixture
+
+__all__ = ["CurvePoint", "MixtureSummary", "load_summary"]
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One point of a learning curve: the mean log-likelihood after ``n_seen`` points."""
+
+    n_seen: int
+    mean_log_likelihood: float
+    smoothed_log_likelihood: float
+    drift: bool = False
+
+
+@dataclass(frozen=True)
+class MixtureSummary:
+    """A Gaussian mixture ready to print or draw.
+
+    ``covariances`` are full matrices ``(n_components, n_features, n_features)`` whatever the
+    model's covariance type; ``facts`` are the labelled values printed above the table (points
+    seen, version, log-likelihood, ...); ``curve`` is the learning curve, oldest first.
+    """
+
+    name: str
+    covariance_type: str
+    features: tuple[str, ...]
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    facts: dict[str, Any] = field(default_factory=dict)
+    curve: tuple[CurvePoint, ...] = ()
+
+    @classmethod
+    def from_model(cls, model: GaussianMixture, name: str = "model") -> MixtureSummary:
+        """Summarise a fitted :class:`~streamem.GaussianMixture` (its monitor gives the curve)."""
+        k, d = model.means_.shape
+        covariance_type = cov.check_covariance_type(model.covariance_type)
+        names = getattr(model, "feature_names_in_", None)
+        features = tuple(names) if names is not None else tuple(f"x{i}" for i in range(d))
+        n_seen = int(getattr(model, "n_seen_", 0))
+        curve, seen = [], n_seen - sum(r.n_points for r in model.monitor_.history)
+        for record in model.monitor_.history:
+            seen += record.n_points
+            curve.append(
+                CurvePoint(seen, record.mean_log_likelihood, record.smoothed_log_likelihood)
+            )
+        last = model.monitor_.last
+        facts = {
+            "points seen": n_seen,
+            "updates": int(model.n_iter_),
+            "mean log-likelihood": last.mean_log_likelihood if last else None,
+            "converged": bool(model.converged_),
+        }
+        return cls(
+            name=name,
+            covariance_type=covariance_type,
+            features=features,
+            weights=np.asarray(model.weights_, dtype=float),
+            means=np.asarray(model.means_, dtype=float),
+            covariances=cov.full_matrices(
+                np.asarray(model.covariances_, dtype=float), covariance_type, k, d
+            ),
+            facts=facts,
+            curve=tuple(curve),
+        )
+
+    @classmethod
+    def from_snapshots(cls, snapshots: Sequence[Mapping[str, Any]]) -> MixtureSummary:
+        """Summarise the newest of published snapshots; all of them give the curve."""
+        if not snapshots:
+            raise ValidationError("no model snapshot to summarise")
+        last = snapshots[-1]
+        try:
+            k, d = int(last["n_components"]), int(last["n_features"])
+            covariance_type = cov.check_covariance_type(last["covariance_type"])
+            covariances = np.asarray(last["covariances"], dtype=float)
+            summary = cls(
+                name=str(last["model"]),
+                covariance_type=covariance_type,
+                features=tuple(last["features"]),
+                weights=np.asarray(last["weights"], dtype=float),
+                means=np.asarray(last["means"], dtype=float),
+                covariances=cov.full_matrices(covariances, covariance_type, k, d),
+                facts={
+                    "version": last["version"],
+                    "points seen": last["n_seen"],
+                    "batches": last["n_batches"],
+                    "mean log-likelihood": last["mean_log_likelihood"],
+                    "smoothed": last["smoothed_log_likelihood"],
+                    "step size": last["step_size"],
+                    "converged": last["converged"],
+                    "drift events": last["drift_events"],
+                },
+                curve=tuple(
+                    CurvePoint(
+                        int(s["n_seen"]),
+                        float(s["mean_log_likelihood"]),
+                        float(s["smoothed_log_likelihood"]),
+                        bool(s["drift"]),
+                    )
+                    for s in snapshots
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValidationError(f"not a streamem model snapshot: {error!r}") from None
+        return summary
+
+    def table(self) -> Any:
+        """A :class:`rich.table.Table`: one row per component, heaviest first."""
+        from rich.table import Table
+
+        facts = ", ".join(f"{key} {_fact(value)}" for key, value in self.facts.items())
+        table = Table(
+            title=f"{self.name}: {len(self.weights)} {self.covariance_type}-covariance components",
+            caption=facts,
+        )
+        table.add_column("component", justify="right")
+        table.add_column("weight", justify="right")
+        for feature in self.features:
+            table.add_column(f"{feature} mean ± sd", justify="right")
+        sds = np.sqrt(np.diagonal(self.covariances, axis1=1, axis2=2))
+        for j in np.argsort(-self.weights):
+            cells = [f"{m:.4g} ± {s:.2g}" for m, s in zip(self.means[j], sds[j], strict=True)]
+            table.add_row(str(j), f"{self.weights[j]:.3f}", *cells)
+        return table
+
+
+def _fact(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if math.isfinite(value) else str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def load_summary(path: str | Path) -> MixtureSummary:
+    """Read a model JSON file, a snapshot JSON file, or an NDJSON file of snapshots.
+
+    Raises
+    ------
+    ValidationError
+        If the file is missing or is none of these.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValidationError(f"cannot read {str(path)!r}: {error.strerror}") from None
+    try:
+        documents = [json.loads(text)]
+    except ValueError:  # NDJSON: one snapshot per line
+        try:
+            documents = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError as error:
+            raise ValidationError(f"{str(path)!r} is neither JSON nor NDJSON: {error}") from None
+    if not documents or not all(isinstance(d, dict) for d in documents):
+        raise ValidationError(f"{str(path)!r} holds no JSON object")
+    if documents[-1].get("format") == FORMAT:
+        model = GaussianMixture.from_dict(documents[-1])
+        if not hasattr(model, "weights_"):
+            raise ValidationError(f"{str(path)!r} holds a model that was never fitted")
+        return MixtureSummary.from_model(model, name=path.stem)
+    return MixtureSummary.from_snapshots(documents)

@@ -180,7 +180,8 @@ def _demo(args: argparse.Namespace) -> int:
         f"model:     {result.model_path}  (GaussianMixture.from_json loads it)\n"
         f"versions:  {result.snapshots_path}\n"
         f"plot:      {result.plot_path}\n"
-        f"daemon:    {result.out_dir / 'daemon.log'}, {result.out_dir / 'daemon.yaml'}"
+        f"daemon:    {result.out_dir / 'daemon.log'}, {result.out_dir / 'daemon.yaml'}",
+        soft_wrap=True,  # paths stay whole, to copy and paste
     )
     return 0
 
@@ -233,13 +234,15 @@ def _fit(args: argparse.Namespace) -> int:
         )
     if result.bic:
         scores = ", ".join(f"K={k}: {v:,.1f}" for k, v in result.bic.items())
-        console.print(f"BIC on a sample ({scores}): K={result.n_components} is lowest")
+        console.print(
+            f"BIC on a sample ({scores}): K={result.n_components} is lowest", soft_wrap=True
+        )
     how = "batch EM (fewer rows than --init-size)" if result.batch_em else "stepwise EM"
     console.print(f"learned {result.n_rows:,} rows of {', '.join(data.features)} by {how}")
     out = args.out or Path(data.path.name.split(".")[0] + ".model.json")
     out.write_text(result.model.to_json(), encoding="utf-8")
     console.print(MixtureSummary.from_model(result.model, name=out.stem).table())
-    console.print(f"model written to {out}")
+    console.print(f"model written to {out}", soft_wrap=True)
     return 0
 
 

@@ -188,7 +188,7 @@ def _ndjson_features(path: Path) -> _Names:
         return names, names
     if not isinstance(first, dict):
         raise ValidationError(f"{str(path)!r} line {number}: expected a JSON object or array")
-    numeric = (key for key, value in first.items() if _is_json_number(value))
+    numeric = (key for key, value in first.items() if value is None or _is_json_number(value))
     return tuple(first), tuple(numeric)
 
 

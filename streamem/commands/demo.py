@@ -185,7 +185,8 @@ def run_demo(
         load_config(config_path, environ={})  # a mistake here is the demo's, not the user's
         console.print(
             f"broker on {broker.bootstrap_servers}, daemon metrics on "
-            f"http://127.0.0.1:{metrics_port}/metrics, config {config_path}"
+            f"http://127.0.0.1:{metrics_port}/metrics, config {config_path}",
+            soft_wrap=True,
         )
         daemon = _start_daemon(config_path, out_dir / "daemon.log")
         producer = _Producer(broker.bootstrap_servers, rate, int(rate * duration / 2), seed)

@@ -139,6 +139,7 @@ def _draw_mixture(
             color=colour,
             fontsize=9,
             fontweight="bold",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.75, "ec": "none"},
         )
     axes.set_xlabel(summary.features[i])
     axes.set_ylabel(summary.features[j])

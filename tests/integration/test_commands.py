@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -77,6 +79,29 @@ def test_demo_publishes_a_growing_model_draws_it_and_leaves_no_process(tmp_path:
     assert image.shape[0] > 400
     assert image.shape[1] > 800
     assert image[..., :3].std() > 0.05  # something is drawn, not a blank page
+
+
+def test_ctrl_c_stops_the_demo_early_and_still_writes_the_results(tmp_path: Path) -> None:
+    token = uuid.uuid4().hex
+    out_dir = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "streamem", "demo", "--duration", "600", "--out-dir", str(out_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, _MARKER: token},
+    )
+    try:
+        time.sleep(9)  # the daemon joins, warms up and publishes within a few seconds
+        demo.send_signal(signal.SIGINT)
+        stdout, stderr = demo.communicate(timeout=60)
+    finally:
+        demo.kill()
+    assert demo.returncode == 0, stderr
+    assert "stopping early (Ctrl-C)" in stdout
+    assert (out_dir / "model.json").is_file()
+    assert (out_dir / "demo.png").is_file()
+    assert _processes_with(token) == []
 
 
 def test_produce_sends_synthetic_readings_that_kafka_clients_read(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,9 +22,12 @@ from tests.integration.daemon import (
     SnapshotReader,
     create_daemon_topics,
     daemon_config,
+    http_get,
+    metric_sample,
     produce,
     readings,
     standardised_errors,
+    wait_consumed,
 )
 from tests.integration.servers import PrometheusServer, free_port, require
 
@@ -33,30 +35,6 @@ TRUTH = SensorModes.default()
 VALIDATOR = jsonschema.Draft202012Validator(snapshot_schema())
 
 pytestmark = pytest.mark.slow
-
-
-def _metrics(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
-
-
-def _sample(text: str, name: str) -> float | None:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
-def _wait_consumed(port: int, count: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if _sample(_metrics(port), "streamem_records_consumed_total") == count:
-                return
-        except OSError:
-            pass  # the endpoint is not up yet
-        time.sleep(0.2)
-    raise AssertionError(f"the daemon did not read {count} records in {timeout} s")
 
 
 def test_100k_readings_are_learned_exactly_once_and_recover_the_mixture(
@@ -102,9 +80,9 @@ def test_100k_readings_are_learned_exactly_once_and_recover_the_mixture(
     assert weight_errors.max() < 0.02
 
     # Metrics: clean for promtool, and scraped by a real Prometheus.
-    text = _metrics(port)
-    assert _sample(text, "streamem_model_points_seen") == 100_000
-    assert _sample(text, "streamem_records_consumed_total") == 100_000
+    text = http_get(port, "/metrics")[1]
+    assert metric_sample(port, "streamem_model_points_seen") == 100_000
+    assert metric_sample(port, "streamem_records_consumed_total") == 100_000
     assert f'streamem_consumer_lag_records{{partition="0",topic="{topic_name}"}} 0.0' in text
     checked = subprocess.run(
         [require("promtool"), "check", "metrics"],
@@ -159,10 +137,9 @@ def test_sigterm_learns_the_open_batch_publishes_and_checkpoints_within_5_second
         metrics={"enabled": True, "port": port},
     )
     daemon = daemons(config)
-    _wait_consumed(port, 5_000)
-    text = _metrics(port)
-    assert _sample(text, "streamem_model_points_seen") == 0
-    assert _sample(text, "streamem_model_version") == 0
+    wait_consumed(port, 5_000)
+    assert metric_sample(port, "streamem_model_points_seen") == 0
+    assert metric_sample(port, "streamem_model_version") == 0
 
     started = time.monotonic()
     daemon.signal(signal.SIGTERM)
@@ -183,7 +160,7 @@ def test_sigterm_learns_the_open_batch_publishes_and_checkpoints_within_5_second
         # A restart resumes exactly: no record twice, versions without a gap.
         produce(broker.bootstrap_servers, topic_name, values[5_000:])
         again = daemons(config)
-        _wait_consumed(port, 1_000)
+        wait_consumed(port, 1_000)
         again.signal(signal.SIGTERM)
         assert again.wait(10) == 0
         final = reader.wait_for(lambda s: s["version"] == 2, 10, "of version 2")

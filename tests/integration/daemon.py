@@ -20,13 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from streamem.service.broker import EmbeddedBroker, die_with_parent_preexec
+from streamem.service.broker import EmbeddedBroker, die_with_parent_preexec, free_loopback_port
 from streamem.synthetic import FEATURES, SensorModes
 
 __all__ = [
     "DaemonProcess",
     "SnapshotReader",
     "daemon_config",
+    "daemon_config_with_metrics",
     "http_get",
     "metric_sample",
     "produce",
@@ -84,6 +85,12 @@ def daemon_config(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2))
     return path
+
+
+def daemon_config_with_metrics(path: Path, **kwargs: Any) -> tuple[Path, int]:
+    """:func:`daemon_config` with the metrics endpoint on a free loopback port: (path, port)."""
+    port = free_loopback_port()
+    return daemon_config(path, metrics={"enabled": True, "port": port}, **kwargs), port
 
 
 class DaemonProcess:

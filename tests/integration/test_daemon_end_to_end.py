@@ -21,7 +21,7 @@ from tests.integration.daemon import (
     DaemonProcess,
     SnapshotReader,
     create_daemon_topics,
-    daemon_config,
+    daemon_config_with_metrics,
     http_get,
     metric_sample,
     produce,
@@ -29,7 +29,7 @@ from tests.integration.daemon import (
     standardised_errors,
     wait_consumed,
 )
-from tests.integration.servers import PrometheusServer, free_port, require
+from tests.integration.servers import PrometheusServer, require
 
 TRUTH = SensorModes.default()
 VALIDATOR = jsonschema.Draft202012Validator(snapshot_schema())
@@ -49,13 +49,11 @@ def test_100k_readings_are_learned_exactly_once_and_recover_the_mixture(
     create_daemon_topics(broker, topic_name)
     X, values = readings(100_000, rng)
     produce(broker.bootstrap_servers, topic_name, values)
-    port = free_port()
-    config = daemon_config(
+    config, port = daemon_config_with_metrics(
         tmp_path / "daemon.yaml",
         bootstrap=broker.bootstrap_servers,
         topic=topic_name,
         group=group_id,
-        metrics={"enabled": True, "port": port},
     )
     daemon = daemons(config)
     reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.models")
@@ -126,15 +124,13 @@ def test_sigterm_learns_the_open_batch_publishes_and_checkpoints_within_5_second
     create_daemon_topics(broker, topic_name)
     _, values = readings(6_000, rng)
     produce(broker.bootstrap_servers, topic_name, values[:5_000])
-    port = free_port()
-    config = daemon_config(
+    config, port = daemon_config_with_metrics(
         tmp_path / "daemon.yaml",
         bootstrap=broker.bootstrap_servers,
         topic=topic_name,
         group=group_id,
         # Nothing closes a batch but the stop: everything read waits in the open batch.
         batching={"batch_size": 1_000_000, "max_wait_ms": 600_000},
-        metrics={"enabled": True, "port": port},
     )
     daemon = daemons(config)
     wait_consumed(port, 5_000)

@@ -15,13 +15,12 @@ from streamem.service.broker import EmbeddedBroker
 from tests.integration.daemon import (
     DaemonProcess,
     create_daemon_topics,
-    daemon_config,
+    daemon_config_with_metrics,
     http_get,
     produce,
     readings,
     wait_consumed,
 )
-from tests.integration.servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -78,14 +77,12 @@ def test_probes_at_start_in_operation_and_through_a_broker_outage(
     rng: np.random.Generator,
 ) -> None:
     _, values = readings(3_000, rng)
-    port = free_port()
-    config = daemon_config(
+    config, port = daemon_config_with_metrics(
         tmp_path / "daemon.yaml",
         bootstrap=late_broker.bootstrap_servers,
         topic=topic_name,
         group=group_id,
         model={"init_size": 500},
-        metrics={"enabled": True, "port": port},
     )
     daemon = daemons(config)
     probes = Probes(port)

@@ -16,11 +16,11 @@ from streamem.service.broker import EmbeddedBroker
 from tests.integration.daemon import (
     DaemonProcess,
     create_daemon_topics,
-    daemon_config,
+    daemon_config_with_metrics,
     produce,
     readings,
 )
-from tests.integration.servers import PrometheusServer, free_port
+from tests.integration.servers import PrometheusServer
 
 pytestmark = pytest.mark.slow
 
@@ -42,15 +42,13 @@ def test_prometheus_sees_the_live_log_likelihood_and_a_growing_records_counter(
 ) -> None:
     create_daemon_topics(broker, topic_name)
     _, values = readings(30_000, rng)
-    port = free_port()
-    config = daemon_config(
+    config, port = daemon_config_with_metrics(
         tmp_path / "daemon.yaml",
         bootstrap=broker.bootstrap_servers,
         topic=topic_name,
         group=group_id,
         model={"init_size": 500},
         batching={"batch_size": 500, "max_wait_ms": 200},
-        metrics={"enabled": True, "port": port},
     )
     daemons(config)
     # A live stream: 2,000 readings a second for 15 s while Prometheus scrapes every second.

@@ -41,6 +41,11 @@ the partial batch, publishes, checkpoints, commits, leaves the group and exits w
 signal exits at once (the last checkpoint stays valid). While a broker is away the consumer
 reconnects by itself; failed deliveries are retried with a new producer after a growing backoff;
 the model stays in memory and learning resumes when records flow again.
+
+Probes (see :mod:`streamem.service.metrics`): every turn of the loop, and every retry while the
+brokers cannot be reached at start, is a heartbeat of ``/healthz``; every half second the loop
+notes whether the consumer is connected to a broker, which ``/readyz`` needs (with assigned
+partitions) within ``kafka.consumer.session_timeout_ms``.
 """
 
 from __future__ import annotations
@@ -194,6 +199,14 @@ class Daemon(AssignmentHandler):
         if self._stop_reason is None:
             self._stop_reason = reason
 
+    def waiting_for_brokers(self) -> bool:
+        """Called while the source retries unreachable brokers at start; True to stop waiting.
+
+        A wait is not a stall: it refreshes the heartbeat, so ``/healthz`` stays 200.
+        """
+        self.metrics.state.heartbeat = self._clock()
+        return self.stopping
+
     def run(self) -> int:
         """Run until :meth:`request_stop`; then shut down cleanly and return 0.
 
@@ -248,6 +261,8 @@ class Daemon(AssignmentHandler):
         now = self._clock()
         if now - self._last_lag >= 0.5:
             self._last_lag = now
+            if source.connected():
+                self.metrics.state.broker_contact = now
             self._watch_partitions()
         if self._publish_due(now):
             self.publish()
@@ -515,6 +530,7 @@ class Daemon(AssignmentHandler):
             self.metrics.state.status = self.learner.status
             self.metrics.state.version = self.version
         self.assigned = partitions
+        self.metrics.state.broker_contact = self._clock()  # the group coordinator just answered
         self.metrics.state.ready = True
         self.metrics.state.lag = {p: 0 for p in partitions}
         return {p: o for p, o in self.next_offsets.items() if p in partitions}
@@ -645,7 +661,12 @@ def run(settings: Settings) -> int:
     metrics = DaemonMetrics()
     server = None
     if settings.metrics.enabled:
-        server = MetricsServer(metrics, settings.metrics.address, settings.metrics.port)
+        server = MetricsServer(
+            metrics,
+            settings.metrics.address,
+            settings.metrics.port,
+            unreachable_after=settings.kafka.consumer.session_timeout_ms / 1000,
+        )
         log.info("metrics on http://%s:%d/metrics", settings.metrics.address, server.port)
 
     producer_kwargs = settings.producer_kwargs()
@@ -655,7 +676,7 @@ def run(settings: Settings) -> int:
             settings.kafka.topics,
             settings.consumer_kwargs(),
             handler,
-            stop_requested=lambda: daemon.stopping,
+            stop_requested=daemon.waiting_for_brokers,
         ),
         sink_factory=lambda: KafkaSink(producer_kwargs),
         metrics=metrics,

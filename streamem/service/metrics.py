@@ -21,16 +21,28 @@ before learning it), ``streamem_smoothed_log_likelihood``, ``streamem_log_likeli
 
 Gauges of the consumer and the outputs: ``streamem_consumer_lag_records`` (labels ``topic``,
 ``partition``: log end offset minus position), ``streamem_assigned_partitions``,
-``streamem_last_checkpoint_timestamp_seconds``, ``streamem_last_publish_timestamp_seconds``.
+``streamem_last_checkpoint_timestamp_seconds``, ``streamem_last_publish_timestamp_seconds``,
+and ``streamem_build_info`` (labels ``version``, ``python``; always 1).
 
-:class:`MetricsServer` serves ``/metrics`` and two probes: ``/healthz`` (200 while the daemon's
-loop keeps turning) and ``/readyz`` (200 once partitions are assigned and their state restored).
+:class:`MetricsServer` serves ``/metrics`` and two probes (200 or 503, with a one-line reason):
+
+- ``/healthz`` (liveness: restart me if it fails) is 200 while the daemon's loop keeps turning,
+  its heartbeat younger than ``stale_after`` (60 s). Waiting for unreachable brokers at start and
+  polling through a broker outage count as turning: an outage never fails it, since a restart
+  cannot bring a broker back. It fails only when the loop is stuck.
+- ``/readyz`` (readiness: this replica does its share of the work) is 200 while partitions are
+  assigned with their checkpoint restored and the consumer had a connection to a broker within
+  ``unreachable_after`` seconds (the daemon uses ``kafka.consumer.session_timeout_ms``, after
+  which the group has expelled a silent member anyway). So: 503 at start until the first
+  assignment, 200 in normal operation, 503 during a broker outage longer than the session
+  timeout and 200 again once the brokers are back and the group has assigned the partitions.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import platform
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,11 +50,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from streamem import __version__
 from streamem.service.codecs import RejectReason
 from streamem.service.learner import LearnerStatus
 from streamem.service.source import Partition
@@ -72,6 +85,8 @@ class MetricsState:
         Whether partitions are assigned and their state restored.
     heartbeat
         Monotonic time of the daemon loop's last turn.
+    broker_contact
+        Monotonic time the consumer was last seen connected to a broker.
     """
 
     status: LearnerStatus = field(default_factory=LearnerStatus)
@@ -81,6 +96,7 @@ class MetricsState:
     last_publish: float | None = None
     ready: bool = False
     heartbeat: float = field(default_factory=time.monotonic)
+    broker_contact: float = field(default_factory=time.monotonic)
 
 
 def _gauge(name: str, documentation: str, value: float | None) -> GaugeMetricFamily | None:
@@ -247,6 +263,9 @@ class DaemonMetrics:
         )
         self.checkpoints = Counter("streamem_checkpoints", "Checkpoints written.", registry=r)
         self.published = Counter("streamem_published", "Model snapshots published.", registry=r)
+        Info("streamem_build", "Versions of streamem and Python.", registry=r).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
         self.state = MetricsState()
         r.register(_StateCollector(self.state))
 
@@ -266,6 +285,10 @@ class MetricsServer:
         Where to listen; port 0 picks a free port (see :attr:`port`).
     stale_after
         ``/healthz`` fails when the loop's heartbeat is older than this many seconds.
+    unreachable_after
+        ``/readyz`` fails when no broker was connected for this many seconds.
+    clock
+        Monotonic time in seconds, the daemon's clock (injectable for tests).
 
     Examples
     --------
@@ -278,11 +301,20 @@ class MetricsServer:
     """
 
     def __init__(
-        self, metrics: DaemonMetrics, address: str, port: int, *, stale_after: float = 60.0
+        self,
+        metrics: DaemonMetrics,
+        address: str,
+        port: int,
+        *,
+        stale_after: float = 60.0,
+        unreachable_after: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.metrics = metrics
+        self._clock = clock
         self.stale_after = stale_after
-        handler = _handler(metrics, self._healthy)
+        self.unreachable_after = unreachable_after
+        handler = _handler(metrics, {"/healthz": self.healthy, "/readyz": self.ready})
         self._server = ThreadingHTTPServer((address, port), handler)
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]
@@ -291,8 +323,22 @@ class MetricsServer:
         )
         self._thread.start()
 
-    def _healthy(self) -> bool:
-        return time.monotonic() - self.metrics.state.heartbeat < self.stale_after
+    def healthy(self) -> tuple[bool, str]:
+        """``/healthz``: whether the loop turned within ``stale_after`` seconds, and why."""
+        age = self._clock() - self.metrics.state.heartbeat
+        if age < self.stale_after:
+            return True, "ok"
+        return False, f"loop stalled: no turn for {age:.0f} s"
+
+    def ready(self) -> tuple[bool, str]:
+        """``/readyz``: whether partitions are assigned and a broker is reachable, and why."""
+        state = self.metrics.state
+        if not state.ready:
+            return False, "not ready: no partitions assigned (yet)"
+        silence = self._clock() - state.broker_contact
+        if silence >= self.unreachable_after:
+            return False, f"not ready: no broker connection for {silence:.0f} s"
+        return True, "ready"
 
     def close(self) -> None:
         """Stop serving and release the port."""
@@ -300,18 +346,18 @@ class MetricsServer:
         self._server.server_close()
 
 
-def _handler(metrics: DaemonMetrics, healthy: Callable[[], bool]) -> type[BaseHTTPRequestHandler]:
+_Probe = Callable[[], tuple[bool, str]]
+
+
+def _handler(metrics: DaemonMetrics, probes: Mapping[str, _Probe]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._answer(200, metrics.exposition(), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                ok = healthy()
-                self._answer(200 if ok else 503, b"ok\n" if ok else b"loop stalled\n")
-            elif path == "/readyz":
-                ok = metrics.state.ready
-                self._answer(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+            elif path in probes:
+                ok, reason = probes[path]()
+                self._answer(200 if ok else 503, f"{reason}\n".encode())
             else:
                 self._answer(404, b"not found: try /metrics, /healthz or /readyz\n")
 

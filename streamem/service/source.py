@@ -11,7 +11,7 @@ The listener runs on kafka-python's network thread while the daemon's thread wai
 :meth:`KafkaSource.poll`, so the handler may touch the daemon's state but must not call blocking
 consumer methods (commit, position); seeking is allowed.
 
-Anything that has ``poll``, ``commit``, ``highwater``, ``seek`` and ``close`` like
+Anything that has ``poll``, ``commit``, ``highwater``, ``seek``, ``connected`` and ``close`` like
 :class:`Source` can replace it (the tests use an in-memory one).
 """
 
@@ -86,6 +86,10 @@ class Source(Protocol):
 
     def seek(self, partition: Partition, offset: int | None) -> None:
         """Read ``partition`` from ``offset`` next; None means ``auto_offset_reset``."""
+        ...
+
+    def connected(self) -> bool:
+        """Whether the consumer is connected to at least one broker now."""
         ...
 
     def close(self) -> None:
@@ -230,6 +234,15 @@ class KafkaSource:
             self._consumer.seek_to_beginning(tp)
         else:
             self._consumer.seek_to_end(tp)
+
+    def connected(self) -> bool:
+        """Whether kafka-python's ``connection-count`` metric is above 0 (True if unreported).
+
+        The count drops to 0 at once when every broker is gone, while kafka-python keeps the
+        partitions assigned and reconnects by itself.
+        """
+        count = self._consumer.metrics().get("consumer-metrics", {}).get("connection-count")
+        return count is None or count > 0
 
     def close(self) -> None:
         """Leave the group (the revocation callback runs first) and close the connections."""

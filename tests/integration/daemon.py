@@ -12,22 +12,28 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from streamem.service.broker import EmbeddedBroker, die_with_parent_preexec
+from streamem.service.broker import EmbeddedBroker, die_with_parent_preexec, free_loopback_port
 from streamem.synthetic import FEATURES, SensorModes
 
 __all__ = [
     "DaemonProcess",
     "SnapshotReader",
     "daemon_config",
+    "daemon_config_with_metrics",
+    "http_get",
+    "metric_sample",
     "produce",
     "readings",
     "standardised_errors",
+    "wait_consumed",
 ]
 
 GROUP_TIMING = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
@@ -79,6 +85,12 @@ def daemon_config(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2))
     return path
+
+
+def daemon_config_with_metrics(path: Path, **kwargs: Any) -> tuple[Path, int]:
+    """:func:`daemon_config` with the metrics endpoint on a free loopback port: (path, port)."""
+    port = free_loopback_port()
+    return daemon_config(path, metrics={"enabled": True, "port": port}, **kwargs), port
 
 
 class DaemonProcess:
@@ -151,6 +163,37 @@ class DaemonProcess:
                 break
             time.sleep(0.05)
         raise AssertionError(f"{text!r} not {count}x in the daemon's log:\n{self.log()[-4000:]}")
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """GET ``http://127.0.0.1:<port><path>``: the status and the body (an HTTP error is an answer;
+    a refused connection raises ``OSError``)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def metric_sample(port: int, name: str) -> float | None:
+    """The value of the unlabelled sample ``name`` on the daemon's ``/metrics`` (None: absent)."""
+    for line in http_get(port, "/metrics")[1].splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def wait_consumed(port: int, count: int, timeout: float = 30.0) -> None:
+    """Wait until the daemon's ``streamem_records_consumed_total`` equals ``count``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if metric_sample(port, "streamem_records_consumed_total") == count:
+                return
+        except OSError:
+            pass  # the endpoint is not up yet
+        time.sleep(0.2)
+    raise AssertionError(f"the daemon did not read {count} records in {timeout} s")
 
 
 def readings(n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[bytes]]:

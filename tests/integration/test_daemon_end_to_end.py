@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,41 +21,20 @@ from tests.integration.daemon import (
     DaemonProcess,
     SnapshotReader,
     create_daemon_topics,
-    daemon_config,
+    daemon_config_with_metrics,
+    http_get,
+    metric_sample,
     produce,
     readings,
     standardised_errors,
+    wait_consumed,
 )
-from tests.integration.servers import PrometheusServer, free_port, require
+from tests.integration.servers import PrometheusServer, require
 
 TRUTH = SensorModes.default()
 VALIDATOR = jsonschema.Draft202012Validator(snapshot_schema())
 
 pytestmark = pytest.mark.slow
-
-
-def _metrics(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        return str(response.read().decode())
-
-
-def _sample(text: str, name: str) -> float | None:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
-def _wait_consumed(port: int, count: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if _sample(_metrics(port), "streamem_records_consumed_total") == count:
-                return
-        except OSError:
-            pass  # the endpoint is not up yet
-        time.sleep(0.2)
-    raise AssertionError(f"the daemon did not read {count} records in {timeout} s")
 
 
 def test_100k_readings_are_learned_exactly_once_and_recover_the_mixture(
@@ -71,13 +49,11 @@ def test_100k_readings_are_learned_exactly_once_and_recover_the_mixture(
     create_daemon_topics(broker, topic_name)
     X, values = readings(100_000, rng)
     produce(broker.bootstrap_servers, topic_name, values)
-    port = free_port()
-    config = daemon_config(
+    config, port = daemon_config_with_metrics(
         tmp_path / "daemon.yaml",
         bootstrap=broker.bootstrap_servers,
         topic=topic_name,
         group=group_id,
-        metrics={"enabled": True, "port": port},
     )
     daemon = daemons(config)
     reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.models")
@@ -102,9 +78,9 @@ def test_100k_readings_are_learned_exactly_once_and_recover_the_mixture(
     assert weight_errors.max() < 0.02
 
     # Metrics: clean for promtool, and scraped by a real Prometheus.
-    text = _metrics(port)
-    assert _sample(text, "streamem_model_points_seen") == 100_000
-    assert _sample(text, "streamem_records_consumed_total") == 100_000
+    text = http_get(port, "/metrics")[1]
+    assert metric_sample(port, "streamem_model_points_seen") == 100_000
+    assert metric_sample(port, "streamem_records_consumed_total") == 100_000
     assert f'streamem_consumer_lag_records{{partition="0",topic="{topic_name}"}} 0.0' in text
     checked = subprocess.run(
         [require("promtool"), "check", "metrics"],
@@ -148,21 +124,18 @@ def test_sigterm_learns_the_open_batch_publishes_and_checkpoints_within_5_second
     create_daemon_topics(broker, topic_name)
     _, values = readings(6_000, rng)
     produce(broker.bootstrap_servers, topic_name, values[:5_000])
-    port = free_port()
-    config = daemon_config(
+    config, port = daemon_config_with_metrics(
         tmp_path / "daemon.yaml",
         bootstrap=broker.bootstrap_servers,
         topic=topic_name,
         group=group_id,
         # Nothing closes a batch but the stop: everything read waits in the open batch.
         batching={"batch_size": 1_000_000, "max_wait_ms": 600_000},
-        metrics={"enabled": True, "port": port},
     )
     daemon = daemons(config)
-    _wait_consumed(port, 5_000)
-    text = _metrics(port)
-    assert _sample(text, "streamem_model_points_seen") == 0
-    assert _sample(text, "streamem_model_version") == 0
+    wait_consumed(port, 5_000)
+    assert metric_sample(port, "streamem_model_points_seen") == 0
+    assert metric_sample(port, "streamem_model_version") == 0
 
     started = time.monotonic()
     daemon.signal(signal.SIGTERM)
@@ -183,7 +156,7 @@ def test_sigterm_learns_the_open_batch_publishes_and_checkpoints_within_5_second
         # A restart resumes exactly: no record twice, versions without a gap.
         produce(broker.bootstrap_servers, topic_name, values[5_000:])
         again = daemons(config)
-        _wait_consumed(port, 1_000)
+        wait_consumed(port, 1_000)
         again.signal(signal.SIGTERM)
         assert again.wait(10) == 0
         final = reader.wait_for(lambda s: s["version"] == 2, 10, "of version 2")

@@ -49,6 +49,7 @@ class FakeSource:
         self.assigned: list[Partition] | None = None
         self.closed = False
         self.polls = 0
+        self.reachable = True  # False: a broker outage (polls return nothing)
 
     def assign(self, partitions: Sequence[Partition]) -> None:
         if self.assigned:
@@ -59,6 +60,8 @@ class FakeSource:
 
     def poll(self, timeout_ms: int) -> dict[Partition, list[FakeRecord]]:
         self.polls += 1
+        if not self.reachable:
+            return {}
         if self.assigned is None:
             self.assign(sorted(self.log.partitions))
         out: dict[Partition, list[FakeRecord]] = {}
@@ -93,6 +96,9 @@ class FakeSource:
 
     def seek(self, partition: Partition, offset: int | None) -> None:
         self.positions[partition] = 0 if offset is None else offset
+
+    def connected(self) -> bool:
+        return self.reachable
 
     def close(self) -> None:
         if self.assigned:

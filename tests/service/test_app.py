@@ -15,6 +15,7 @@ from streamem.service.app import VERSION_RESERVE, Daemon
 from streamem.service.checkpoint import CheckpointError, CheckpointStore, partition_set_key
 from streamem.service.codecs import encode_points
 from streamem.service.config import Settings
+from streamem.service.metrics import MetricsServer
 from streamem.service.snapshot import snapshot_schema
 from streamem.synthetic import FEATURES, SensorModes
 from tests.service.fakes import FakeLog, FakeSource, SinkFactory
@@ -332,3 +333,39 @@ def test_packed_records_are_learned_whole(tmp_path: Path, rng: np.random.Generat
     assert _snapshots(sinks)[-1]["n_seen"] == 20_000
     ((_, _, headers),) = sinks.on("streamem.dead-letter")
     assert headers["reason"] == b"wrong_dimension"
+
+
+def test_the_probes_at_start_in_operation_in_a_broker_outage_and_when_stalled(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    _fill(log, rng, 600)
+    harness = Harness(_settings(tmp_path), log, sinks)
+    daemon, clock = harness.daemon, harness.clock
+    server = MetricsServer(daemon.metrics, "127.0.0.1", 0, unreachable_after=2.0, clock=clock)
+    try:
+        clock.now += 100.0  # the source has retried unreachable brokers for 100 s
+        assert daemon.waiting_for_brokers() is False
+        assert server.healthy() == (True, "ok")
+        assert server.ready() == (False, "not ready: no partitions assigned (yet)")
+
+        harness.turns(1)  # the first poll assigns the partitions
+        assert server.ready() == (True, "ready")
+
+        harness.source.reachable = False
+        harness.turns(30)  # 1.5 s without a broker: within unreachable_after
+        assert server.ready() == (True, "ready")
+        harness.turns(30)  # 3 s
+        assert server.ready() == (False, "not ready: no broker connection for 3 s")
+        assert server.healthy() == (True, "ok")  # an outage is no reason to restart
+
+        harness.source.reachable = True
+        harness.turns(11)
+        assert server.ready() == (True, "ready")
+
+        clock.now += 61.0  # the loop is stuck
+        assert server.healthy() == (False, "loop stalled: no turn for 61 s")
+        daemon.request_stop("test")
+        assert daemon.waiting_for_brokers() is True
+    finally:
+        server.close()

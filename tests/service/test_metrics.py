@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import shutil
 import subprocess
 import time
@@ -11,6 +12,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import streamem
 from streamem.engine.monitor import MonitorRecord
 from streamem.service.learner import LearnerStatus
 from streamem.service.metrics import DaemonMetrics, MetricsServer
@@ -73,6 +75,8 @@ def test_model_values_are_read_at_scrape_time() -> None:
     assert get("streamem_consumer_lag_records", {"topic": "sensors", "partition": "0"}) == 5
     assert get("streamem_assigned_partitions") == 2
     assert get("streamem_last_checkpoint_timestamp_seconds") == 1_700_000_000.0
+    build = {"version": streamem.__version__, "python": platform.python_version()}
+    assert get("streamem_build_info", build) == 1
     metrics.state.version = 13  # the daemon replaces values; the next scrape sees them
     assert get("streamem_model_version") == 13
 
@@ -134,13 +138,16 @@ def test_the_endpoint_serves_metrics_and_probes() -> None:
         status, body = _get(f"{base}/metrics")
         assert status == 200
         assert b"streamem_model_version 12.0" in body
-        assert _get(f"{base}/readyz")[0] == 503
+        assert _get(f"{base}/readyz") == (503, b"not ready: no partitions assigned (yet)\n")
         metrics.state.ready = True
-        assert _get(f"{base}/readyz")[0] == 200
+        metrics.state.broker_contact = time.monotonic()
+        assert _get(f"{base}/readyz") == (200, b"ready\n")
+        metrics.state.broker_contact = time.monotonic() - 40.0
+        assert _get(f"{base}/readyz") == (503, b"not ready: no broker connection for 40 s\n")
         metrics.state.heartbeat = time.monotonic()
-        assert _get(f"{base}/healthz")[0] == 200
+        assert _get(f"{base}/healthz") == (200, b"ok\n")
         metrics.state.heartbeat = time.monotonic() - 1.0
-        assert _get(f"{base}/healthz") == (503, b"loop stalled\n")
+        assert _get(f"{base}/healthz") == (503, b"loop stalled: no turn for 1 s\n")
         assert _get(f"{base}/nothing")[0] == 404
     finally:
         server.close()

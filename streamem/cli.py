@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         "send readings to a Kafka topic: a file replayed, or the synthetic sensor stream",
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --rate 1000\n"
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --file readings.csv --rate 500\n"
-        "  streamem produce --bootstrap-servers 127.0.0.1:9092 --count 100000 --change-after 50000",
+        "  streamem produce --bootstrap-servers 127.0.0.1:9092 --count 10000 --change-after 5000\n"
+        "  streamem produce --bootstrap-servers kafka:9092 --rate 500 --bad-every 1000",
         _produce,
     )
     produce.add_argument("--bootstrap-servers", required=True, help="host:port of a broker")
@@ -119,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--count", type=int, help="records to send (default: all / forever)")
     produce.add_argument("--change-after", type=int, help="synthetic regime change after N")
     produce.add_argument("--seed", type=int, default=0, help="random seed (synthetic)")
+    produce.add_argument(
+        "--bad-every", type=int, help="send a malformed record instead of every N-th one"
+    )
 
     inspect = _subcommand(
         commands,
@@ -247,7 +251,13 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _produce(args: argparse.Namespace) -> int:
-    from streamem.commands.produce import file_records, paced, send_records, synthetic_records
+    from streamem.commands.produce import (
+        file_records,
+        paced,
+        send_records,
+        synthetic_records,
+        with_malformed,
+    )
     from streamem.datafiles import open_data
     from streamem.synthetic import SensorStream
 
@@ -256,6 +266,7 @@ def _produce(args: argparse.Namespace) -> int:
     else:
         stream = SensorStream(change_after=args.change_after, seed=args.seed)
         messages = synthetic_records(stream)
+    messages = with_malformed(messages, args.bad_every)
     sent = send_records(args.bootstrap_servers, args.topic, paced(messages, args.rate), args.count)
     print(f"sent {sent:,} records to {args.topic} on {args.bootstrap_servers}")
     return 0

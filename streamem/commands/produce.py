@@ -27,12 +27,22 @@ from itertools import islice
 from streamem.datafiles import DataFile
 from streamem.synthetic import SensorStream
 
-__all__ = ["file_records", "paced", "send_records", "synthetic_records"]
+__all__ = [
+    "MALFORMED",
+    "file_records",
+    "paced",
+    "send_records",
+    "synthetic_records",
+    "with_malformed",
+]
 
 Message = tuple[bytes | None, bytes]
 """A record's key (or None) and value."""
 
 _BLOCK = 200  # readings generated at once
+
+MALFORMED = b'{"temp": "hot"'
+"""What :func:`with_malformed` sends instead of a reading: truncated JSON, a string feature."""
 
 
 def synthetic_records(stream: SensorStream) -> Iterator[Message]:
@@ -50,6 +60,21 @@ def file_records(data: DataFile) -> Iterator[Message]:
                 f: None if math.isnan(v) else v for f, v in zip(data.features, row, strict=True)
             }
             yield None, json.dumps(values).encode()
+
+
+def with_malformed(messages: Iterator[Message], every: int | None) -> Iterator[Message]:
+    """``messages`` with every ``every``-th one replaced by :data:`MALFORMED` (None: none).
+
+    For trying the dead-letter path of a daemon.
+
+    Examples
+    --------
+    >>> sent = with_malformed(iter([(None, b"1"), (None, b"2"), (None, b"3")]), every=2)
+    >>> [value for _, value in sent]
+    [b'1', b'{"temp": "hot"', b'3']
+    """
+    for n, (key, value) in enumerate(messages, start=1):
+        yield (key, MALFORMED) if every and n % every == 0 else (key, value)
 
 
 def paced(

@@ -151,9 +151,19 @@ class MixtureSummary:
             table.add_column(f"{feature} mean ± sd", justify="right")
         sds = np.sqrt(np.diagonal(self.covariances, axis1=1, axis2=2))
         for j in np.argsort(-self.weights):
-            cells = [f"{m:.4g} ± {s:.2g}" for m, s in zip(self.means[j], sds[j], strict=True)]
+            cells = [_plus_minus(m, s) for m, s in zip(self.means[j], sds[j], strict=True)]
             table.add_row(str(j), f"{self.weights[j]:.3f}", *cells)
         return table
+
+
+def _plus_minus(mean: float, sd: float) -> str:
+    """``mean ± sd`` with two significant digits of ``sd`` and the mean to the same decimal.
+
+    >>> _plus_minus(56.0123, 4.04), _plus_minus(0.25123, 0.0634), _plus_minus(1234.5, 210.0)
+    ('56.0 ± 4.0', '0.251 ± 0.063', '1234 ± 210')
+    """
+    decimals = max(0, 1 - math.floor(math.log10(sd))) if sd > 0 and math.isfinite(sd) else 3
+    return f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
 
 
 def _fact(value: Any) -> str:

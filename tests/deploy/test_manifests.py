@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
+from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -97,13 +98,9 @@ def test_compose_wires_kafka_topics_producer_and_prometheus_to_the_daemon() -> N
         settings.output.dead_letter_topic,
     }
 
-    producer = services["sensors"]
-    options = dict(zip(producer["command"][::2], producer["command"][1::2], strict=True))
-    assert options["--topic"] in settings.kafka.topics
-    assert options["--bootstrap-servers"] == advertised
-    script = producer["entrypoint"][-1]
-    mounted = dict(reversed(volume.split(":")[:2]) for volume in producer["volumes"])
-    assert (DEPLOY / mounted[script]).is_file()
+    producer = _compose_producer()
+    assert producer.topic in settings.kafka.topics
+    assert producer.bootstrap_servers == advertised
 
     targets = [
         target
@@ -115,13 +112,27 @@ def test_compose_wires_kafka_topics_producer_and_prometheus_to_the_daemon() -> N
     assert targets == [f"streamem:{settings.metrics.port}"]
 
 
+def _compose_producer() -> Any:
+    """The parsed ``streamem produce`` command line of the compose producer."""
+    service = COMPOSE["services"]["sensors"]
+    argv = service.get("entrypoint", dockerfile_json("ENTRYPOINT")) + service["command"]
+    assert argv[0] == "streamem" or argv[0].endswith("/streamem"), argv
+    args = build_parser().parse_args(list(argv[1:]))
+    assert args.command == "produce"
+    return args
+
+
 def test_the_producer_writes_what_the_config_reads() -> None:
-    from deploy.produce_sensors import MALFORMED, records
+    from streamem.commands.produce import MALFORMED, synthetic_records, with_malformed
     from streamem.service.codecs import RecordRejected, decode
+    from streamem.synthetic import SensorStream
 
     _, settings = _compose_daemon()
-    stream = records(seed=0, bad_every=4, drift_after=0)
-    values = [next(stream) for _ in range(8)]
+    producer = _compose_producer()
+    assert producer.file is None  # the synthetic stream
+    assert producer.bad_every == 1000
+    stream = SensorStream(change_after=producer.change_after, seed=producer.seed)
+    values = [value for _, value in islice(with_malformed(synthetic_records(stream), 4), 8)]
     assert [v == MALFORMED for v in values] == [False, False, False, True] * 2
     for value in values[:3]:
         assert decode(value, settings.input).shape == (1, len(settings.input.features))

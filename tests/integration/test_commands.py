@@ -90,6 +90,9 @@ def test_ctrl_c_stops_the_demo_early_and_still_writes_the_results(tmp_path: Path
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, _MARKER: token},
+        # as in a terminal: a test runner started in the background may ignore SIGINT, and a
+        # child inherits that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         time.sleep(9)  # the daemon joins, warms up and publishes within a few seconds

@@ -480,8 +480,8 @@ class GaussianMixtureClusterer(_MixtureEstimator, base.Clusterer):
     >>> {k: round(p, 3) for k, p in model.predict_proba_one({0: 1, 1: 9}).items()}
     {0: 0.0, 1: 1.0}
     >>> model.mixture.means_.round(2)
-    array([[-4.  ,  0.88],
-           [ 1.  ,  2.16]])
+    array([[-4.  ,  1.06],
+           [ 1.  ,  2.02]])
     """
 
     def predict_one(self, x: dict[Hashable, Any]) -> int:
@@ -582,7 +582,7 @@ class GaussianMixtureDetector(_MixtureEstimator, base.AnomalyDetector):
 
     >>> normal, odd = {"a": 5.0, "b": 0.0}, {"a": 0.0, "b": 0.0}
     >>> round(detector.score_one(normal), 1), round(detector.score_one(odd), 1)
-    (2.4, 14.7)
+    (2.5, 15.8)
     >>> detector.score_one(odd) > detector.score_one(normal)
     True
     """

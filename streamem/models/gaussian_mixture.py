@@ -35,6 +35,15 @@ from streamem.models.kmeans import kmeans_labels
 FORMAT = "streamem.GaussianMixture"
 FORMAT_VERSION = 1
 STREAMING_PRIOR = 0.01
+# Exponent of partial_fit's default PowerDecay schedule. The running statistics end up worth
+# about m * k**alpha points (Kish's effective sample size, m points per mini-batch, k updates),
+# and both the noise of the last iterate and the MAP prior's pull on a covariance scale as
+# one over that count. Measured on the 1M-point, 8-d, 6-component accuracy test (batches of
+# 1,000, 5 data seeds): alpha 0.6 leaves a component with a very thin direction (smallest
+# covariance eigenvalue 4e-6, overall spread ~5) 0.13% below scikit-learn on one seed; 0.8
+# ends 0.032% below on that seed, within 0.003% on the others, and gets within 0.1% sooner.
+# alpha stays below 1 so that a poor start is still forgotten (Cappé & Moulines 2009).
+STREAMING_ALPHA = 0.8
 FIXABLE = ("weights", "means", "covariances")
 INIT_METHODS = ("kmeans", "k-means++", "random")
 
@@ -84,7 +93,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         Seed of the initialisation and of ``sample``.
     schedule
         Step sizes of ``partial_fit``: a :mod:`streamem.engine.schedules` object; None is
-        ``PowerDecay(alpha=0.6, t0=2.0)``. ``HalfLife`` or ``Constant`` forget the past.
+        ``PowerDecay(alpha=0.8, t0=2.0)`` (the engine's generic default is alpha 0.6; a larger
+        alpha gives the running statistics more effective points, which shrinks both the
+        stream's noise and the prior's bias). ``HalfLife`` or ``Constant`` forget the past.
     averaging_start
         Polyak-Ruppert averaging of the parameters from this ``partial_fit`` update on
         (None: off).
@@ -360,7 +371,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         family.anchor = start
         engine = StepwiseEM(
             family,
-            self.schedule if self.schedule is not None else PowerDecay(),
+            self.schedule if self.schedule is not None else PowerDecay(alpha=STREAMING_ALPHA),
             ConvergenceMonitor(
                 self.parameter_tol, self.smoothing, self.patience, criterion="parameters"
             ),

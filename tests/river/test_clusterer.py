@@ -43,7 +43,8 @@ def test_three_separated_gaussians_one_pass_ari(rng: np.random.Generator) -> Non
     assert model.mixture.n_seen_ == 20_000
     assert adjusted_rand_score(labels, model.predict_many(pd.DataFrame(X))) >= 0.95
     assert sorted(np.round(model.mixture.weights_, 1).tolist()) == [0.3, 0.3, 0.3]
-    found = model.mixture.means_[np.lexsort(model.mixture.means_.T[::-1])]
+    # sort on rounded coordinates: two centres share x = 0, so raw estimates can tie either way
+    found = model.mixture.means_[np.lexsort(np.round(model.mixture.means_).T[::-1])]
     np.testing.assert_allclose(found, CENTRES[np.lexsort(CENTRES.T[::-1])], atol=0.1)
 
 

@@ -68,8 +68,8 @@ def precision_cholesky(covariances: FloatArray, covariance_type: CovarianceType)
             lower = np.linalg.cholesky(stack)
         except np.linalg.LinAlgError as error:
             raise DegenerateUpdateError(_ADVICE) from error
-        eye = np.broadcast_to(np.eye(stack.shape[-1]), stack.shape)
-        factors = np.swapaxes(np.linalg.solve(lower, eye), -1, -2)
+        # inv is LAPACK's solve against the identity: U = L^-T without a general inverse.
+        factors = np.swapaxes(np.linalg.inv(lower), -1, -2)
         return factors if covariance_type == "full" else factors[0]
     if not np.all(covariances > 0.0):
         raise DegenerateUpdateError(_ADVICE)
@@ -123,6 +123,42 @@ def full_matrices(
         return np.broadcast_to(covariances, (k, d, d)).copy()
     variances = covariances if covariance_type == "diag" else np.repeat(covariances[:, None], d, 1)
     return variances[:, :, np.newaxis] * np.eye(d)
+
+
+def whiten(
+    x: NDArray[np.floating], factors: FloatArray, covariance_type: CovarianceType
+) -> FloatArray:
+    """``x @ U_j`` for every component j: (K, d), or (d,) for tied (one shared ``U``).
+
+    ``x`` is one point (d,) or, with a leading axis of K, one point per component (K, d);
+    ``U_j`` is the precision Cholesky factor, so that ``|x @ U_j - mu_j @ U_j|^2`` is the
+    squared Mahalanobis distance of ``x`` to the mean of component j.
+
+    Examples
+    --------
+    >>> whiten(np.array([2.0, 3.0]), np.array([[0.5, 1.0]]), "diag")
+    array([[1., 3.]])
+    """
+    if covariance_type == "full":
+        if x.ndim == 2:
+            return np.asarray(np.matmul(x[:, np.newaxis, :], factors)[:, 0])
+        return np.asarray(np.matmul(x, factors))
+    if covariance_type == "tied":
+        return np.asarray(x @ factors)
+    if covariance_type == "diag":
+        return np.asarray(x * factors)
+    return np.asarray(np.multiply.outer(factors, x) if x.ndim == 1 else x * factors[:, np.newaxis])
+
+
+def row_second_moments(
+    first: FloatArray, x: NDArray[np.floating], covariance_type: CovarianceType
+) -> FloatArray:
+    """Second-moment statistics of one row ``x`` (d,) from its first moments ``r_j x`` (K, d)."""
+    if covariance_type == "full":
+        return np.asarray(np.multiply.outer(first, x))
+    if covariance_type == "tied":
+        return np.asarray(np.multiply.outer(first.sum(axis=0), x))
+    return np.asarray(first * x)
 
 
 def reduce_second_moments(full_second: FloatArray, covariance_type: CovarianceType) -> FloatArray:
@@ -188,12 +224,32 @@ def estimate_covariances(
     """
     covariances = _ESTIMATORS[covariance_type](resp, first, second, means)
     if covariance_type in ("full", "tied"):
-        d = covariances.shape[-1]
-        covariances = 0.5 * (covariances + np.swapaxes(covariances, -1, -2))
-        covariances = covariances + reg_covar * np.eye(d)
+        covariances = covariances + np.swapaxes(covariances, -1, -2)
+        covariances *= 0.5
+        add_to_diagonal(covariances, reg_covar)
     else:
         covariances = covariances + reg_covar
     return covariances
+
+
+def add_to_diagonal(matrices: FloatArray, values: FloatArray | float) -> None:
+    """Add ``values`` (a number or (d,)) to the diagonal of each (d, d) matrix, in place.
+
+    ``matrices`` must be C-contiguous, of shape (d, d) or (K, d, d).
+
+    Examples
+    --------
+    >>> matrices = np.zeros((2, 2, 2))
+    >>> add_to_diagonal(matrices, np.array([1.0, 2.0]))
+    >>> matrices[1]
+    array([[1., 0.],
+           [0., 2.]])
+    """
+    if not matrices.flags.c_contiguous:
+        raise ValueError("add_to_diagonal needs C-contiguous matrices")
+    d = matrices.shape[-1]
+    diagonal = matrices.reshape(-1, d * d)[:, :: d + 1]
+    diagonal += values
 
 
 def n_parameters(covariance_type: CovarianceType, k: int, d: int) -> int:

@@ -7,6 +7,10 @@ is ``W_j . phi(x)`` with coefficients ``W_j`` computed once per batch from the p
 Cholesky factors (no inverse of a covariance). The responsibilities ``R`` then give every
 sufficient statistic at once as ``R^T phi``. Rows with missing coordinates (NaN) take a
 slower path that marginalises the missing coordinates out.
+
+One complete row at a time (online EM with mini-batches of one, river's ``learn_one``) takes
+a third path without chunks or workspaces: the log-joint is ``c_j - |(x - mu_j) U_j|^2 / 2``
+with the constants ``c_j`` cached per parameter set, and the statistics are outer products.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ from numpy.typing import NDArray
 from streamem.engine.records import ArrayRecord, FloatArray
 from streamem.errors import DegenerateUpdateError
 from streamem.models import covariance as cov
-from streamem.models.covariance import CovarianceType
+from streamem.models.covariance import CovarianceType, add_to_diagonal
 
 LOG_2PI = math.log(2.0 * math.pi)
 CHUNK_ROWS = 2048
 # exp() of log-responsibilities below this is < 2e-35: clipping there changes no result but
 # keeps subnormal numbers, which are ~100x slower to compute with, out of the hot path.
 UNDERFLOW = -80.0
+EPS = 10.0 * float(np.finfo(np.float64).eps)
+"""Added to the responsibility mass of a component before dividing by it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +56,25 @@ class GaussianStats(ArrayRecord):
     resp: FloatArray
     first: FloatArray
     second: FloatArray
+
+
+@dataclasses.dataclass(frozen=True)
+class _RowTerms:
+    """What the log-joint of one row needs from a parameter set, computed once per set."""
+
+    params: GaussianParams
+    constant: FloatArray
+    """``log w_j - d/2 log(2 pi) + log det U_j`` (K,)."""
+    whitened_means: FloatArray
+    """``mu_j @ U_j`` (K, d)."""
+
+    @classmethod
+    def of(cls, params: GaussianParams, covariance_type: CovarianceType) -> _RowTerms:
+        d = params.means.shape[1]
+        factors = params.precisions_cholesky
+        log_det = cov.log_det_cholesky(factors, covariance_type, d)
+        constant = np.log(params.weights) - 0.5 * d * LOG_2PI + log_det
+        return cls(params, constant, cov.whiten(params.means, factors, covariance_type))
 
 
 @dataclasses.dataclass
@@ -97,10 +122,12 @@ class GaussianFamily:
     _workspace: dict[tuple[Any, ...], NDArray[Any]] = dataclasses.field(
         default_factory=dict, repr=False, compare=False
     )
+    _row_terms: _RowTerms | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_workspace"] = {}
+        state["_row_terms"] = None
         return state
 
     # ---- parameters --------------------------------------------------------------------------
@@ -118,8 +145,7 @@ class GaussianFamily:
 
     def maximize(self, stats: GaussianStats, previous: GaussianParams) -> GaussianParams:
         """M-step (see :class:`~streamem.engine.Family`)."""
-        eps = 10.0 * np.finfo(np.float64).eps
-        resp = stats.resp + eps
+        resp = stats.resp + EPS
         weights = stats.resp / stats.resp.sum()
         means = stats.first / resp[:, np.newaxis]
         if "weights" in self.fixed:
@@ -153,31 +179,25 @@ class GaussianFamily:
         else:
             second = stats.second.sum(axis=0)
         spread = np.maximum(second / total - mean**2, 0.0) + self.reg_covar
-        prior: FloatArray
+        strength = self.prior_strength
         if self.covariance_type == "full":
-            prior = np.diag(spread)[np.newaxis]
-            shape: tuple[int, ...] = (-1, 1, 1)
-        elif self.covariance_type == "diag":
-            prior, shape = spread[np.newaxis], (-1, 1)
+            f = stats.resp[:, np.newaxis, np.newaxis]
+            shrunk = f * covariances
+            add_to_diagonal(shrunk, strength * spread)  # + strength * diag(spread)
         else:
-            prior, shape = np.asarray(spread.mean()), (-1,)
-        f = stats.resp.reshape(shape)
-        shrunk = (f * covariances + self.prior_strength * prior) / (f + self.prior_strength)
+            f = stats.resp[:, np.newaxis] if self.covariance_type == "diag" else stats.resp
+            prior = spread if self.covariance_type == "diag" else spread.mean()
+            shrunk = f * covariances + strength * prior
+        shrunk /= f + strength
         return np.asarray(shrunk)
 
     def parameter_change(self, old: GaussianParams, new: GaussianParams) -> float:
         """Largest change of a weight, of a mean in standard deviations, or of a log-variance."""
         variances = self._variances(old)
         scale = np.sqrt(variances) if variances.ndim == 2 else np.sqrt(variances)[:, None]
-        mean_change = np.abs(new.means - old.means) / scale
-        variance_change = np.abs(np.log(self._variances(new)) - np.log(variances))
-        return float(
-            max(
-                np.abs(new.weights - old.weights).max(),
-                mean_change.max(),
-                variance_change.max(),
-            )
-        )
+        mean_change = (np.abs(new.means - old.means) / scale).max()
+        variance_change = np.abs(np.log(self._variances(new) / variances)).max()
+        return float(max(np.abs(new.weights - old.weights).max(), mean_change, variance_change))
 
     def _variances(self, params: GaussianParams) -> FloatArray:
         if self.covariance_type == "full":
@@ -200,6 +220,10 @@ class GaussianFamily:
         self, params: GaussianParams, X: NDArray[np.floating]
     ) -> tuple[GaussianStats, float]:
         """Sums of expected statistics over the rows of X, and their total log-likelihood."""
+        if len(X) == 1:
+            row = self._row_statistics(params, X[0])
+            if row is not None:
+                return row
         if not np.isnan(X).any():
             return self._complete_statistics(params, X)
         missing = np.isnan(X).any(axis=1)
@@ -212,6 +236,12 @@ class GaussianFamily:
 
         Missing coordinates (NaN) are marginalised out.
         """
+        if len(X) == 1:
+            return self.log_joint_row(params, X[0])[np.newaxis]
+        return self._log_joint_rows(params, X)
+
+    def _log_joint_rows(self, params: GaussianParams, X: NDArray[np.floating]) -> FloatArray:
+        """:meth:`log_joint` by chunks of complete rows and patterns of missing coordinates."""
         out = np.empty((len(X), len(params.weights)), dtype=np.float64)
         missing = np.isnan(X).any(axis=1)
         complete = np.flatnonzero(~missing)
@@ -221,6 +251,50 @@ class GaussianFamily:
         for pattern_rows, pattern_joint, _ in self._marginals(params, X[incomplete]):
             out[incomplete[pattern_rows]] = pattern_joint
         return out
+
+    def log_joint_row(self, params: GaussianParams, x: NDArray[np.floating]) -> FloatArray:
+        """:meth:`log_joint` of one row ``x`` (d,), shape (K,), without the batch machinery.
+
+        The fast path for a complete row; a row with missing coordinates (NaN) takes the
+        marginal path of :meth:`log_joint`.
+        """
+        joint = self._complete_row_log_joint(params, x)
+        if joint[0] != joint[0]:  # NaN: a coordinate is missing
+            marginal: FloatArray = self._log_joint_rows(params, x[np.newaxis])[0]
+            return marginal
+        return joint
+
+    def _complete_row_log_joint(
+        self, params: GaussianParams, x: NDArray[np.floating]
+    ) -> FloatArray:
+        """``log w_j + log N(x | mu_j, Sigma_j)`` (K,) of one row; NaN if it has a NaN."""
+        terms = self._row_terms
+        if terms is None or terms.params is not params:
+            terms = self._row_terms = _RowTerms.of(params, self.covariance_type)
+        whitened = cov.whiten(x, params.precisions_cholesky, self.covariance_type)
+        whitened = whitened - terms.whitened_means
+        distance: FloatArray = np.vecdot(whitened, whitened)
+        distance *= -0.5
+        distance += terms.constant
+        return distance
+
+    def _row_statistics(
+        self, params: GaussianParams, x: NDArray[np.floating]
+    ) -> tuple[GaussianStats, float] | None:
+        """Expected statistics and log-likelihood of one row (d,); None if it has a NaN."""
+        resp = self._complete_row_log_joint(params, x)
+        peak = float(resp.max())
+        if peak != peak:
+            return None
+        resp -= peak
+        np.maximum(resp, UNDERFLOW, out=resp)
+        np.exp(resp, out=resp)
+        norm = float(resp.sum())
+        resp /= norm
+        first = np.multiply.outer(resp, x)
+        second = cov.row_second_moments(first, x, self.covariance_type)
+        stats = GaussianStats(resp=resp, first=first, second=second)
+        return stats, math.log(norm) + peak
 
     def _complete_statistics(
         self, params: GaussianParams, X: NDArray[np.floating]

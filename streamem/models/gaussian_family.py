@@ -16,6 +16,7 @@ with the constants ``c_j`` cached per parameter set, and the statistics are oute
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -372,9 +373,9 @@ class GaussianFamily:
         if self.covariance_type in ("full", "tied"):
             precisions = cov.precisions_from_cholesky(factors, self.covariance_type)
             precisions = np.broadcast_to(precisions, (k, d, d))
-            linear = np.einsum("kab,kb->ka", precisions, shifted)
-            upper_a, upper_b = np.triu_indices(d)
-            quadratic = -precisions[:, upper_a, upper_b] * np.where(upper_a == upper_b, 0.5, 1.0)
+            linear = np.matmul(precisions, shifted[:, :, np.newaxis])[:, :, 0]
+            upper, _, halves = _upper_triangle(d)
+            quadratic = -precisions.reshape(k, d * d)[:, upper] * halves
         else:
             precision = cov.precisions_from_cholesky(factors, self.covariance_type)
             precision = precision if precision.ndim == 2 else np.repeat(precision[:, None], d, 1)
@@ -389,10 +390,11 @@ class GaussianFamily:
         first_centred = totals[:, 1 : 1 + d]
         first = first_centred + resp[:, np.newaxis] * centre
         if self.covariance_type in ("full", "tied"):
-            upper_a, upper_b = np.triu_indices(d)
-            second_centred = np.zeros((len(resp), d, d))
-            second_centred[:, upper_a, upper_b] = totals[:, 1 + d :]
-            second_centred[:, upper_b, upper_a] = totals[:, 1 + d :]
+            upper, lower, _ = _upper_triangle(d)
+            flat = np.zeros((len(resp), d * d))
+            flat[:, upper] = totals[:, 1 + d :]
+            flat[:, lower] = totals[:, 1 + d :]
+            second_centred = flat.reshape(len(resp), d, d)
             cross = first_centred[:, :, np.newaxis] * centre
             second = (
                 second_centred
@@ -468,3 +470,13 @@ class GaussianFamily:
                 second[j] += (completed[j].T * resp[:, j]) @ completed[j] + mass[j] * conditional[j]
         reduced = cov.reduce_second_moments(second, self.covariance_type)
         return GaussianStats(resp=resp_total, first=first, second=reduced), log_likelihood
+
+
+@functools.cache
+def _upper_triangle(d: int) -> tuple[NDArray[np.intp], NDArray[np.intp], FloatArray]:
+    """Flat indices into a (d, d) matrix of its upper triangle (row by row, as
+    ``np.triu_indices``) and of the mirrored lower entries, and the weight of each entry in
+    a quadratic form over the upper triangle: 1/2 on the diagonal, 1 off it."""
+    rows, columns = np.triu_indices(d)
+    halves = np.where(rows == columns, 0.5, 1.0)
+    return rows * d + columns, columns * d + rows, halves

@@ -89,8 +89,8 @@ def _number(key: Hashable, value: Any) -> float:
 
 def _log_normaliser(joint: FloatArray) -> float:
     """``log sum_j exp(joint_j)`` of one row of log-joint values."""
-    peak = float(joint.max())
-    return peak + math.log(float(np.exp(joint - peak).sum()))
+    peak: float = max(joint.tolist())  # a short list: cheaper than a numpy reduction
+    return peak + math.log(sum(np.exp(joint - peak).tolist()))
 
 
 class _MixtureCore:

@@ -67,7 +67,8 @@ class ArrayRecord:
 
     def is_finite(self) -> bool:
         """True when no field holds NaN or infinity."""
-        return all(np.isfinite(getattr(self, name)).all() for name in _field_names(type(self)))
+        values = [np.ravel(getattr(self, name)) for name in _field_names(type(self))]
+        return bool(np.isfinite(np.concatenate(values)).all())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form: nested lists of floats (``repr`` of a float round-trips exactly)."""

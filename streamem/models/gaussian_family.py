@@ -196,9 +196,14 @@ class GaussianFamily:
         """Largest change of a weight, of a mean in standard deviations, or of a log-variance."""
         variances = self._variances(old)
         scale = np.sqrt(variances) if variances.ndim == 2 else np.sqrt(variances)[:, None]
-        mean_change = (np.abs(new.means - old.means) / scale).max()
-        variance_change = np.abs(np.log(self._variances(new) / variances)).max()
-        return float(max(np.abs(new.weights - old.weights).max(), mean_change, variance_change))
+        changes = np.concatenate(
+            [
+                (new.weights - old.weights).ravel(),
+                ((new.means - old.means) / scale).ravel(),
+                np.log(self._variances(new) / variances).ravel(),
+            ]
+        )
+        return float(np.abs(changes, out=changes).max())
 
     def _variances(self, params: GaussianParams) -> FloatArray:
         if self.covariance_type == "full":
@@ -284,13 +289,15 @@ class GaussianFamily:
     ) -> tuple[GaussianStats, float] | None:
         """Expected statistics and log-likelihood of one row (d,); None if it has a NaN."""
         resp = self._complete_row_log_joint(params, x)
-        peak = float(resp.max())
-        if peak != peak:
+        # Python's max and sum of a short list cost a fraction of a numpy reduction.
+        values = resp.tolist()
+        if values[0] != values[0]:  # NaN: a coordinate is missing
             return None
+        peak = max(values)
         resp -= peak
         np.maximum(resp, UNDERFLOW, out=resp)
         np.exp(resp, out=resp)
-        norm = float(resp.sum())
+        norm = sum(resp.tolist())
         resp /= norm
         first = np.multiply.outer(resp, x)
         second = cov.row_second_moments(first, x, self.covariance_type)

@@ -67,7 +67,7 @@ class ArrayRecord:
 
     def is_finite(self) -> bool:
         """True when no field holds NaN or infinity."""
-        values = [np.ravel(getattr(self, name)) for name in _field_names(type(self))]
+        values = [getattr(self, name).ravel() for name in _field_names(type(self))]
         return bool(np.isfinite(np.concatenate(values)).all())
 
     def to_dict(self) -> dict[str, Any]:

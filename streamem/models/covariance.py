@@ -69,7 +69,7 @@ def precision_cholesky(covariances: FloatArray, covariance_type: CovarianceType)
         except np.linalg.LinAlgError as error:
             raise DegenerateUpdateError(_ADVICE) from error
         # inv is LAPACK's solve against the identity: U = L^-T without a general inverse.
-        factors = np.swapaxes(np.linalg.inv(lower), -1, -2)
+        factors = np.linalg.inv(lower).swapaxes(-1, -2)
         return factors if covariance_type == "full" else factors[0]
     if not np.all(covariances > 0.0):
         raise DegenerateUpdateError(_ADVICE)
@@ -98,14 +98,14 @@ def covariances_from_precisions(
 def precisions_from_cholesky(factors: FloatArray, covariance_type: CovarianceType) -> FloatArray:
     """Precision matrices (or variances' inverses) from their Cholesky factors."""
     if covariance_type in ("full", "tied"):
-        return factors @ np.swapaxes(factors, -1, -2)
+        return factors @ factors.swapaxes(-1, -2)
     return factors**2
 
 
 def log_det_cholesky(factors: FloatArray, covariance_type: CovarianceType, d: int) -> FloatArray:
     """Log-determinant of each precision Cholesky factor, shape (K,) or () for tied."""
     if covariance_type == "full":
-        return np.asarray(np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1))
+        return np.asarray(np.log(factors.diagonal(axis1=1, axis2=2)).sum(axis=1))
     if covariance_type == "tied":
         return np.asarray(np.log(np.diag(factors)).sum())
     if covariance_type == "diag":
@@ -179,7 +179,7 @@ def _full(resp: FloatArray, first: FloatArray, second: FloatArray, means: FloatA
     return (
         second / resp[:, np.newaxis, np.newaxis]
         - cross
-        - np.swapaxes(cross, 1, 2)
+        - cross.swapaxes(1, 2)
         + means[:, :, np.newaxis] * means[:, np.newaxis, :]
     )
 
@@ -224,7 +224,7 @@ def estimate_covariances(
     """
     covariances = _ESTIMATORS[covariance_type](resp, first, second, means)
     if covariance_type in ("full", "tied"):
-        covariances = covariances + np.swapaxes(covariances, -1, -2)
+        covariances = covariances + covariances.swapaxes(-1, -2)
         covariances *= 0.5
         add_to_diagonal(covariances, reg_covar)
     else:

@@ -147,7 +147,8 @@ class GaussianFamily:
     def maximize(self, stats: GaussianStats, previous: GaussianParams) -> GaussianParams:
         """M-step (see :class:`~streamem.engine.Family`)."""
         resp = stats.resp + EPS
-        weights = stats.resp / stats.resp.sum()
+        total = stats.resp.sum()
+        weights = stats.resp / total
         means = stats.first / resp[:, np.newaxis]
         if "weights" in self.fixed:
             weights = self._anchor.weights
@@ -160,7 +161,7 @@ class GaussianFamily:
                 self.covariance_type, resp, stats.first, stats.second, means, self.reg_covar
             )
             if self.prior_strength > 0.0 and self.covariance_type != "tied":
-                covariances = self._shrink(covariances, stats)
+                covariances = self._shrink(covariances, stats, total)
         params = self.make_params(weights, means, covariances)
         if not params.is_finite():
             raise DegenerateUpdateError("the M-step produced non-finite parameters")
@@ -172,11 +173,13 @@ class GaussianFamily:
             raise ValueError("fixed parameters need an anchor (the initial parameters)")
         return self.anchor
 
-    def _shrink(self, covariances: FloatArray, stats: GaussianStats) -> FloatArray:
-        total = stats.resp.sum()
+    def _shrink(
+        self, covariances: FloatArray, stats: GaussianStats, total: np.floating[Any]
+    ) -> FloatArray:
+        """Covariances pulled towards the prior (``total``: the statistics' whole mass)."""
         mean = stats.first.sum(axis=0) / total
         if self.covariance_type == "full":
-            second = np.diagonal(stats.second, axis1=1, axis2=2).sum(axis=0)
+            second = stats.second.diagonal(axis1=1, axis2=2).sum(axis=0)
         else:
             second = stats.second.sum(axis=0)
         spread = np.maximum(second / total - mean**2, 0.0) + self.reg_covar
@@ -207,7 +210,7 @@ class GaussianFamily:
 
     def _variances(self, params: GaussianParams) -> FloatArray:
         if self.covariance_type == "full":
-            return np.diagonal(params.covariances, axis1=1, axis2=2)
+            return params.covariances.diagonal(axis1=1, axis2=2)
         if self.covariance_type == "tied":
             return np.broadcast_to(np.diag(params.covariances), params.means.shape)
         return params.covariances
@@ -406,7 +409,7 @@ class GaussianFamily:
             second = (
                 second_centred
                 + cross
-                + np.swapaxes(cross, 1, 2)
+                + cross.swapaxes(1, 2)
                 + resp[:, np.newaxis, np.newaxis] * np.outer(centre, centre)
             )
             second = cov.reduce_second_moments(second, self.covariance_type)

@@ -126,13 +126,14 @@ def full_matrices(
 
 
 def whiten(
-    x: NDArray[np.floating], factors: FloatArray, covariance_type: CovarianceType
+    X: NDArray[np.floating], factors: FloatArray, covariance_type: CovarianceType
 ) -> FloatArray:
-    """``x @ U_j`` for every component j: (K, d), or (d,) for tied (one shared ``U``).
+    """``X @ U_j`` for every component j of points shared by all components.
 
-    ``x`` is one point (d,) or, with a leading axis of K, one point per component (K, d);
-    ``U_j`` is the precision Cholesky factor, so that ``|x @ U_j - mu_j @ U_j|^2`` is the
-    squared Mahalanobis distance of ``x`` to the mean of component j.
+    ``X`` is one point (d,) or m points (m, d); the result is (K, d) or (K, m, d), without
+    the leading K for tied (one shared ``U``). ``U_j`` is the precision Cholesky factor, so
+    that ``|x @ U_j - mu_j @ U_j|^2`` is the squared Mahalanobis distance of ``x`` to the
+    mean of component j (see :func:`whiten_means`).
 
     Examples
     --------
@@ -140,14 +141,25 @@ def whiten(
     array([[1., 3.]])
     """
     if covariance_type == "full":
-        if x.ndim == 2:
-            return np.asarray(np.matmul(x[:, np.newaxis, :], factors)[:, 0])
-        return np.asarray(np.matmul(x, factors))
+        return np.asarray(np.matmul(X, factors))
     if covariance_type == "tied":
-        return np.asarray(x @ factors)
+        return np.asarray(X @ factors)
     if covariance_type == "diag":
-        return np.asarray(x * factors)
-    return np.asarray(np.multiply.outer(factors, x) if x.ndim == 1 else x * factors[:, np.newaxis])
+        return np.asarray(X * (factors if X.ndim == 1 else factors[:, np.newaxis, :]))
+    return np.asarray(np.multiply.outer(factors, X))
+
+
+def whiten_means(
+    means: FloatArray, factors: FloatArray, covariance_type: CovarianceType
+) -> FloatArray:
+    """``mu_j @ U_j`` (K, d): each component's mean (K, d) whitened by its own factor."""
+    if covariance_type == "full":
+        return np.asarray(np.matmul(means[:, np.newaxis, :], factors)[:, 0])
+    if covariance_type == "tied":
+        return np.asarray(means @ factors)
+    if covariance_type == "diag":
+        return np.asarray(means * factors)
+    return np.asarray(means * factors[:, np.newaxis])
 
 
 def row_second_moments(
@@ -159,6 +171,17 @@ def row_second_moments(
     if covariance_type == "tied":
         return np.asarray(np.multiply.outer(first.sum(axis=0), x))
     return np.asarray(first * x)
+
+
+def weighted_second_moments(
+    resp: FloatArray, X: NDArray[np.floating], covariance_type: CovarianceType
+) -> FloatArray:
+    """Second-moment statistics of the rows X (m, d) weighted by responsibilities (K, m)."""
+    if covariance_type == "full":
+        return np.asarray(np.matmul((resp[:, :, np.newaxis] * X).swapaxes(1, 2), X))
+    if covariance_type == "tied":
+        return np.asarray((X * resp.sum(axis=0)[:, np.newaxis]).T @ X)
+    return np.asarray(resp @ (X * X))
 
 
 def reduce_second_moments(full_second: FloatArray, covariance_type: CovarianceType) -> FloatArray:

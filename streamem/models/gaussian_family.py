@@ -162,7 +162,13 @@ class GaussianFamily:
             covariances = self._anchor.covariances
         else:
             covariances = cov.estimate_covariances(
-                self.covariance_type, resp, stats.first, stats.second, means, self.reg_covar
+                self.covariance_type,
+                resp,
+                stats.first,
+                stats.second,
+                means,
+                self.reg_covar,
+                means_are_moments="means" not in self.fixed,
             )
             if self.prior_strength > 0.0 and self.covariance_type != "tied":
                 covariances = self._shrink(covariances, stats, total)

@@ -8,9 +8,11 @@ Cholesky factors (no inverse of a covariance). The responsibilities ``R`` then g
 sufficient statistic at once as ``R^T phi``. Rows with missing coordinates (NaN) take a
 slower path that marginalises the missing coordinates out.
 
-One complete row at a time (online EM with mini-batches of one, river's ``learn_one``) takes
-a third path without chunks or workspaces: the log-joint is ``c_j - |(x - mu_j) U_j|^2 / 2``
-with the constants ``c_j`` cached per parameter set, and the statistics are outer products.
+One complete row, or a mini-batch of up to ``SMALL_BATCH`` complete rows (online EM with
+small mini-batches, river's ``learn_one`` and ``predict_one``), takes a direct path without
+chunks, workspaces or coefficients: the log-joint is ``c_j - |x U_j - mu_j U_j|^2 / 2`` with
+``c_j`` and ``mu_j U_j`` cached per parameter set (:class:`_DirectTerms`), and the statistics
+are ``R X`` and ``(R x) x^T``.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ class GaussianStats(ArrayRecord):
 
 
 @dataclasses.dataclass(frozen=True)
-class _RowTerms:
-    """What the log-joint of one row needs from a parameter set, computed once per set."""
+class _DirectTerms:
+    """What the direct log-joint needs from a parameter set, computed once per set."""
 
     params: GaussianParams
     constant: FloatArray
@@ -74,7 +76,7 @@ class _RowTerms:
     """``mu_j @ U_j`` (K, d)."""
 
     @classmethod
-    def of(cls, params: GaussianParams, covariance_type: CovarianceType) -> _RowTerms:
+    def of(cls, params: GaussianParams, covariance_type: CovarianceType) -> _DirectTerms:
         d = params.means.shape[1]
         factors = params.precisions_cholesky
         log_det = cov.log_det_cholesky(factors, covariance_type, d)
@@ -127,12 +129,12 @@ class GaussianFamily:
     _workspace: dict[tuple[Any, ...], NDArray[Any]] = dataclasses.field(
         default_factory=dict, repr=False, compare=False
     )
-    _row_terms: _RowTerms | None = dataclasses.field(default=None, repr=False, compare=False)
+    _direct_terms: _DirectTerms | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_workspace"] = {}
-        state["_row_terms"] = None
+        state["_direct_terms"] = None
         return state
 
     # ---- parameters --------------------------------------------------------------------------
@@ -277,20 +279,18 @@ class GaussianFamily:
         The fast path for a complete row; a row with missing coordinates (NaN) takes the
         marginal path of :meth:`log_joint`.
         """
-        joint = self._complete_row_log_joint(params, x)
+        joint = self._direct_log_joint(params, x)
         if joint[0] != joint[0]:  # NaN: a coordinate is missing
             marginal: FloatArray = self._log_joint_rows(params, x[np.newaxis])[0]
             return marginal
         return joint
 
-    def _complete_row_log_joint(
-        self, params: GaussianParams, X: NDArray[np.floating]
-    ) -> FloatArray:
+    def _direct_log_joint(self, params: GaussianParams, X: NDArray[np.floating]) -> FloatArray:
         """``log w_j + log N(x | mu_j, Sigma_j)`` of one row x (d,): (K,); of a few rows
         (m, d): (K, m). NaN for a row with a NaN."""
-        terms = self._row_terms
+        terms = self._direct_terms
         if terms is None or terms.params is not params:
-            terms = self._row_terms = _RowTerms.of(params, self.covariance_type)
+            terms = self._direct_terms = _DirectTerms.of(params, self.covariance_type)
         whitened = cov.whiten(X, params.precisions_cholesky, self.covariance_type)
         if X.ndim == 1:
             whitened = whitened - terms.whitened_means
@@ -307,7 +307,7 @@ class GaussianFamily:
         self, params: GaussianParams, x: NDArray[np.floating]
     ) -> tuple[GaussianStats, float] | None:
         """Expected statistics and log-likelihood of one row (d,); None if it has a NaN."""
-        resp = self._complete_row_log_joint(params, x)
+        resp = self._direct_log_joint(params, x)
         # Python's max and sum of a short list cost a fraction of a numpy reduction.
         values = resp.tolist()
         if values[0] != values[0]:  # NaN: a coordinate is missing
@@ -327,7 +327,7 @@ class GaussianFamily:
         self, params: GaussianParams, X: NDArray[np.floating]
     ) -> tuple[GaussianStats, float]:
         if len(X) <= SMALL_BATCH:
-            return self._few_rows_statistics(params, X)
+            return self._direct_statistics(params, X)
         k, d = params.means.shape
         totals = np.zeros((k, self._n_features(d)), dtype=np.float64)
         log_likelihood = 0.0
@@ -336,12 +336,12 @@ class GaussianFamily:
             totals += joint @ features.T
         return self._stats_from_totals(totals, self._centre(params), d), log_likelihood
 
-    def _few_rows_statistics(
+    def _direct_statistics(
         self, params: GaussianParams, X: NDArray[np.floating]
     ) -> tuple[GaussianStats, float]:
         """E-step of a few complete rows (m, d) through the Mahalanobis distances of
         :meth:`log_joint_row`: no quadratic-feature coefficients to compute."""
-        joint = self._complete_row_log_joint(params, X)
+        joint = self._direct_log_joint(params, X)
         log_likelihood = _responsibilities(joint)
         stats = GaussianStats(
             resp=joint.sum(axis=1),

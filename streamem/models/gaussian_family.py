@@ -372,10 +372,12 @@ class GaussianFamily:
             yield slice(start, start + m), features, joint
 
     def _buffer(self, name: str, dtype: Any, rows: int, columns: int) -> NDArray[Any]:
+        """A reused (rows, columns) work array; it grows to the largest chunk seen, not to
+        ``chunk_rows`` columns at once."""
         key = (name, np.dtype(dtype), rows)
         flat = self._workspace.get(key)
         if flat is None or flat.size < rows * columns:
-            flat = np.empty(rows * max(columns, self.chunk_rows), dtype=dtype)
+            flat = np.empty(rows * columns, dtype=dtype)
             self._workspace[key] = flat
         return flat[: rows * columns].reshape(rows, columns)
 

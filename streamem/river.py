@@ -89,8 +89,8 @@ def _number(key: Hashable, value: Any) -> float:
 
 def _log_normaliser(joint: FloatArray) -> float:
     """``log sum_j exp(joint_j)`` of one row of log-joint values."""
-    peak = float(joint.max())
-    return peak + math.log(float(np.exp(joint - peak).sum()))
+    peak: float = max(joint.tolist())  # a short list: cheaper than a numpy reduction
+    return peak + math.log(sum(np.exp(joint - peak).tolist()))
 
 
 class _MixtureCore:
@@ -146,35 +146,43 @@ class _MixtureCore:
 
         The names of the unknown features that hold a value are appended to ``unknown``.
         """
+        return np.array(self._values(x, unknown)[0])
+
+    def _values(
+        self, x: dict[Hashable, Any], unknown: list[Hashable] | None = None
+    ) -> tuple[list[float], int]:
+        """:meth:`vector` as a list, and how many known features hold a value."""
         if not isinstance(x, dict):
             raise ValidationError(f"x must be a dict of features, got {type(x).__name__}")
         if not x:
             raise ValidationError("x is an empty dict; a row needs at least one feature")
         values = [_NAN] * len(self.features)
         index = self.index
+        observed = 0
         for key, value in x.items():
             number = _number(key, value)
             position = index.get(key)
             if position is not None:
                 values[position] = number
+                observed += number == number
             elif unknown is not None and number == number:
                 unknown.append(key)
-        return np.array(values)
+        return values, observed
 
     def learn_vector(self, x: dict[Hashable, Any]) -> FloatArray:
         """:meth:`vector` for learning: fixes the features at first sight, counts new ones."""
         if not self.features:
             return self._first_vector(x)
         unknown: list[Hashable] = []
-        row = self.vector(x, unknown)
-        if np.isnan(row).all():
+        values, observed = self._values(x, unknown)
+        if not observed:
             raise ValidationError(
                 f"x has no value for any of the features the model knows {self.features[:5]}"
                 f"{'...' if len(self.features) > 5 else ''}; nothing to learn from it"
             )
         if unknown:
             self.ignored.update(unknown)
-        return row
+        return np.array(values)
 
     def _first_vector(self, x: dict[Hashable, Any]) -> FloatArray:
         self.vector(x)  # the checks
@@ -297,10 +305,17 @@ class _MixtureCore:
             out[~empty] = family.log_joint(params, X[~empty])
         return out
 
-    def log_joint_one(self, row: FloatArray) -> FloatArray:
-        """:meth:`log_joint` of one row (d,), shape (K,)."""
-        joint: FloatArray = self.log_joint(row[np.newaxis])[0]
-        return joint
+    def log_joint_one(self, x: dict[Hashable, Any]) -> FloatArray | None:
+        """:meth:`log_joint` (K,) of the dict row ``x``; None before initialisation."""
+        values, observed = self._values(x)
+        if not self.initialized:
+            return None
+        params = self.mixture.engine_.output_params
+        if not observed:
+            return np.log(params.weights)
+        family = self.mixture.engine_.family
+        assert isinstance(family, GaussianFamily)
+        return family.log_joint_row(params, np.array(values))
 
 
 def _column(name: Hashable, values: pd.Series) -> FloatArray:
@@ -385,9 +400,7 @@ class _MixtureEstimator:
         return self._core.ignored
 
     def _log_joint_one(self, x: dict[Hashable, Any]) -> FloatArray | None:
-        core = self._core
-        row = core.vector(x)
-        return core.log_joint_one(row) if core.initialized else None
+        return self._core.log_joint_one(x)
 
     def _log_density_many(self, X: pd.DataFrame) -> FloatArray:
         core = self._core

@@ -148,12 +148,8 @@ class StepwiseEM(Generic[P, S]):
         params = self.params
         batch_stats, log_likelihood = self.family.expected_statistics(params, X)
         eta = self.next_step_size(n_points)
-        batch_mean = batch_stats.scaled(1.0 / n_points)
-        stats = (
-            batch_mean
-            if self.stats is None
-            else self.stats.scaled(1.0 - eta) + batch_mean.scaled(eta)
-        )
+        batch_mean = batch_stats if n_points == 1 else batch_stats.scaled(1.0 / n_points)
+        stats = batch_mean if self.stats is None else self.stats.blended(batch_mean, eta)
         # Kish's effective sample size of the running average: sum of squared point weights.
         squared_weights = eta**2 / n_points + (1.0 - eta) ** 2 * self._squared_weights
         new_params = self.family.maximize(stats.scaled(1.0 / squared_weights), params)

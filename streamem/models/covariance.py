@@ -68,8 +68,8 @@ def precision_cholesky(covariances: FloatArray, covariance_type: CovarianceType)
             lower = np.linalg.cholesky(stack)
         except np.linalg.LinAlgError as error:
             raise DegenerateUpdateError(_ADVICE) from error
-        eye = np.broadcast_to(np.eye(stack.shape[-1]), stack.shape)
-        factors = np.swapaxes(np.linalg.solve(lower, eye), -1, -2)
+        # inv is LAPACK's solve against the identity: U = L^-T without a general inverse.
+        factors = np.linalg.inv(lower).swapaxes(-1, -2)
         return factors if covariance_type == "full" else factors[0]
     if not np.all(covariances > 0.0):
         raise DegenerateUpdateError(_ADVICE)
@@ -98,14 +98,14 @@ def covariances_from_precisions(
 def precisions_from_cholesky(factors: FloatArray, covariance_type: CovarianceType) -> FloatArray:
     """Precision matrices (or variances' inverses) from their Cholesky factors."""
     if covariance_type in ("full", "tied"):
-        return factors @ np.swapaxes(factors, -1, -2)
+        return factors @ factors.swapaxes(-1, -2)
     return factors**2
 
 
 def log_det_cholesky(factors: FloatArray, covariance_type: CovarianceType, d: int) -> FloatArray:
     """Log-determinant of each precision Cholesky factor, shape (K,) or () for tied."""
     if covariance_type == "full":
-        return np.asarray(np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1))
+        return np.asarray(np.log(factors.diagonal(axis1=1, axis2=2)).sum(axis=1))
     if covariance_type == "tied":
         return np.asarray(np.log(np.diag(factors)).sum())
     if covariance_type == "diag":
@@ -123,6 +123,65 @@ def full_matrices(
         return np.broadcast_to(covariances, (k, d, d)).copy()
     variances = covariances if covariance_type == "diag" else np.repeat(covariances[:, None], d, 1)
     return variances[:, :, np.newaxis] * np.eye(d)
+
+
+def whiten(
+    X: NDArray[np.floating], factors: FloatArray, covariance_type: CovarianceType
+) -> FloatArray:
+    """``X @ U_j`` for every component j of points shared by all components.
+
+    ``X`` is one point (d,) or m points (m, d); the result is (K, d) or (K, m, d), without
+    the leading K for tied (one shared ``U``). ``U_j`` is the precision Cholesky factor, so
+    that ``|x @ U_j - mu_j @ U_j|^2`` is the squared Mahalanobis distance of ``x`` to the
+    mean of component j (see :func:`whiten_means`).
+
+    Examples
+    --------
+    >>> whiten(np.array([2.0, 3.0]), np.array([[0.5, 1.0]]), "diag")
+    array([[1., 3.]])
+    """
+    if covariance_type == "full":
+        return np.asarray(np.matmul(X, factors))
+    if covariance_type == "tied":
+        return np.asarray(X @ factors)
+    if covariance_type == "diag":
+        return np.asarray(X * (factors if X.ndim == 1 else factors[:, np.newaxis, :]))
+    return np.asarray(np.multiply.outer(factors, X))
+
+
+def whiten_means(
+    means: FloatArray, factors: FloatArray, covariance_type: CovarianceType
+) -> FloatArray:
+    """``mu_j @ U_j`` (K, d): each component's mean (K, d) whitened by its own factor."""
+    if covariance_type == "full":
+        return np.asarray(np.matmul(means[:, np.newaxis, :], factors)[:, 0])
+    if covariance_type == "tied":
+        return np.asarray(means @ factors)
+    if covariance_type == "diag":
+        return np.asarray(means * factors)
+    return np.asarray(means * factors[:, np.newaxis])
+
+
+def row_second_moments(
+    first: FloatArray, x: NDArray[np.floating], covariance_type: CovarianceType
+) -> FloatArray:
+    """Second-moment statistics of one row ``x`` (d,) from its first moments ``r_j x`` (K, d)."""
+    if covariance_type == "full":
+        return np.asarray(np.multiply.outer(first, x))
+    if covariance_type == "tied":
+        return np.asarray(np.multiply.outer(first.sum(axis=0), x))
+    return np.asarray(first * x)
+
+
+def weighted_second_moments(
+    resp: FloatArray, X: NDArray[np.floating], covariance_type: CovarianceType
+) -> FloatArray:
+    """Second-moment statistics of the rows X (m, d) weighted by responsibilities (K, m)."""
+    if covariance_type == "full":
+        return np.asarray(np.matmul((resp[:, :, np.newaxis] * X).swapaxes(1, 2), X))
+    if covariance_type == "tied":
+        return np.asarray((X * resp.sum(axis=0)[:, np.newaxis]).T @ X)
+    return np.asarray(resp @ (X * X))
 
 
 def reduce_second_moments(full_second: FloatArray, covariance_type: CovarianceType) -> FloatArray:
@@ -143,7 +202,7 @@ def _full(resp: FloatArray, first: FloatArray, second: FloatArray, means: FloatA
     return (
         second / resp[:, np.newaxis, np.newaxis]
         - cross
-        - np.swapaxes(cross, 1, 2)
+        - cross.swapaxes(1, 2)
         + means[:, :, np.newaxis] * means[:, np.newaxis, :]
     )
 
@@ -173,6 +232,35 @@ _ESTIMATORS: dict[str, Callable[[FloatArray, FloatArray, FloatArray, FloatArray]
 }
 
 
+# ---- the same when the means are the first moments ``first / resp`` (not held fixed) -----------
+
+
+def _full_ml(resp: FloatArray, second: FloatArray, means: FloatArray) -> FloatArray:
+    return np.asarray(
+        second / resp[:, np.newaxis, np.newaxis] - means[:, :, np.newaxis] * means[:, np.newaxis, :]
+    )
+
+
+def _tied_ml(resp: FloatArray, second: FloatArray, means: FloatArray) -> FloatArray:
+    return np.asarray((second - (resp[:, np.newaxis] * means).T @ means) / resp.sum())
+
+
+def _diag_ml(resp: FloatArray, second: FloatArray, means: FloatArray) -> FloatArray:
+    return np.asarray(second / resp[:, np.newaxis] - means**2)
+
+
+def _spherical_ml(resp: FloatArray, second: FloatArray, means: FloatArray) -> FloatArray:
+    return np.asarray(_diag_ml(resp, second, means).mean(axis=1))
+
+
+_ML_ESTIMATORS: dict[str, Callable[[FloatArray, FloatArray, FloatArray], FloatArray]] = {
+    "full": _full_ml,
+    "tied": _tied_ml,
+    "diag": _diag_ml,
+    "spherical": _spherical_ml,
+}
+
+
 def estimate_covariances(
     covariance_type: CovarianceType,
     resp: FloatArray,
@@ -180,20 +268,46 @@ def estimate_covariances(
     second: FloatArray,
     means: FloatArray,
     reg_covar: float,
+    means_are_moments: bool = False,
 ) -> FloatArray:
     """Maximum-likelihood covariances around ``means`` from the statistics, plus ``reg_covar``.
 
     ``means`` need not be ``first / resp``: when the means are held fixed, the covariance
-    is the second moment around the fixed means.
+    is the second moment around the fixed means. ``means_are_moments=True`` says that they
+    are ``first / resp``; the covariance is then ``second / resp - means means^T``, the same
+    up to rounding in fewer operations.
     """
-    covariances = _ESTIMATORS[covariance_type](resp, first, second, means)
+    if means_are_moments:
+        covariances = _ML_ESTIMATORS[covariance_type](resp, second, means)
+    else:
+        covariances = _ESTIMATORS[covariance_type](resp, first, second, means)
     if covariance_type in ("full", "tied"):
-        d = covariances.shape[-1]
-        covariances = 0.5 * (covariances + np.swapaxes(covariances, -1, -2))
-        covariances = covariances + reg_covar * np.eye(d)
+        covariances = covariances + covariances.swapaxes(-1, -2)
+        covariances *= 0.5
+        add_to_diagonal(covariances, reg_covar)
     else:
         covariances = covariances + reg_covar
     return covariances
+
+
+def add_to_diagonal(matrices: FloatArray, values: FloatArray | float) -> None:
+    """Add ``values`` (a number or (d,)) to the diagonal of each (d, d) matrix, in place.
+
+    ``matrices`` must be C-contiguous, of shape (d, d) or (K, d, d).
+
+    Examples
+    --------
+    >>> matrices = np.zeros((2, 2, 2))
+    >>> add_to_diagonal(matrices, np.array([1.0, 2.0]))
+    >>> matrices[1]
+    array([[1., 0.],
+           [0., 2.]])
+    """
+    if not matrices.flags.c_contiguous:
+        raise ValueError("add_to_diagonal needs C-contiguous matrices")
+    d = matrices.shape[-1]
+    diagonal = matrices.reshape(-1, d * d)[:, :: d + 1]
+    diagonal += values
 
 
 def n_parameters(covariance_type: CovarianceType, k: int, d: int) -> int:

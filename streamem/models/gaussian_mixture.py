@@ -320,9 +320,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         engine = self.engine_
         params, stats = engine.params, engine.stats
         assert stats is not None
-        collapsed = np.flatnonzero(params.weights < self.reseed_weight)
-        if "weights" in self.fixed or "means" in self.fixed or not len(collapsed):
+        if "weights" in self.fixed or "means" in self.fixed:
             return
+        if min(params.weights.tolist()) >= self.reseed_weight:  # the common case, cheaply
+            return
+        collapsed = np.flatnonzero(params.weights < self.reseed_weight)
         family = self._gaussian_family
         fit = family.log_joint(params, X).max(axis=1)
         worst = np.argsort(fit)[: len(collapsed)]

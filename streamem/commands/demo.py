@@ -25,6 +25,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from streamem.commands.produce import paced, send_records, synthetic_records
+from streamem.commands.produce import Message, paced, send_records, synthetic_records
 from streamem.commands.snapshots import SnapshotReader
 from streamem.commands.summary import MixtureSummary
 from streamem.errors import StreamemError
@@ -119,7 +121,7 @@ class _Producer(threading.Thread):
     def __init__(self, bootstrap_servers: str, rate: float, change_after: int, seed: int) -> None:
         super().__init__(name="streamem-demo-producer", daemon=True)
         self.stream = SensorStream(change_after=change_after, seed=seed)
-        self.recent: list[dict[str, Any]] = []
+        self.recent: deque[dict[str, Any]] = deque(maxlen=_PLOT_ROWS)
         self.stop = threading.Event()
         self.sent = 0
         self.error: BaseException | None = None
@@ -136,10 +138,10 @@ class _Producer(threading.Thread):
         except BaseException as error:  # reported by the demo, which stops cleanly
             self.error = error
 
-    def _remembered(self, messages: Any) -> Any:
+    def _remembered(self, messages: Iterator[Message]) -> Iterator[Message]:
+        """``messages``, keeping the newest readings for the plot."""
         for key, value in messages:
             self.recent.append(json.loads(value))
-            del self.recent[:-_PLOT_ROWS]
             yield key, value
 
 
@@ -321,7 +323,10 @@ def _learning_rate(snapshots: list[dict[str, Any]], window: float = 5.0) -> floa
 
 
 def _write_results(
-    result: DemoResult, config: dict[str, Any], recent: list[dict[str, Any]], change_at: int | None
+    result: DemoResult,
+    config: dict[str, Any],
+    recent: Iterable[dict[str, Any]],
+    change_at: int | None,
 ) -> None:
     from streamem.commands.plot import plot_summary
 

@@ -42,6 +42,16 @@ def _components(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -60,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         _demo,
     )
     demo.add_argument("--duration", type=float, default=30.0, help="seconds (default 30)")
-    demo.add_argument("--rate", type=float, default=3000.0, help="readings per second")
+    demo.add_argument("--rate", type=_positive, default=3000.0, help="readings per second")
     demo.add_argument("--out-dir", type=Path, default=Path("streamem-demo"), help="results")
     demo.add_argument("--seed", type=int, default=0, help="random seed")
 
@@ -100,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--init-size", type=int, default=10_000, help="rows before initialising")
     fit.add_argument("--n-init", type=int, default=5, help="k-means++ restarts")
     fit.add_argument("--seed", type=int, default=0, help="random seed")
-    fit.add_argument("--out", type=Path, help="model JSON (default: FILE's name + .model.json)")
+    fit.add_argument(
+        "--out", type=Path, help="model JSON (default: ./<FILE without extension>.model.json)"
+    )
 
     produce = _subcommand(
         commands,
@@ -116,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--topic", default="sensors", help="topic (default sensors)")
     produce.add_argument("--file", type=Path, help="CSV/NDJSON/.npy to replay (default: synthetic)")
     produce.add_argument("--features", type=_names, help="columns of --file to send")
-    produce.add_argument("--rate", type=float, help="records per second (default: at once)")
+    produce.add_argument("--rate", type=_positive, help="records per second (default: at once)")
     produce.add_argument("--count", type=int, help="records to send (default: all / forever)")
     produce.add_argument("--change-after", type=int, help="synthetic regime change after N")
     produce.add_argument("--seed", type=int, default=0, help="random seed (synthetic)")
@@ -177,7 +189,9 @@ def _demo(args: argparse.Namespace) -> int:
     from streamem.commands.summary import load_summary
 
     console = _console()
-    result = run_demo(args.duration, rate=args.rate, out_dir=args.out_dir, seed=args.seed)
+    result = run_demo(
+        args.duration, rate=args.rate, out_dir=args.out_dir, seed=args.seed, console=console
+    )
     console.print(load_summary(result.snapshots_path).table())
     console.print(
         f"produced {result.produced:,} readings; {len(result.snapshots)} model versions published\n"
@@ -243,7 +257,9 @@ def _fit(args: argparse.Namespace) -> int:
         )
     how = "batch EM (fewer rows than --init-size)" if result.batch_em else "stepwise EM"
     console.print(f"learned {result.n_rows:,} rows of {', '.join(data.features)} by {how}")
-    out = args.out or Path(data.path.name.split(".")[0] + ".model.json")
+    if result.n_skipped:
+        console.print(f"skipped {result.n_skipped:,} rows without any value")
+    out = args.out or Path(data.path.stem + ".model.json")
     out.write_text(result.model.to_json(), encoding="utf-8")
     console.print(MixtureSummary.from_model(result.model, name=out.stem).table())
     console.print(f"model written to {out}", soft_wrap=True)
@@ -280,7 +296,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from streamem.errors import ValidationError
 
     if (args.file is None) == (args.bootstrap_servers is None):
-        raise ValidationError("give either a model FILE or --bootstrap-servers, not both")
+        raise ValidationError("give a model FILE or --bootstrap-servers (one of the two)")
     if args.file is not None:
         if args.json:
             print(args.file.read_text(encoding="utf-8").strip())

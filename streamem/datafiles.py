@@ -4,7 +4,8 @@
 :meth:`~DataFile.chunks` yields ``(rows, features)`` float64 arrays of at most ``chunk_rows`` rows,
 so that only one chunk is in memory at a time:
 
-- ``.csv``: a header row names the columns; empty cells are missing (NaN);
+- ``.csv``: a header row names the columns; empty cells (and ``nan``, ``NA``, ``null``) are
+  missing (NaN);
 - ``.ndjson`` / ``.jsonl``: one JSON object per line (fields read by name; the numeric fields of
   the first object by default) or one JSON array of numbers per line; null is missing;
 - ``.npy``: a 2-D numeric array, memory-mapped (never unpickled).
@@ -43,6 +44,9 @@ CHUNK_ROWS = 100_000
 """Rows read at once by default: ~10 MB of float64 for 12 features."""
 
 _NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+
+MISSING_TEXTS = ["", "nan", "NaN", "NAN", "NA", "null"]
+"""CSV cells read as a missing value (NaN)."""
 
 
 @dataclass(frozen=True)
@@ -91,14 +95,14 @@ class DataFile:
                 chunksize=chunk_rows,
                 dtype=np.float64,
                 keep_default_na=False,
-                na_values=[""],
+                na_values=MISSING_TEXTS,
             )
             try:
                 for frame in reader:
                     yield frame[list(self.features)].to_numpy(dtype=float), handle.tell()
-            except ValueError:  # a cell is not a number: find and name it
+            except ValueError as error:  # a cell is not a number: find and name it
                 _raise_first_bad_cell(self.path, self.features)
-                raise
+                raise ValidationError(f"{str(self.path)!r}: {error}") from None
 
     def _ndjson_chunks(self, chunk_rows: int) -> Iterator[tuple[np.ndarray, int]]:
         with self.path.open("rb") as handle:
@@ -140,16 +144,15 @@ def open_data(path: str | Path, features: Sequence[str] | None = None) -> DataFi
         raise ValidationError(f"no such data file: {str(path)!r}")
     name = path.name.lower()
     if name.endswith(".npy"):
-        kind, (names, numeric) = "npy", _npy_features(path)
+        kind, (names, numeric, named) = "npy", _npy_features(path)
     elif name.endswith(_NDJSON_SUFFIXES):
-        kind, (names, numeric) = "ndjson", _ndjson_features(path)
+        kind, (names, numeric, named) = "ndjson", _ndjson_features(path)
     elif name.endswith(".csv"):
-        kind, (names, numeric) = "csv", _csv_features(path)
+        kind, (names, numeric, named) = "csv", _csv_features(path)
     else:
         raise ValidationError(
             f"{str(path)!r}: unknown data file kind; use .csv, .ndjson/.jsonl or .npy"
         )
-    named = kind == "csv" or names != _positions(len(names))
     if features is None:
         if not numeric:
             raise ValidationError(f"{str(path)!r}: no numeric column (in its first rows)")
@@ -160,8 +163,8 @@ def open_data(path: str | Path, features: Sequence[str] | None = None) -> DataFi
     return DataFile(path, kind, tuple(features), named)
 
 
-_Names = tuple[tuple[str, ...], tuple[str, ...]]
-"""All the columns of a file, and those that look numeric."""
+_Names = tuple[tuple[str, ...], tuple[str, ...], bool]
+"""All the columns of a file, those that look numeric, and whether the file names them."""
 
 
 def _csv_features(path: Path) -> _Names:
@@ -172,7 +175,7 @@ def _csv_features(path: Path) -> _Names:
     except pd.errors.EmptyDataError:
         raise ValidationError(f"{str(path)!r} is empty") from None
     names = tuple(str(column) for column in head.columns)
-    return names, tuple(name for name in names if all(_is_number(v) for v in head[name]))
+    return names, tuple(name for name in names if all(_is_number(v) for v in head[name])), True
 
 
 def _ndjson_features(path: Path) -> _Names:
@@ -185,11 +188,11 @@ def _ndjson_features(path: Path) -> _Names:
             raise ValidationError(f"{str(path)!r} is empty")
     if isinstance(first, list):
         names = _positions(len(first))
-        return names, names
+        return names, names, False
     if not isinstance(first, dict):
         raise ValidationError(f"{str(path)!r} line {number}: expected a JSON object or array")
     numeric = (key for key, value in first.items() if value is None or _is_json_number(value))
-    return tuple(first), tuple(numeric)
+    return tuple(first), tuple(numeric), True
 
 
 def _npy_features(path: Path) -> _Names:
@@ -202,7 +205,7 @@ def _npy_features(path: Path) -> _Names:
             f"{str(path)!r} must hold a 2-D numeric array, got shape {array.shape} of {array.dtype}"
         )
     names = _positions(array.shape[1])
-    return names, names
+    return names, names, False
 
 
 def _positions(n: int) -> tuple[str, ...]:
@@ -210,7 +213,7 @@ def _positions(n: int) -> tuple[str, ...]:
 
 
 def _is_number(text: str) -> bool:
-    if text == "":
+    if text in MISSING_TEXTS:
         return True
     try:
         float(text)

@@ -190,11 +190,12 @@ def run_demo(
             f"http://127.0.0.1:{metrics_port}/metrics, config {config_path}",
             soft_wrap=True,
         )
-        daemon = _start_daemon(config_path, out_dir / "daemon.log")
-        producer = _Producer(broker.bootstrap_servers, rate, int(rate * duration / 2), seed)
         reader = SnapshotReader(broker.bootstrap_servers, OUTPUT_TOPIC, MODEL_NAME)
-        started = time.monotonic()
+        producer = _Producer(broker.bootstrap_servers, rate, int(rate * duration / 2), seed)
+        daemon: subprocess.Popen[bytes] | None = None
         try:
+            daemon = _start_daemon(config_path, out_dir / "daemon.log")
+            started = time.monotonic()
             producer.start()
             with Live(console=console, refresh_per_second=4, transient=False) as live:
                 try:
@@ -204,16 +205,23 @@ def run_demo(
                         live.update(_view(result.snapshots, producer, elapsed, duration))
                 except KeyboardInterrupt:
                     console.print("stopping early (Ctrl-C)")
-            console.print()
+            console.print(
+                "finishing: the daemon learns what was produced, publishes and stops "
+                "(Ctrl-C again aborts without writing the results)"
+            )
             producer.stop.set()
             producer.join(timeout=10)
+            _check_alive(daemon, producer, out_dir)
             result.snapshots.extend(_catch_up(reader, producer, result.snapshots))
             _stop(daemon)
             result.snapshots.extend(_drain(reader))
         finally:
             producer.stop.set()
+            if producer.ident is not None:  # started
+                producer.join(timeout=10)
             reader.close()
-            _stop(daemon)
+            if daemon is not None:
+                _stop(daemon)
     result.produced = producer.sent
     _write_results(result, config, producer.recent, producer.stream.change_after)
     return result

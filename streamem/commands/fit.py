@@ -2,7 +2,8 @@
 
 The file is read in chunks (:mod:`streamem.datafiles`), regrouped into mini-batches of exactly
 ``batch_size`` rows, and each batch is one :meth:`~streamem.GaussianMixture.partial_fit`: the
-result is the model that the library's own ``partial_fit`` loop learns on the same rows. A file
+result is the model that the library's own ``partial_fit`` loop learns on the same rows (rows
+whose every feature is missing are skipped and counted: no EM step can use them). A file
 with fewer rows than ``init_size`` is small enough for memory: it gets batch EM
 (:meth:`~streamem.GaussianMixture.fit`) on all its rows.
 
@@ -29,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
 from streamem.datafiles import DataFile, Rebatcher
@@ -46,13 +48,16 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class FitResult:
-    """What :func:`fit_file` learned: the model, the rows read, and the BIC of each candidate K."""
+    """What :func:`fit_file` learned: the model, the rows learned, the BIC of each candidate K,
+    whether batch EM was used (a file smaller than ``init_size``), and the rows skipped because
+    every feature was missing."""
 
     model: GaussianMixture
     n_components: int
     n_rows: int
     bic: dict[int, float]
     batch_em: bool
+    n_skipped: int = 0
 
 
 def fit_file(
@@ -92,8 +97,9 @@ def fit_file(
     """
     chunk_rows = chunk_rows or max(batch_size, 100_000)
     bic: dict[int, float] = {}
+    skipped = _RowsWithoutValues()
     if n_components == "auto":
-        sample = uniform_sample(data.chunks(chunk_rows, progress), sample_size, seed)
+        sample = uniform_sample(skipped(data.chunks(chunk_rows, progress)), sample_size, seed)
         n_components, bic = choose_components(
             sample, candidates, covariance_type=covariance_type, n_init=n_init, seed=seed
         )
@@ -108,19 +114,32 @@ def fit_file(
         random_state=seed,
         init_size=init_size,
     )
-    n_rows = 0
+    n_rows, skipped.count = 0, 0
     with threadpool_limits(1):
-        for batch in Rebatcher(batch_size)(data.chunks(chunk_rows, progress)):
+        for batch in Rebatcher(batch_size)(skipped(data.chunks(chunk_rows, progress))):
             model.partial_fit(batch)
             n_rows += len(batch)
         if n_rows == 0:
-            raise ValidationError(f"{str(data.path)!r} has no data rows")
+            raise ValidationError(f"{str(data.path)!r} has no row with a value")
         batch_em = not model.engine_.initialized
-        if batch_em:  # the whole file is in the warm-up buffer
-            model.fit(model.warmup_)
+        if batch_em:  # the whole file is in the warm-up buffer: a fresh model, fitted on it
+            model = clone(model).fit(model.warmup_)
     if data.named:
         model.feature_names_in_ = np.asarray(data.features, dtype=object)
-    return FitResult(model, n_components, n_rows, bic, batch_em)
+    return FitResult(model, n_components, n_rows, bic, batch_em, skipped.count)
+
+
+class _RowsWithoutValues:
+    """Drops the rows whose every feature is missing (no EM step can use them), counting them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for chunk in chunks:
+            empty = np.isnan(chunk).all(axis=1)
+            self.count += int(empty.sum())
+            yield chunk[~empty] if empty.any() else chunk
 
 
 def uniform_sample(chunks: Iterator[np.ndarray], size: int, seed: int = 0) -> np.ndarray:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from itertools import islice
 
 from streamem.datafiles import DataFile
+from streamem.errors import StreamemError, ValidationError
 from streamem.synthetic import SensorStream
 
 __all__ = [
@@ -83,14 +84,14 @@ def paced(
     stop: threading.Event | None = None,
 ) -> Iterator[Message]:
     """``messages`` at about ``rate`` per second (as fast as possible if None) until ``stop``."""
+    if rate is not None and not rate > 0:
+        raise ValidationError(f"rate must be > 0 records per second, got {rate}")
+    stop = stop or threading.Event()
     started = time.monotonic()
     for n, message in enumerate(messages):
-        if stop is not None and stop.is_set():
+        delay = 0.0 if rate is None else started + n / rate - time.monotonic()
+        if stop.wait(delay) if delay > 0 else stop.is_set():
             return
-        if rate is not None:
-            delay = started + n / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
         yield message
 
 
@@ -102,7 +103,13 @@ def send_records(
 ) -> int:
     """Send ``count`` messages (all if None) to ``topic`` with kafka-python; return how many.
 
-    Every message is acknowledged by the broker before this returns (the producer is flushed).
+    The producer is flushed before this returns, so every message was acknowledged by the broker
+    or failed.
+
+    Raises
+    ------
+    StreamemError
+        If any message was not delivered (the first error and the number of failures).
     """
     from kafka import KafkaProducer
 
@@ -112,13 +119,20 @@ def send_records(
         linger_ms=20,
         acks=1,
         enable_idempotence=False,
+        max_block_ms=10_000,
     )
+    failures: list[BaseException] = []
     sent = 0
     try:
         for key, value in islice(messages, count):
-            producer.send(topic, key=key, value=value)
+            producer.send(topic, key=key, value=value).add_errback(failures.append)
             sent += 1
         producer.flush()
     finally:
         producer.close(timeout=5)
+    if failures:
+        raise StreamemError(
+            f"{len(failures):,} of {sent:,} records were not delivered to {topic!r} on "
+            f"{bootstrap_servers}: {failures[0]!r}"
+        )
     return sent

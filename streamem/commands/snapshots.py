@@ -20,8 +20,8 @@ __all__ = ["SnapshotReader", "latest_snapshots"]
 class SnapshotReader:
     """New snapshots of a topic (of one model, if ``model`` is given), oldest version first.
 
-    Records whose value is not a JSON object with a ``version`` are skipped (and counted in
-    :attr:`n_skipped`): the topic is shared with other writers in some deployments.
+    Records whose value is not a JSON object with a ``version`` are skipped: the topic may be
+    shared with other writers.
     """
 
     def __init__(self, bootstrap_servers: str, topic: str, model: str | None = None) -> None:
@@ -29,7 +29,6 @@ class SnapshotReader:
 
         self.topic = topic
         self.model = model
-        self.n_skipped = 0
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             client_id="streamem-snapshots",
@@ -83,7 +82,6 @@ class SnapshotReader:
         except ValueError:
             snapshot = None
         if not isinstance(snapshot, dict) or not isinstance(snapshot.get("version"), int):
-            self.n_skipped += 1
             return None
         return snapshot
 
@@ -101,7 +99,8 @@ def latest_snapshots(
     Raises
     ------
     ValidationError
-        If the topic holds no snapshot (of ``model``) after ``timeout`` seconds or once quiet.
+        If the topic holds no snapshot (of ``model``) after ``timeout`` seconds or once quiet, or
+        snapshots of several models and ``model`` is None.
     """
     reader = SnapshotReader(bootstrap_servers, topic, model)
     found: list[dict[str, Any]] = []
@@ -120,4 +119,7 @@ def latest_snapshots(
     if not found:
         which = f" of model {model!r}" if model else ""
         raise ValidationError(f"no model snapshot{which} in topic {topic!r} on {bootstrap_servers}")
+    names = sorted({str(snapshot.get("model")) for snapshot in found})
+    if len(names) > 1:
+        raise ValidationError(f"topic {topic!r} holds models {names}: choose one with --model")
     return sorted(found, key=lambda snapshot: snapshot["version"])

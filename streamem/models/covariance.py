@@ -68,7 +68,8 @@ def precision_cholesky(covariances: FloatArray, covariance_type: CovarianceType)
             lower = np.linalg.cholesky(stack)
         except np.linalg.LinAlgError as error:
             raise DegenerateUpdateError(_ADVICE) from error
-        # inv is LAPACK's solve against the identity: U = L^-T without a general inverse.
+        # U = L^-T; numpy's batched inverse of the K factors is faster than K triangular solves
+        # on the small matrices of a stream (measured), and as exact.
         factors = np.linalg.inv(lower).swapaxes(-1, -2)
         return factors if covariance_type == "full" else factors[0]
     if not np.all(covariances > 0.0):

@@ -298,7 +298,7 @@ class GaussianFamily:
         else:
             whitened = whitened - terms.whitened_means[:, np.newaxis, :]
             constant = terms.constant[:, np.newaxis]
-        distance: FloatArray = np.vecdot(whitened, whitened)
+        distance: FloatArray = np.einsum("...d,...d->...", whitened, whitened)
         distance *= -0.5
         distance += constant
         return distance

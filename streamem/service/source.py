@@ -241,7 +241,7 @@ class KafkaSource:
         The count drops to 0 at once when every broker is gone, while kafka-python keeps the
         partitions assigned and reconnects by itself.
         """
-        count = self._consumer.metrics().get("consumer-metrics", {}).get("connection-count")
+        count = (self._consumer.metrics() or {}).get("consumer-metrics", {}).get("connection-count")
         return count is None or count > 0
 
     def close(self) -> None:

@@ -110,3 +110,17 @@ def test_rebatching_keeps_every_row_in_order(sizes: list[int], batch_size: int) 
     assert not batches or 1 <= len(batches[-1]) <= batch_size
     joined = np.concatenate(batches) if batches else np.empty((0, 1))
     np.testing.assert_array_equal(joined, rows)
+
+
+def test_ndjson_objects_with_positional_looking_keys_are_objects(tmp_path: Path) -> None:
+    # what `streamem produce --file rows.npy` sends: objects keyed x0, x1
+    path = tmp_path / "replayed.ndjson"
+    path.write_text('{"x0": 1.0, "x1": 2.0}\n{"x0": 3.0, "x1": null}\n')
+    assert open_data(path).named
+    np.testing.assert_array_equal(_read_all(path), [[1.0, 2.0], [3.0, np.nan]])
+
+
+def test_csv_missing_value_spellings_are_nan(tmp_path: Path) -> None:
+    path = tmp_path / "saved.csv"  # np.savetxt writes "nan"
+    path.write_text("a,b\n1.0,nan\nNA,2.0\nnull,\n")
+    np.testing.assert_array_equal(_read_all(path), [[1.0, np.nan], [np.nan, 2.0], [np.nan, np.nan]])

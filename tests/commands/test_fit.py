@@ -68,6 +68,33 @@ def test_auto_picks_the_k_that_scikit_learns_bic_picks(data_seed: int, tmp_path:
     assert result.model.n_features_in_ == 2
 
 
+def test_rows_without_any_value_are_skipped_and_counted(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3_000, 2))
+    path = tmp_path / "gaps.csv"
+    lines = ["a,b"] + [f"{a!r},{b!r}" for a, b in X.tolist()]
+    lines[100:100] = [",", "nan,NA"]  # two rows with no value at all
+    path.write_text("\n".join(lines) + "\n")
+
+    result = fit_file(open_data(path), 2, batch_size=500, init_size=1_000)
+
+    library = GaussianMixture(2, n_init=5, random_state=0, init_size=1_000)
+    for start in range(0, len(X), 500):
+        library.partial_fit(X[start : start + 500])
+    assert (result.n_rows, result.n_skipped) == (3_000, 2)
+    np.testing.assert_array_equal(result.model.means_, library.means_)
+
+
+def test_a_small_file_gets_batch_em_and_its_rows_stay_out_of_the_model(tmp_path: Path) -> None:
+    X = old_faithful_like(np.random.default_rng(4))
+    path = _csv(tmp_path / "faithful.csv", X, ("eruptions", "waiting"))
+    result = fit_file(open_data(path), 2)
+    assert result.batch_em
+    expected = GaussianMixture(2, n_init=5, random_state=0, init_size=10_000).fit(X)
+    np.testing.assert_allclose(result.model.means_, expected.means_)
+    assert json.loads(result.model.to_json())["state"]["warmup"] == []
+
+
 def test_uniform_sample_keeps_every_row_when_there_are_few_and_draws_evenly_otherwise() -> None:
     rows = np.arange(1_000.0).reshape(-1, 1)
     np.testing.assert_array_equal(uniform_sample(iter(np.split(rows, 10)), 5_000), rows)

@@ -117,7 +117,7 @@ def test_files_that_are_not_models_are_refused(tmp_path: Path, text: str, messag
 
 def test_inspect_needs_a_file_or_a_broker(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect"]) == 1
-    assert "give either a model FILE or --bootstrap-servers" in capsys.readouterr().err
+    assert "give a model FILE or --bootstrap-servers (one of the two)" in capsys.readouterr().err
 
 
 def test_a_model_fitted_by_batch_em_has_no_stream_curve(data: np.ndarray, tmp_path: Path) -> None:

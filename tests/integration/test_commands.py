@@ -186,3 +186,13 @@ def test_inspect_prints_the_newest_model_of_a_topic(
     assert json.loads(capsys.readouterr().out)["version"] == 4
     assert main([*command, "--model", "other"]) == 1
     assert "no model snapshot of model 'other'" in capsys.readouterr().err
+
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    snapshot = build_snapshot(learner, name="mill", version=9, offsets={}, drift=False)
+    producer.send(topic_name, key=b"mill", value=encode_snapshot(snapshot))
+    producer.flush()
+    producer.close()
+    assert main(command) == 1  # two models on the topic: which one?
+    assert "holds models ['mill', 'plant']: choose one with --model" in capsys.readouterr().err
+    assert main([*command, "--model", "plant"]) == 0
+    assert "version 4" in " ".join(capsys.readouterr().out.split())

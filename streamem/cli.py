@@ -231,14 +231,6 @@ def _fit(args: argparse.Namespace) -> int:
         disable=not console.is_terminal,
     ) as bar:
         task = bar.add_task(f"reading {data.path.name}", total=passes * data.size)
-        done = [0, 0]  # bytes of finished passes, bytes of this pass
-
-        def progress(position: int) -> None:
-            if position < done[1]:  # a new pass started
-                done[0] += done[1]
-            done[1] = position
-            bar.update(task, completed=done[0] + position)
-
         result = fit_file(
             data,
             args.components,
@@ -248,7 +240,7 @@ def _fit(args: argparse.Namespace) -> int:
             n_init=args.n_init,
             seed=args.seed,
             candidates=range(1, args.max_components + 1),
-            progress=progress,
+            progress=lambda position: bar.update(task, completed=position),
         )
     if result.bic:
         scores = ", ".join(f"K={k}: {v:,.1f}" for k, v in result.bic.items())

@@ -43,7 +43,7 @@ SAMPLE_SIZE = 100_000
 """Rows of the sample on which ``--components auto`` compares the candidates."""
 
 Progress = Callable[[int], None]
-"""Called with the bytes read so far (for a progress bar)."""
+"""Called with the bytes read so far, over both passes of ``"auto"`` (for a progress bar)."""
 
 
 @dataclass(frozen=True)
@@ -93,13 +93,16 @@ def fit_file(
     chunk_rows
         Rows read from the file at once (memory use); by default ``max(batch_size, 100_000)``.
     progress
-        Called with the bytes read so far, after each chunk (both passes count).
+        Called with the bytes read so far, after each chunk; with ``"auto"`` the second pass
+        continues from the file's size, so a bar of ``2 * data.size`` fills once.
     """
     chunk_rows = chunk_rows or max(batch_size, 100_000)
     bic: dict[int, float] = {}
     skipped = _RowsWithoutValues()
+    read_before = 0
     if n_components == "auto":
         sample = uniform_sample(skipped(data.chunks(chunk_rows, progress)), sample_size, seed)
+        read_before = data.size
         n_components, bic = choose_components(
             sample, candidates, covariance_type=covariance_type, n_init=n_init, seed=seed
         )
@@ -116,7 +119,8 @@ def fit_file(
     )
     n_rows, skipped.count = 0, 0
     with threadpool_limits(1):
-        for batch in Rebatcher(batch_size)(skipped(data.chunks(chunk_rows, progress))):
+        second_pass = None if progress is None else _after(read_before, progress)
+        for batch in Rebatcher(batch_size)(skipped(data.chunks(chunk_rows, second_pass))):
             model.partial_fit(batch)
             n_rows += len(batch)
         if n_rows == 0:
@@ -127,6 +131,10 @@ def fit_file(
     if data.named:
         model.feature_names_in_ = np.asarray(data.features, dtype=object)
     return FitResult(model, n_components, n_rows, bic, batch_em, skipped.count)
+
+
+def _after(offset: int, progress: Progress) -> Progress:
+    return lambda position: progress(offset + position)
 
 
 class _RowsWithoutValues:

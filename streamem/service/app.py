@@ -253,6 +253,7 @@ class Daemon(AssignmentHandler):
             return
         self._raise_fatal()
         if polled:
+            self.metrics.state.broker_contact = self._clock()  # records came from a broker
             self._handle(polled)
         if self.batcher.due():
             self._learn_batch()

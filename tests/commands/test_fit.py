@@ -95,6 +95,15 @@ def test_a_small_file_gets_batch_em_and_its_rows_stay_out_of_the_model(tmp_path:
     assert json.loads(result.model.to_json())["state"]["warmup"] == []
 
 
+def test_progress_runs_once_over_both_passes_of_auto(tmp_path: Path) -> None:
+    X = old_faithful_like(np.random.default_rng(5))
+    path = _csv(tmp_path / "faithful.csv", X, ("eruptions", "waiting"))
+    positions: list[int] = []
+    fit_file(open_data(path), "auto", candidates=range(1, 3), progress=positions.append)
+    assert positions == sorted(positions)
+    assert positions[-1] == 2 * path.stat().st_size
+
+
 def test_uniform_sample_keeps_every_row_when_there_are_few_and_draws_evenly_otherwise() -> None:
     rows = np.arange(1_000.0).reshape(-1, 1)
     np.testing.assert_array_equal(uniform_sample(iter(np.split(rows, 10)), 5_000), rows)

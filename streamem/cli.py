@@ -186,13 +186,13 @@ def _console() -> Any:
 
 def _demo(args: argparse.Namespace) -> int:
     from streamem.commands.demo import run_demo
-    from streamem.commands.summary import load_summary
+    from streamem.commands.summary import MixtureSummary
 
     console = _console()
     result = run_demo(
         args.duration, rate=args.rate, out_dir=args.out_dir, seed=args.seed, console=console
     )
-    console.print(load_summary(result.snapshots_path).table())
+    console.print(MixtureSummary.from_snapshots(result.snapshots).table())
     console.print(
         f"produced {result.produced:,} readings; {len(result.snapshots)} model versions published\n"
         f"model:     {result.model_path}  (GaussianMixture.from_json loads it)\n"

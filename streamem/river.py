@@ -447,8 +447,9 @@ class GaussianMixtureClusterer(_MixtureEstimator, base.Clusterer):
         ``10 * n_components``); at least ``n_components`` of them distinct, and at least
         ``batch_size`` rows.
     schedule
-        Step sizes, a :mod:`streamem.engine.schedules` object; None is ``PowerDecay(0.6, 2)``.
-        ``HalfLife`` or ``Constant`` forget the past, to follow drift.
+        Step sizes, a :mod:`streamem.engine.schedules` object; None is ``PowerDecay(0.8, 2)``,
+        the default of :meth:`streamem.GaussianMixture.partial_fit`. ``HalfLife`` or
+        ``Constant`` forget the past, to follow drift.
     reg_covar
         Added to the diagonal of the covariances.
     seed
@@ -563,8 +564,9 @@ class GaussianMixtureDetector(_MixtureEstimator, base.AnomalyDetector):
         ``10 * n_components``); at least ``n_components`` of them distinct, and at least
         ``batch_size`` rows.
     schedule
-        Step sizes, a :mod:`streamem.engine.schedules` object; None is ``PowerDecay(0.6, 2)``.
-        ``HalfLife`` or ``Constant`` forget the past, to follow drift.
+        Step sizes, a :mod:`streamem.engine.schedules` object; None is ``PowerDecay(0.8, 2)``,
+        the default of :meth:`streamem.GaussianMixture.partial_fit`. ``HalfLife`` or
+        ``Constant`` forget the past, to follow drift.
     reg_covar
         Added to the diagonal of the covariances.
     seed

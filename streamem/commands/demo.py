@@ -121,7 +121,7 @@ class _Producer(threading.Thread):
     def __init__(self, bootstrap_servers: str, rate: float, change_after: int, seed: int) -> None:
         super().__init__(name="streamem-demo-producer", daemon=True)
         self.stream = SensorStream(change_after=change_after, seed=seed)
-        self.recent: deque[dict[str, Any]] = deque(maxlen=_PLOT_ROWS)
+        self.recent: deque[bytes] = deque(maxlen=_PLOT_ROWS)  # parsed once, for the plot
         self.stop = threading.Event()
         self.sent = 0
         self.error: BaseException | None = None
@@ -141,7 +141,7 @@ class _Producer(threading.Thread):
     def _remembered(self, messages: Iterator[Message]) -> Iterator[Message]:
         """``messages``, keeping the newest readings for the plot."""
         for key, value in messages:
-            self.recent.append(json.loads(value))
+            self.recent.append(value)
             yield key, value
 
 
@@ -333,7 +333,7 @@ def _learning_rate(snapshots: list[dict[str, Any]], window: float = 5.0) -> floa
 def _write_results(
     result: DemoResult,
     config: dict[str, Any],
-    recent: Iterable[dict[str, Any]],
+    recent: Iterable[bytes],
     change_at: int | None,
 ) -> None:
     from streamem.commands.plot import plot_summary
@@ -355,7 +355,8 @@ def _write_results(
     estimator = checkpoint.model["estimator"]
     estimator["state"]["feature_names_in"] = list(last["features"])
     result.model_path.write_text(json.dumps(estimator), encoding="utf-8")
-    data = np.array([[reading[f] for f in last["features"]] for reading in recent]).reshape(
+    readings = [json.loads(value) for value in recent]
+    data = np.array([[reading[f] for f in last["features"]] for reading in readings]).reshape(
         -1, len(last["features"])
     )
     marks = [] if change_at is None else [(change_at, "regime change in the readings")]

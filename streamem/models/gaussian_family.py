@@ -451,7 +451,8 @@ class GaussianFamily:
         self, X: NDArray[np.floating], resp: FloatArray
     ) -> GaussianStats:
         """Sums of statistics of complete rows X (n, d) under given responsibilities (n, K)."""
-        full_second = np.einsum("nk,na,nb->kab", resp, X, X)
+        # einsum may hand back a (K, d, d) array in a non-C order for large d.
+        full_second = np.ascontiguousarray(np.einsum("nk,na,nb->kab", resp, X, X))
         return GaussianStats(
             resp=resp.sum(axis=0),
             first=resp.T @ X,

@@ -100,6 +100,13 @@ class GaussianFamily:
         ``N_j`` gets ``(N_j * Sigma_ML + prior * Psi) / (N_j + prior)``, so a component that
         the data barely touch keeps a sane shape while one with many points is unaffected.
         0 is maximum likelihood.
+    prior_fade
+        Mass of the statistics (points) beyond which the prior fades: with ``N`` points behind
+        the statistics, the prior is worth ``prior_strength * min(1, prior_fade / N)``
+        pseudo-points. A fixed prior keeps a floor of about ``prior * Psi / N_j`` under every
+        covariance, far above the spread of a direction in which a component's readings are
+        all equal (integer sensors); a fading one protects the start of a stream and lets the
+        model reach the maximum-likelihood optimum that batch EM finds. ``inf``: never fades.
     fixed
         Names among ``"weights"``, ``"means"``, ``"covariances"`` held at ``anchor``'s values.
     anchor
@@ -123,6 +130,7 @@ class GaussianFamily:
     covariance_type: CovarianceType = "full"
     reg_covar: float = 1e-6
     prior_strength: float = 0.0
+    prior_fade: float = math.inf
     fixed: tuple[str, ...] = ()
     anchor: GaussianParams | None = None
     chunk_rows: int = CHUNK_ROWS
@@ -195,7 +203,7 @@ class GaussianFamily:
         else:
             second = stats.second.sum(axis=0)
         spread = np.maximum(second / total - mean**2, 0.0) + self.reg_covar
-        strength = self.prior_strength
+        strength = self.prior_strength * min(1.0, self.prior_fade / float(total))
         if self.covariance_type == "full":
             f = stats.resp[:, np.newaxis, np.newaxis]
             shrunk = f * covariances

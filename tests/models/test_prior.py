@@ -27,8 +27,8 @@ def test_the_pull_of_the_prior_fades_with_the_mass_beyond_prior_fade(
 
     def pull(family: GaussianFamily, n: int) -> float:
         stats = statistics(family, np.random.default_rng(1), n)
-        shrunk = family.maximize(stats, None).covariances  # type: ignore[arg-type]
-        exact = ml.maximize(stats, None).covariances  # type: ignore[arg-type]
+        shrunk = family.maximize(stats).covariances
+        exact = ml.maximize(stats).covariances
         return float(np.abs(shrunk[0] - exact[0]).max())  # the component of n - 2 points
 
     assert pull(fading, 100) == pytest.approx(pull(fixed, 100), rel=1e-12)

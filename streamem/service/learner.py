@@ -283,11 +283,11 @@ class Learner:
     def learn(self, X: Decoded) -> BatchOutcome:
         """Learn one micro-batch of shape ``(n_points, n_features)`` (NaN = missing).
 
-        The first points fill the warm-up buffer until ``model.init_size`` of them arrived; the
-        model then initialises and makes its first update with all of them. A degenerate batch
-        is refused (the previous parameters are kept) and its points counted as dropped; an
-        error in the update is logged and its points dropped too: bad data never stops the
-        learner.
+        The first points fill the warm-up buffer until ``model.init_size`` of them arrived (the
+        library default when null); the model then initialises and makes its first update with
+        all of them. A degenerate batch is refused (the previous parameters are kept) and its
+        points counted as dropped; an error in the update is logged and its points dropped too:
+        bad data never stops the learner.
         """
         model = self.model
         n_seen, n_warmup = self._points()

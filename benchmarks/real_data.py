@@ -18,7 +18,8 @@ its wall time in seconds beside it. ``goal`` lists the columns that miss the goa
 project: ``fit`` more than 0.5% of |LL| below scikit-learn's, and the streaming learners more
 than 1% below it after one pass on a data set of 20,000 training rows or more (``pf x1``,
 ``river``), after three passes on smaller ones (``pf x3``; the river learners run one pass
-there and are not flagged).
+there and are not flagged). ``warm-up``: the learner was still buffering its warm-up rows at
+the end of the pass (the stream was shorter than its warm-up).
 
 The panel (all offline, in installed packages):
 
@@ -47,6 +48,7 @@ BLAS is pinned to one thread (threadpoolctl).
 from __future__ import annotations
 
 import argparse
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -59,6 +61,7 @@ from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from threadpoolctl import threadpool_limits
 
 from streamem import GaussianMixture
+from streamem.errors import NotFittedError
 from streamem.river import GaussianMixtureClusterer
 
 BATCH = 500
@@ -129,7 +132,10 @@ def timed(
         warnings.simplefilter("ignore")
         score = learner(data, k)
     seconds = time.perf_counter() - start
-    return float(score(data.test)), seconds
+    try:
+        return float(score(data.test)), seconds
+    except NotFittedError:  # the stream is shorter than the warm-up
+        return math.nan, seconds
 
 
 def sklearn_fit(data: Split, k: int) -> Callable[[np.ndarray], float]:
@@ -177,7 +183,7 @@ COLUMNS: dict[str, Callable[[Split, int], Callable[[np.ndarray], float]]] = {
 
 def misses(name: str, score: float, reference: float, n_train: int) -> bool:
     """Whether a column misses its goal (see the module docstring)."""
-    gap = (reference - score) / abs(reference)
+    gap = (reference - score) / abs(reference) if score == score else math.inf
     if name == "fit":
         return gap > FIT_GOAL
     if n_train >= LARGE:
@@ -208,7 +214,10 @@ def main() -> None:
                 for column, (score, _) in zip(columns, scores, strict=True)
                 if misses(column, score, reference[0], n_train)
             ]
-            cells = " | ".join(f"{score:.3f} | {seconds:.2f}" for score, seconds in scores)
+            cells = " | ".join(
+                f"{score:.3f} | {seconds:.2f}" if score == score else f"warm-up | {seconds:.2f}"
+                for score, seconds in scores
+            )
             print(
                 f"| {name} | {n_train:,} | {d} | {k} {covariance_type} | {cells} | "
                 f"{', '.join(missed) or 'ok'} |",

@@ -206,6 +206,32 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         self.patience = patience
         self.history_size = history_size
 
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        n_components: int,
+        covariance_type: str,
+        reg_covar: float,
+        init_size: int | None,
+        n_init: int,
+        seed: int | None,
+        schedule: Schedule | None,
+        averaging_start: int | None,
+    ) -> GaussianMixture:
+        """A mixture for streaming from the model protocol's common options (``seed`` is
+        ``random_state``)."""
+        return cls(
+            n_components,
+            covariance_type=covariance_type,
+            reg_covar=reg_covar,
+            init_size=init_size,
+            n_init=n_init,
+            random_state=seed,
+            schedule=schedule,
+            averaging_start=averaging_start,
+        )
+
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamem.engine.monitor import ConvergenceMonitor, MonitorRecord
+from streamem.engine.schedules import Schedule
 
 FloatArray = NDArray[np.float64]
 
@@ -66,6 +67,26 @@ class StreamingModel(Protocol):
     """
 
     family: str
+    FORMAT: str
+    """The ``format`` of the family's :meth:`to_dict` document."""
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        n_components: int,
+        covariance_type: str,
+        reg_covar: float,
+        init_size: int | None,
+        n_init: int,
+        seed: int | None,
+        schedule: Schedule | None,
+        averaging_start: int | None,
+    ) -> Self:
+        """A new model from the options every family's streaming face understands (the
+        daemon's ``model`` section): number of latent classes, covariance structure and
+        regularisation, warm-up size and restarts, seed, step sizes, averaging."""
+        ...
 
     def learn(self, batch: Any) -> Self:
         """One stepwise update with a validated batch (or warm-up until the model can start)."""

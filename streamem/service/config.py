@@ -551,7 +551,8 @@ class ScheduleSettings(_Section):
 class ModelSettings(_Section):
     """The model to learn (``model``).
 
-    ``name`` is the key of the published messages and part of the checkpoint's file name.
+    ``name`` is the key of the published messages and part of the checkpoint's file name;
+    ``family`` the model family (see :mod:`streamem.models.registry`).
     ``init_size`` points (at least ``n_components``) are buffered before the first
     initialisation, which keeps the best of ``n_init`` tries. Polyak-Ruppert ``averaging`` only
     makes sense with the decreasing ``power`` schedule.
@@ -563,6 +564,7 @@ class ModelSettings(_Section):
     """
 
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "sensors"
+    family: Literal["gaussian_mixture"] = "gaussian_mixture"
     n_components: PositiveInt = 3
     covariance_type: Literal["full", "diag", "spherical", "tied"] = "full"
     reg_covar: Annotated[float, Field(ge=0)] = 1e-6

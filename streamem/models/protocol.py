@@ -69,6 +69,8 @@ class StreamingModel(Protocol):
     family: str
     FORMAT: str
     """The ``format`` of the family's :meth:`to_dict` document."""
+    sequential: bool
+    """Whether units form sequences (a batch's rows continue per-key sequence states)."""
 
     @classmethod
     def from_options(
@@ -86,6 +88,12 @@ class StreamingModel(Protocol):
         """A new model from the options every family's streaming face understands (the
         daemon's ``model`` section): number of latent classes, covariance structure and
         regularisation, warm-up size and restarts, seed, step sizes, averaging."""
+        ...
+
+    def batch_from_rows(self, X: FloatArray, keys: tuple[str, ...] | None = None) -> Any:
+        """The family's batch of decoded rows X (n, d) in arrival order; ``keys`` gives each
+        row's sequence key (sequential families: each key's rows continue that key's state;
+        None: one anonymous stream)."""
         ...
 
     def learn(self, batch: Any) -> Self:

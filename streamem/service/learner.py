@@ -288,8 +288,9 @@ class Learner:
         """Whether the model has parameters."""
         return self.model.status.initialized
 
-    def learn(self, X: Decoded) -> BatchOutcome:
-        """Learn one micro-batch of shape ``(n_points, n_features)`` (NaN = missing).
+    def learn(self, X: Decoded, keys: tuple[str, ...] | None = None) -> BatchOutcome:
+        """Learn one micro-batch of shape ``(n_points, n_features)`` (NaN = missing); ``keys``
+        gives each point's sequence for a sequential family (see ``batch_from_rows``).
 
         The first points fill the model's warm-up buffer until ``model.init_size`` of them
         arrived; the model then initialises and makes its first update with all of them. A
@@ -302,7 +303,7 @@ class Learner:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RefusedUpdateWarning)
-                model.learn(X)
+                model.learn(model.batch_from_rows(X, keys))
         except (StreamemError, ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
             log.error("the update with a batch of %d points failed, dropped: %s", len(X), error)
         after = model.status

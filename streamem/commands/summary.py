@@ -60,6 +60,9 @@ class MixtureSummary:
     covariances: np.ndarray
     facts: dict[str, Any] = field(default_factory=dict)
     curve: tuple[CurvePoint, ...] = ()
+    n_updates: int | None = None
+    """The number of updates the model made, when the curve may hold only the newest of them
+    (a model file keeps its newest 100); None when the curve is complete (snapshots)."""
 
     @classmethod
     def from_model(cls, model: GaussianMixture, name: str = "model") -> MixtureSummary:
@@ -76,10 +79,16 @@ class MixtureSummary:
                 CurvePoint(seen, record.mean_log_likelihood, record.smoothed_log_likelihood)
             )
         last = model.monitor_.last
+        if last is not None:  # stepwise EM: the last mini-batch's
+            facts: dict[str, Any] = {"updates": int(model.n_iter_)}
+            log_likelihood = last.mean_log_likelihood
+        else:  # batch EM: its iterations, and the mean log-likelihood of the data it fitted
+            facts = {"EM iterations": int(model.n_iter_)}
+            log_likelihood = float(model.lower_bound_)
         facts = {
             "points seen": n_seen,
-            "updates": int(model.n_iter_),
-            "mean log-likelihood": last.mean_log_likelihood if last else None,
+            **facts,
+            "mean log-likelihood": log_likelihood,
             "converged": bool(model.converged_),
         }
         return cls(
@@ -93,6 +102,7 @@ class MixtureSummary:
             ),
             facts=facts,
             curve=tuple(curve),
+            n_updates=int(model.n_iter_) if last is not None else None,
         )
 
     @classmethod

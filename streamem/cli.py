@@ -271,7 +271,7 @@ def _connect_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connect-timeout",
         type=_positive,
-        default=10.0,
+        default=8.0,
         metavar="SECONDS",
         help="give up when no broker of --bootstrap-servers answers within this time",
     )

@@ -47,7 +47,7 @@ def connect(
     BrokerUnreachableError
         If no broker answered in time.
     """
-    from kafka.errors import KafkaTimeoutError, NoBrokersAvailable
+    from kafka.errors import KafkaTimeoutError
 
     try:
         return factory(
@@ -55,5 +55,5 @@ def connect(
             bootstrap_timeout_ms=int(timeout * 1000),
             **kwargs,
         )
-    except (KafkaTimeoutError, NoBrokersAvailable):
+    except KafkaTimeoutError:
         raise BrokerUnreachableError.of(bootstrap_servers, timeout) from None

@@ -28,7 +28,8 @@ import numpy as np
 
 from streamem.errors import ValidationError
 from streamem.models import covariance as cov
-from streamem.models.gaussian_mixture import FORMAT, GaussianMixture
+from streamem.models.document import FORMAT, check_mixture_parameters
+from streamem.models.gaussian_mixture import GaussianMixture
 
 __all__ = ["CurvePoint", "MixtureSummary", "load_summary"]
 
@@ -114,6 +115,12 @@ class MixtureSummary:
         try:
             k, d = int(last["n_components"]), int(last["n_features"])
             covariance_type = cov.check_covariance_type(last["covariance_type"])
+            check_mixture_parameters(last, covariance_type, k, d, "model snapshot", "")
+            if len(last["features"]) != d:
+                raise ValidationError(
+                    f"model snapshot: features must hold n_features = {d} names, got "
+                    f"{len(last['features'])}"
+                )
             covariances = np.asarray(last["covariances"], dtype=float)
             summary = cls(
                 name=str(last["model"]),
@@ -142,8 +149,12 @@ class MixtureSummary:
                     for s in snapshots
                 ),
             )
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValidationError(f"not a streamem model snapshot: {error!r}") from None
+        except ValidationError:
+            raise
+        except KeyError as error:
+            raise ValidationError(f"model snapshot: {error.args[0]} is missing") from None
+        except (TypeError, ValueError) as error:
+            raise ValidationError(f"not a streamem model snapshot: {error}") from None
         return summary
 
     def table(self) -> Any:
@@ -206,8 +217,14 @@ def load_summary(path: str | Path) -> MixtureSummary:
             raise ValidationError(f"{str(path)!r} is neither JSON nor NDJSON: {error}") from None
     if not documents or not all(isinstance(d, dict) for d in documents):
         raise ValidationError(f"{str(path)!r} holds no JSON object")
-    if documents[-1].get("format") == FORMAT:
-        model = GaussianMixture.from_dict(documents[-1])
+    last = documents[-1]
+    if "format" not in last and "schema_version" not in last:
+        raise ValidationError(
+            f"{str(path)!r} holds neither a {FORMAT} model (no 'format' key) nor a model "
+            "snapshot (no 'schema_version' key)"
+        )
+    if "format" in last:
+        model = GaussianMixture.from_dict(last)
         if not hasattr(model, "weights_"):
             raise ValidationError(f"{str(path)!r} holds a model that was never fitted")
         return MixtureSummary.from_model(model, name=path.stem)

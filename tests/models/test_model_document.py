@@ -59,9 +59,9 @@ def _drop(path: str) -> Callable[[Document], None]:
 
 
 def _reshape_means(document: Document) -> None:
-    document["state"]["engine"]["params"]["means"] = document["state"]["engine"]["params"][
-        "means"
-    ][:2]
+    document["state"]["engine"]["params"]["means"] = document["state"]["engine"]["params"]["means"][
+        :2
+    ]
 
 
 def _ragged_covariance(document: Document) -> None:

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from typing import Any, Generic
 
 import numpy as np
-from numpy.typing import NDArray
 
-from streamem.engine.family import Family, P, S
+from streamem.engine.family import B, C, Family, P, S
 from streamem.engine.monitor import ConvergenceMonitor, MonitorRecord
 from streamem.engine.schedules import PowerDecay, Schedule
 from streamem.errors import NotFittedError, ValidationError
@@ -20,23 +19,31 @@ class UpdateReport:
 
     record: MonitorRecord
     log_likelihood: float
+    n_units: int
 
 
-class StepwiseEM(Generic[P, S]):
+class StepwiseEM(Generic[B, P, S, C]):
     """Running sufficient statistics, blended per mini-batch, and the M-step after each.
 
-    For a mini-batch ``B_k`` of ``m`` points::
+    For a mini-batch ``B_k`` of ``m`` units (rows, time steps, documents: the family counts)::
 
         s_k = (1 - eta_k) s_{k-1} + eta_k * (1/m) sum_{i in B_k} E[S(x_i, z_i) | x_i, theta_{k-1}]
         theta_k = family.maximize(s_k)
 
-    The first update takes ``eta = 1``. With a schedule that always gives 1 and the whole data
-    set as the batch, each update is one iteration of batch EM.
+    The first update takes ``eta = 1``. Whenever statistics of ``n`` units stand behind the
+    model without a schedule history (after that first update, or after :meth:`initialize`
+    with given statistics, e.g. those of a batch ``fit``), the next update of ``m`` units takes
+    ``eta = m / (n + m)`` (the exact running average of the ``n + m`` units) and a decreasing
+    schedule continues from the index that gives that step size, so the step neither ignores
+    the mass behind the statistics nor gives it more weight than it has; a forgetting schedule
+    (``Constant``, ``HalfLife``) takes its own step if that is larger. With a schedule that
+    always gives 1 and the whole data set as the batch, each update is one iteration of batch
+    EM.
 
     Parameters
     ----------
     family
-        The model family (E-step statistics and M-step).
+        The model family (batch type, E-step statistics, M-step, carry).
     schedule
         Step sizes; :class:`~streamem.engine.schedules.PowerDecay` by default.
     monitor
@@ -51,6 +58,7 @@ class StepwiseEM(Generic[P, S]):
     A family that estimates the mean of a Gaussian with unit variance (no latent variable):
 
     >>> import dataclasses
+    >>> from streamem.engine.family import Expectation, NoCarry
     >>> from streamem.engine.records import ArrayRecord
     >>> @dataclasses.dataclass(frozen=True)
     ... class Mean(ArrayRecord):
@@ -59,11 +67,14 @@ class StepwiseEM(Generic[P, S]):
     ... class Sums(ArrayRecord):
     ...     count: np.ndarray
     ...     total: np.ndarray
-    >>> class UnitGaussian:
-    ...     def expected_statistics(self, params, X):
+    >>> class UnitGaussian(NoCarry):
+    ...     params_type, stats_type = Mean, Sums
+    ...     def initial_params(self, X, rng):
+    ...         return Mean(X.mean(axis=0))
+    ...     def expected_statistics(self, params, X, carry):
     ...         ll = -0.5 * float(((X - params.mean) ** 2).sum() + X.size * np.log(2 * np.pi))
-    ...         return Sums(np.array(len(X), float), X.sum(axis=0)), ll
-    ...     def maximize(self, stats, previous):
+    ...         return Expectation(Sums(np.array(len(X), float), X.sum(axis=0)), ll, len(X))
+    ...     def maximize(self, stats):
     ...         return Mean(stats.total / stats.count)
     ...     def parameter_change(self, old, new):
     ...         return float(np.abs(new.mean - old.mean).max())
@@ -76,12 +87,12 @@ class StepwiseEM(Generic[P, S]):
     >>> engine.n_seen, engine.step
     (40, 10)
     >>> print(engine.params.mean.round(2))
-    [28.32]
+    [28.19]
     """
 
     def __init__(
         self,
-        family: Family[P, S],
+        family: Family[B, P, S, C],
         schedule: Schedule | None = None,
         monitor: ConvergenceMonitor | None = None,
         averaging_start: int | None = None,
@@ -97,7 +108,9 @@ class StepwiseEM(Generic[P, S]):
         self.schedule_origin = 0.0
         self._params: P | None = None
         self.stats: S | None = None
+        self.carry: C | None = None
         self._squared_weights = 0.0
+        self._units_behind = 0.0
         self.averaged: P | None = None
         self.n_averaged = 0
 
@@ -118,55 +131,82 @@ class StepwiseEM(Generic[P, S]):
         """The parameters to report: the Polyak-Ruppert average when it is on and started."""
         return self.averaged if self.averaged is not None else self.params
 
-    def initialize(self, params: P) -> None:
-        """Start from ``params`` with no statistics; the next update takes ``eta = 1``."""
+    def initialize(self, params: P, stats: S | None = None, n_units: float = 0.0) -> None:
+        """Start from ``params``; optionally warm, with running statistics behind them.
+
+        Without ``stats`` the next update takes ``eta = 1``. With ``stats`` (the per-unit
+        average of the statistics of ``n_units`` units, as :attr:`stats` holds them), the
+        next update of ``m`` units takes ``eta = m / (n_units + m)`` (or a forgetting
+        schedule's larger step), and ``n_seen`` counts the ``n_units`` units. The carry is
+        cleared.
+        """
+        if stats is not None and not n_units > 0:
+            raise ValidationError(f"warm statistics need n_units > 0, got {n_units!r}")
         self._params = params
-        self.stats = None
-        self._squared_weights = 0.0
+        self.stats = stats
+        self.carry = None
+        self._squared_weights = 1.0 / n_units if stats is not None else 0.0
+        self._units_behind = float(n_units) if stats is not None else 0.0
+        self.n_seen = int(n_units) if stats is not None else 0
         self.averaged = None
         self.n_averaged = 0
 
-    def next_step_size(self, batch_size: int) -> float:
-        """The step size the next update of ``batch_size`` points will take."""
+    def start(self, batch: B, rng: np.random.Generator) -> None:
+        """:meth:`initialize` from the family's starting values for ``batch``."""
+        self.initialize(self.family.initial_params(batch, rng))
+
+    def next_step_size(self, n_units: int) -> float:
+        """The step size the next update of ``n_units`` units will take."""
         if self.stats is None:
             return 1.0
-        return self.schedule.step_size(self.step - self.schedule_origin, batch_size)
+        if self._units_behind:
+            running_mean = n_units / (self._units_behind + n_units)
+            k = self.schedule.index_for(running_mean)
+            return max(running_mean, self.schedule.step_size(k, n_units))
+        return self.schedule.step_size(self.step - self.schedule_origin, n_units)
 
     def restart_schedule(self, step_size: float) -> None:
         """Make a decreasing schedule continue from ``step_size`` (e.g. after drift)."""
+        self._units_behind = 0.0
         self.schedule_origin = self.step - self.schedule.index_for(step_size)
 
-    def update(self, X: NDArray[np.floating]) -> UpdateReport:
-        """One stepwise EM update with the mini-batch ``X`` of shape (n_samples, n_features).
+    def update(self, batch: B) -> UpdateReport:
+        """One stepwise EM update with the mini-batch ``batch`` (the family's batch type).
 
-        The engine's state changes only when the M-step succeeds: a
-        :class:`~streamem.errors.DegenerateUpdateError` from the family leaves it as it was.
+        The engine's state (parameters, statistics, carry, counters) changes only when the
+        M-step succeeds: a :class:`~streamem.errors.DegenerateUpdateError` from the family
+        leaves it as it was.
         """
-        n_points = len(X)
-        if n_points == 0:
-            raise ValidationError("a mini-batch needs at least one row, got an empty one")
         params = self.params
-        batch_stats, log_likelihood = self.family.expected_statistics(params, X)
-        eta = self.next_step_size(n_points)
-        batch_mean = batch_stats if n_points == 1 else batch_stats.scaled(1.0 / n_points)
+        expectation = self.family.expected_statistics(params, batch, self.carry)
+        n_units = expectation.n_units
+        if n_units < 1:
+            raise ValidationError("a mini-batch needs at least one unit, got an empty one")
+        eta = self.next_step_size(n_units)
+        batch_stats = expectation.stats
+        batch_mean = batch_stats if n_units == 1 else batch_stats.scaled(1.0 / n_units)
         stats = batch_mean if self.stats is None else self.stats.blended(batch_mean, eta)
-        # Kish's effective sample size of the running average: sum of squared point weights.
-        squared_weights = eta**2 / n_points + (1.0 - eta) ** 2 * self._squared_weights
-        new_params = self.family.maximize(stats.scaled(1.0 / squared_weights), params)
+        # Kish's effective sample size of the running average: sum of squared unit weights.
+        squared_weights = eta**2 / n_units + (1.0 - eta) ** 2 * self._squared_weights
+        new_params = self.family.maximize(stats.scaled(1.0 / squared_weights))
         change = self.family.parameter_change(params, new_params)
 
-        self.stats, self._params = stats, new_params
+        if self.stats is None:
+            self._units_behind = float(n_units)
+        elif self._units_behind:
+            self.restart_schedule(eta)
+        self.stats, self._params, self.carry = stats, new_params, expectation.carry
         self._squared_weights = squared_weights
         self.step += 1
-        self.n_seen += n_points
+        self.n_seen += n_units
         self._average(new_params)
-        record = self.monitor.record(log_likelihood / n_points, n_points, change, eta)
-        return UpdateReport(record=record, log_likelihood=log_likelihood)
+        record = self.monitor.record(expectation.log_likelihood / n_units, n_units, change, eta)
+        return UpdateReport(record, expectation.log_likelihood, n_units)
 
     @property
     def effective_count(self) -> float:
-        """Effective number of points behind the running statistics (Kish's ``1 / sum w_i^2``
-        over the points' weights in the average); the M-step sees the statistics scaled to it."""
+        """Effective number of units behind the running statistics (Kish's ``1 / sum w_i^2``
+        over the units' weights in the average); the M-step sees the statistics scaled to it."""
         return 1.0 / self._squared_weights if self._squared_weights else 0.0
 
     def replace(self, params: P, stats: S) -> None:
@@ -183,34 +223,38 @@ class StepwiseEM(Generic[P, S]):
             self.averaged = self.family.interpolate(self.averaged, params, 1.0 / self.n_averaged)
 
     def state_dict(self) -> dict[str, Any]:
-        """The engine's whole state as JSON-able data (parameters, statistics, counters)."""
+        """The engine's whole state as JSON-able data (parameters, statistics, carry, counters)."""
         return {
             "step": self.step,
             "n_seen": self.n_seen,
             "schedule": self.schedule.to_dict(),
             "schedule_origin": self.schedule_origin,
+            "units_behind": self._units_behind,
             "averaging_start": self.averaging_start,
             "n_averaged": self.n_averaged,
             "params": None if self._params is None else self._params.to_dict(),
             "stats": None if self.stats is None else self.stats.to_dict(),
+            "carry": None if self.carry is None else self.family.carry_to_dict(self.carry),
             "squared_weights": self._squared_weights,
             "averaged": None if self.averaged is None else self.averaged.to_dict(),
             "monitor": self.monitor.to_dict(),
         }
 
-    def load_state_dict(
-        self, state: dict[str, Any], params_type: type[P], stats_type: type[S]
-    ) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` wrote (the schedule comes from the constructor)."""
+        family = self.family
         self.step = int(state["step"])
         self.n_seen = int(state["n_seen"])
         self.schedule_origin = float(state["schedule_origin"])
+        self._units_behind = float(state.get("units_behind", 0.0))
         self.averaging_start = state["averaging_start"]
         self.n_averaged = int(state["n_averaged"])
-        self._params = _load(params_type, state["params"])
-        self.stats = _load(stats_type, state["stats"])
+        self._params = _load(family.params_type, state["params"])
+        self.stats = _load(family.stats_type, state["stats"])
+        carry = state.get("carry")
+        self.carry = None if carry is None else family.carry_from_dict(carry)
         self._squared_weights = float(state["squared_weights"])
-        self.averaged = _load(params_type, state["averaged"])
+        self.averaged = _load(family.params_type, state["averaged"])
         self.monitor = ConvergenceMonitor.from_dict(state["monitor"])
 
 

@@ -26,10 +26,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from streamem.engine.family import Expectation, NoCarry
 from streamem.engine.records import ArrayRecord, FloatArray
 from streamem.errors import DegenerateUpdateError
 from streamem.models import covariance as cov
 from streamem.models.covariance import CovarianceType, add_to_diagonal
+from streamem.models.gaussian_start import GaussianStart
 
 LOG_2PI = math.log(2.0 * math.pi)
 CHUNK_ROWS = 2048
@@ -85,7 +87,7 @@ class _DirectTerms:
 
 
 @dataclasses.dataclass
-class GaussianFamily:
+class GaussianFamily(NoCarry):
     """E-step and M-step of a Gaussian mixture for :class:`~streamem.engine.StepwiseEM`.
 
     Parameters
@@ -104,6 +106,8 @@ class GaussianFamily:
         Names among ``"weights"``, ``"means"``, ``"covariances"`` held at ``anchor``'s values.
     anchor
         The parameters that fixed names are held at (the initial parameters).
+    start
+        How :meth:`initial_params` takes starting values from a first batch.
 
     Examples
     --------
@@ -113,9 +117,9 @@ class GaussianFamily:
     >>> family = GaussianFamily("spherical")
     >>> start = family.make_params(np.array([0.5, 0.5]), np.array([[2.0], [3.0]]),
     ...                            np.array([0.25, 0.25]))
-    >>> stats, log_likelihood = family.expected_statistics(start, X)
+    >>> expectation = family.expected_statistics(start, X)
     >>> family.fixed, family.anchor = ("covariances",), start
-    >>> new = family.maximize(stats, start)
+    >>> new = family.maximize(expectation.stats)
     >>> print(new.means.ravel().round(3), new.weights.round(3))
     [1.25  4.152] [0.478 0.522]
     """
@@ -125,6 +129,7 @@ class GaussianFamily:
     prior_strength: float = 0.0
     fixed: tuple[str, ...] = ()
     anchor: GaussianParams | None = None
+    start: GaussianStart | None = None
     chunk_rows: int = CHUNK_ROWS
     _workspace: dict[tuple[Any, ...], NDArray[Any]] = dataclasses.field(
         default_factory=dict, repr=False, compare=False
@@ -150,7 +155,21 @@ class GaussianFamily:
             precisions_cholesky=cov.precision_cholesky(covariances, self.covariance_type),
         )
 
-    def maximize(self, stats: GaussianStats, previous: GaussianParams) -> GaussianParams:
+    @property
+    def params_type(self) -> type[GaussianParams]:
+        return GaussianParams
+
+    @property
+    def stats_type(self) -> type[GaussianStats]:
+        return GaussianStats
+
+    def initial_params(self, X: NDArray[np.floating], rng: np.random.Generator) -> GaussianParams:
+        """Starting values for the rows X (n, d): the family's :class:`GaussianStart`."""
+        if self.start is None:
+            raise ValueError("the family has no GaussianStart to take starting values from")
+        return self.start.params(self, X, rng)
+
+    def maximize(self, stats: GaussianStats) -> GaussianParams:
         """M-step (see :class:`~streamem.engine.Family`)."""
         resp = stats.resp + EPS
         total = stats.resp.sum()
@@ -238,19 +257,21 @@ class GaussianFamily:
     # ---- E-step ------------------------------------------------------------------------------
 
     def expected_statistics(
-        self, params: GaussianParams, X: NDArray[np.floating]
-    ) -> tuple[GaussianStats, float]:
-        """Sums of expected statistics over the rows of X, and their total log-likelihood."""
-        if len(X) == 1:
+        self, params: GaussianParams, X: NDArray[np.floating], carry: None = None
+    ) -> Expectation[GaussianStats, None]:
+        """Sums of expected statistics over the rows of X (n, d), and their total
+        log-likelihood; a row is a unit."""
+        n = len(X)
+        if n == 1:
             row = self._row_statistics(params, X[0])
             if row is not None:
-                return row
+                return Expectation(*row, 1)
         if not np.isnan(X).any():
-            return self._complete_statistics(params, X)
+            return Expectation(*self._complete_statistics(params, X), n)
         missing = np.isnan(X).any(axis=1)
         stats, log_likelihood = self._complete_statistics(params, X[~missing])
         extra, extra_log_likelihood = self._incomplete_statistics(params, X[missing])
-        return stats + extra, log_likelihood + extra_log_likelihood
+        return Expectation(stats + extra, log_likelihood + extra_log_likelihood, n)
 
     def log_joint(self, params: GaussianParams, X: NDArray[np.floating]) -> FloatArray:
         """``log w_j + log N(x_i | mu_j, Sigma_j)`` for every row and component, (n, K).

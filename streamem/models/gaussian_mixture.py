@@ -31,7 +31,8 @@ from streamem.errors import (
 from streamem.models import covariance as cov
 from streamem.models.document import FORMAT, FORMAT_VERSION, validate_model_document
 from streamem.models.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
-from streamem.models.kmeans import kmeans_labels
+from streamem.models.gaussian_start import INIT_METHODS, GaussianStart
+from streamem.models.protocol import ModelStatus
 
 STREAMING_PRIOR = 0.01
 # Exponent of partial_fit's default PowerDecay schedule. The running statistics end up worth
@@ -44,7 +45,7 @@ STREAMING_PRIOR = 0.01
 # alpha stays below 1 so that a poor start is still forgotten (Cappé & Moulines 2009).
 STREAMING_ALPHA = 0.8
 FIXABLE = ("weights", "means", "covariances")
-INIT_METHODS = ("kmeans", "k-means++", "random")
+MixtureEngine = StepwiseEM[NDArray[np.floating], GaussianParams, GaussianStats, None]
 
 
 class ModelNotFittedError(NotFittedError, SklearnNotFittedError):  # type: ignore[misc]
@@ -118,6 +119,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         ``patience`` updates in a row (the log-likelihood of a mini-batch is too noisy).
     smoothing
         Weight of the newest mini-batch in the smoothed mean log-likelihood.
+    history_size
+        Records of the newest ``partial_fit`` updates that the monitor keeps.
 
     Attributes
     ----------
@@ -146,6 +149,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
     1000 [-3.1  3. ]
     """
 
+    family = "gaussian_mixture"
+    """The family's name in documents and configs (the model protocol)."""
+    FORMAT = FORMAT
+    """The ``format`` of :meth:`to_dict`'s document."""
+    sequential = False
+    """Rows are independent: no sequence keys."""
+
     def __init__(
         self,
         n_components: int = 1,
@@ -171,6 +181,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         parameter_tol: float = 0.01,
         smoothing: float = 0.1,
         patience: int = 5,
+        history_size: int = 10_000,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -194,6 +205,33 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         self.parameter_tol = parameter_tol
         self.smoothing = smoothing
         self.patience = patience
+        self.history_size = history_size
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        n_components: int,
+        covariance_type: str,
+        reg_covar: float,
+        init_size: int | None,
+        n_init: int,
+        seed: int | None,
+        schedule: Schedule | None,
+        averaging_start: int | None,
+    ) -> GaussianMixture:
+        """A mixture for streaming from the model protocol's common options (``seed`` is
+        ``random_state``)."""
+        return cls(
+            n_components,
+            covariance_type=covariance_type,
+            reg_covar=reg_covar,
+            init_size=init_size,
+            n_init=n_init,
+            random_state=seed,
+            schedule=schedule,
+            averaging_start=averaging_start,
+        )
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -211,9 +249,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         self._check_parameters(X_checked.shape[1])
         self._check_enough_rows(len(X_checked))
         rng = np.random.default_rng(self.random_state)
-        best: tuple[float, StepwiseEM[GaussianParams, GaussianStats]] | None = None
+        best: tuple[float, MixtureEngine] | None = None
         for _ in range(self.n_init):
-            engine = self._batch_engine(self._initial_params(X_checked, rng, n_restarts=1))
+            engine = self._batch_engine(self._family(0.0).initial_params(X_checked, rng))
             for _ in range(self.max_iter):
                 engine.update(X_checked)
                 if engine.monitor.converged:
@@ -234,9 +272,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         self.n_iter_ = engine.step
         self.lower_bound_ = best[0]
         self.engine_ = self._streaming_engine(engine.params)
-        self.engine_.stats = engine.stats
-        self.engine_.step = 1 if engine.stats is not None else 0
-        self.engine_.n_seen = len(X_checked)
+        if engine.stats is not None:
+            self.engine_.initialize(engine.params, engine.stats, n_units=len(X_checked))
         self._reset_counters()
         self._publish(from_fit=True)
         return self
@@ -265,8 +302,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         """:meth:`partial_fit` for an already validated float array (n, d): no checks.
 
         For callers that validated the rows themselves (the river adapter, the daemon) and
-        want the least overhead per update.
+        want the least overhead per update (the first call validates, as ``partial_fit``).
         """
+        if not hasattr(self, "engine_"):
+            return self.partial_fit(X)
         if not self.engine_.initialized:
             self._warm_up(X)
         else:
@@ -274,14 +313,33 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def _warm_up(self, X: NDArray[np.floating]) -> None:
+        """Buffer rows until ``init_size`` of them (at least K distinct) are there, then
+        initialise on them and make the first update with all of them."""
         self.warmup_ = np.concatenate([self.warmup_, X]) if len(self.warmup_) else np.array(X)
         needed = max(self.init_size or 0, self.n_components)
         if len(self.warmup_) < needed:
             if self.init_size is None:
                 self._check_enough_rows(len(self.warmup_))
             return
+        distinct = np.unique(self.warmup_, axis=0)
+        if len(distinct) < self.n_components:
+            # Too few distinct rows (a stuck sensor): keep those and the newest rows, bounded.
+            keep = max(needed - len(distinct), 0)
+            self.warmup_ = np.concatenate([distinct, self.warmup_[len(self.warmup_) - keep :]])
+            return
         rng = np.random.default_rng(self.random_state)
-        start = self._initial_params(self.warmup_, rng, n_restarts=self.n_init)
+        try:
+            start = self._family(0.0, n_restarts=self.n_init).initial_params(self.warmup_, rng)
+        except DegenerateUpdateError as error:
+            # The first rows give no valid mixture (e.g. collinear): wait for the next rows.
+            self.warmup_ = self.warmup_[-needed:]
+            warnings.warn(
+                f"the mixture could not be initialised on the first {len(self.warmup_)} rows, "
+                f"it will try again with the next rows: {error}",
+                RefusedUpdateWarning,
+                stacklevel=3,
+            )
+            return
         self.engine_.initialize(self._refine(start, self.warmup_))
         self._gaussian_family.anchor = start
         batch, self.warmup_ = self.warmup_, np.empty((0, X.shape[1]))
@@ -342,31 +400,38 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 second[j] = mass * np.diag(outer)
         stats = GaussianStats(resp=resp, first=first, second=second)
         try:
-            engine.replace(family.maximize(stats.scaled(engine.effective_count), params), stats)
+            engine.replace(family.maximize(stats.scaled(engine.effective_count)), stats)
         except DegenerateUpdateError:
             return
         self.n_reseeded_ += len(collapsed)
 
     # ---- engines and starting values ---------------------------------------------------------
 
-    def _family(self, prior_strength: float) -> GaussianFamily:
+    def _family(self, prior_strength: float, n_restarts: int = 1) -> GaussianFamily:
+        covariance_type = cov.check_covariance_type(self.covariance_type)
         return GaussianFamily(
-            covariance_type=cov.check_covariance_type(self.covariance_type),
+            covariance_type=covariance_type,
             reg_covar=self.reg_covar,
             prior_strength=prior_strength,
             fixed=tuple(self.fixed),
+            start=GaussianStart(
+                self.n_components,
+                method=self.init_params,
+                n_restarts=n_restarts,
+                weights=None if self.weights_init is None else _array(self.weights_init),
+                means=None if self.means_init is None else _array(self.means_init),
+                covariances=self._given_covariances(),
+            ),
         )
 
-    def _batch_engine(self, start: GaussianParams) -> StepwiseEM[GaussianParams, GaussianStats]:
+    def _batch_engine(self, start: GaussianParams) -> MixtureEngine:
         family = self._family(self.prior_strength or 0.0)
         family.anchor = start
         engine = StepwiseEM(family, Constant(1.0), ConvergenceMonitor(self.tol, 1.0, 1))
         engine.initialize(start)
         return engine
 
-    def _streaming_engine(
-        self, start: GaussianParams | None
-    ) -> StepwiseEM[GaussianParams, GaussianStats]:
+    def _streaming_engine(self, start: GaussianParams | None) -> MixtureEngine:
         prior = STREAMING_PRIOR if self.prior_strength is None else self.prior_strength
         family = self._family(prior)
         family.anchor = start
@@ -374,7 +439,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             family,
             self.schedule if self.schedule is not None else PowerDecay(alpha=STREAMING_ALPHA),
             ConvergenceMonitor(
-                self.parameter_tol, self.smoothing, self.patience, criterion="parameters"
+                self.parameter_tol,
+                self.smoothing,
+                self.patience,
+                self.history_size,
+                criterion="parameters",
             ),
             self.averaging_start,
         )
@@ -382,37 +451,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             engine.initialize(start)
         return engine
 
-    def _initial_params(
-        self, X: NDArray[np.floating], rng: np.random.Generator, n_restarts: int
-    ) -> GaussianParams:
-        """Starting values: user-given ones, the rest from an M-step on initial labels."""
-        family = self._family(0.0)
-        d = X.shape[1]
-        given_covariances = self._given_covariances(d)
-        if self.weights_init is None or self.means_init is None or given_covariances is None:
-            rows = X.astype(np.float64)
-            if np.isnan(rows).any():
-                rows = np.where(np.isnan(rows), np.nanmean(rows, axis=0), rows)
-            resp = self._initial_responsibilities(rows, rng, n_restarts)
-            stats = family.statistics_from_responsibilities(rows, resp)
-            derived = family.maximize(stats, None)  # type: ignore[arg-type]
-        weights = derived.weights if self.weights_init is None else _array(self.weights_init)
-        means = derived.means if self.means_init is None else _array(self.means_init)
-        covariances = derived.covariances if given_covariances is None else given_covariances
-        return family.make_params(weights, means, covariances)
-
-    def _initial_responsibilities(
-        self, X: FloatArray, rng: np.random.Generator, n_restarts: int
-    ) -> FloatArray:
-        k = self.n_components
-        if self.init_params == "random":
-            resp = rng.uniform(size=(len(X), k))
-            return np.asarray(resp / resp.sum(axis=1, keepdims=True))
-        max_iter = 100 if self.init_params == "kmeans" else 0
-        labels, _ = kmeans_labels(X, k, rng, n_init=max(1, n_restarts), max_iter=max_iter)
-        return np.asarray(np.eye(k)[labels])
-
-    def _given_covariances(self, d: int) -> FloatArray | None:
+    def _given_covariances(self) -> FloatArray | None:
         covariance_type = cov.check_covariance_type(self.covariance_type)
         if self.covariances_init is not None:
             return _array(self.covariances_init)
@@ -536,6 +575,82 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         """The convergence monitor of the stepwise updates (history of each batch)."""
         self._check_fitted()
         return self.engine_.monitor
+
+    # ---- the model protocol (streamem.models.protocol.StreamingModel) -------------------------
+
+    @property
+    def status(self) -> ModelStatus:
+        """Counters, the newest monitor record and the weights (see :class:`ModelStatus`)."""
+        if not hasattr(self, "engine_"):
+            return ModelStatus()
+        engine = self.engine_
+        initialized = engine.initialized and hasattr(self, "weights_")
+        return ModelStatus(
+            initialized=initialized,
+            n_seen=int(engine.n_seen),
+            n_warmup=len(getattr(self, "warmup_", ())),
+            n_updates=int(engine.step),
+            n_refused=int(getattr(self, "n_refused_", 0)),
+            record=engine.monitor.last,
+            converged=bool(getattr(self, "converged_", False)),
+            weights=tuple(self.weights_.tolist()) if initialized else (),
+        )
+
+    def batch_from_rows(
+        self, X: NDArray[np.floating], keys: tuple[str, ...] | None = None
+    ) -> NDArray[np.floating]:
+        """The rows themselves: a mixture's batch (its rows are independent, so keys, which
+        only sequential families use, must be None)."""
+        if keys is not None:
+            raise ValidationError("a Gaussian mixture's rows are independent: no sequence keys")
+        return X
+
+    def log_density(self, X: NDArray[np.floating]) -> FloatArray:
+        """:meth:`score_samples` of already validated rows (n, d), without the checks; a row
+        without any observed coordinate has log density 0 (the marginal over nothing)."""
+        return _logsumexp(self.log_joint_rows(X))
+
+    def log_joint_rows(self, X: NDArray[np.floating]) -> FloatArray:
+        """``log w_j + log N(x_i | mu_j, Sigma_j)`` (n, K) of already validated rows, over the
+        observed coordinates of each row (log weights for a row without any)."""
+        self._check_fitted()
+        params, family = self.engine_.output_params, self._gaussian_family
+        empty = np.isnan(X).all(axis=1)
+        if not empty.any():
+            return family.log_joint(params, X)
+        out = np.empty((len(X), self.n_components))
+        out[empty] = np.log(params.weights)
+        if not empty.all():
+            out[~empty] = family.log_joint(params, X[~empty])
+        return out
+
+    def log_joint_row(self, x: NDArray[np.floating]) -> FloatArray:
+        """:meth:`log_joint_rows` (K,) of one validated row (d,), on the fast one-row path."""
+        params = self.engine_.output_params
+        if np.isnan(x).all():
+            return np.log(params.weights)
+        return self._gaussian_family.log_joint_row(params, x)
+
+    def next_step_size(self, n_units: int) -> float:
+        """The step size the next ``partial_fit`` of ``n_units`` rows will take."""
+        return float(self.engine_.next_step_size(n_units)) if hasattr(self, "engine_") else 1.0
+
+    def restart_schedule(self, step_size: float) -> None:
+        """Make the decreasing schedule continue from ``step_size`` (a drift response)."""
+        self._check_fitted()
+        self.engine_.restart_schedule(step_size)
+
+    def parameters_document(self) -> dict[str, Any]:
+        """The mixture's fields of a published snapshot: covariance type, weights, means and
+        covariances (shapes (K,), (K, d) and the covariance type's)."""
+        self._check_fitted()
+        return {
+            "covariance_type": str(self.covariance_type),
+            "n_components": int(self.n_components),
+            "weights": np.asarray(self.weights_, dtype=float).tolist(),
+            "means": np.asarray(self.means_, dtype=float).tolist(),
+            "covariances": np.asarray(self.covariances_, dtype=float).tolist(),
+        }
 
     @property
     def _gaussian_family(self) -> GaussianFamily:
@@ -667,7 +782,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         if state["feature_names_in"] is not None:
             model.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
         model.engine_ = model._streaming_engine(None)
-        model.engine_.load_state_dict(state["engine"], GaussianParams, GaussianStats)
+        model.engine_.load_state_dict(state["engine"])
         if state["anchor"] is not None:
             model._gaussian_family.anchor = GaussianParams.from_dict(state["anchor"])
         model.warmup_ = np.array(

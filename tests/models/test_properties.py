@@ -39,12 +39,14 @@ def assert_stats_close(a: object, b: object) -> None:
 @given(covariance_type=COVARIANCE_TYPES, seed=st.integers(0, 1000), cut=st.integers(1, 119))
 def test_statistics_add_up_across_any_split(covariance_type: str, seed: int, cut: int) -> None:
     family, params, X = fitted_family(covariance_type, seed)
-    whole, whole_ll = family.expected_statistics(params, X)
-    left, left_ll = family.expected_statistics(params, X[:cut])
-    right, right_ll = family.expected_statistics(params, X[cut:])
+    whole = family.expected_statistics(params, X)
+    left = family.expected_statistics(params, X[:cut])
+    right = family.expected_statistics(params, X[cut:])
 
-    assert_stats_close(left + right, whole)
-    assert abs(left_ll + right_ll - whole_ll) < 1e-8 * abs(whole_ll)
+    assert_stats_close(left.stats + right.stats, whole.stats)
+    assert left.n_units + right.n_units == whole.n_units == len(X)
+    total = left.log_likelihood + right.log_likelihood
+    assert abs(total - whole.log_likelihood) < 1e-8 * abs(whole.log_likelihood)
 
 
 @SETTINGS
@@ -57,11 +59,12 @@ def test_row_order_does_not_matter(covariance_type: str, seed: int, order_seed: 
     shuffled, shuffled_missing = X[order], X_missing[order]
 
     assert_stats_close(
-        family.expected_statistics(params, shuffled)[0], family.expected_statistics(params, X)[0]
+        family.expected_statistics(params, shuffled).stats,
+        family.expected_statistics(params, X).stats,
     )
     assert_stats_close(
-        family.expected_statistics(params, shuffled_missing)[0],
-        family.expected_statistics(params, X_missing)[0],
+        family.expected_statistics(params, shuffled_missing).stats,
+        family.expected_statistics(params, X_missing).stats,
     )
 
 

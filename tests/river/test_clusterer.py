@@ -337,7 +337,7 @@ def test_constant_stream_keeps_a_bounded_warm_up() -> None:
     for _ in range(1_000):
         model.learn_one({"a": 1.0, "b": 2.0})
     assert not model.initialized
-    assert len(model._core.warmup) <= 5
+    assert model.mixture.status.n_warmup <= 5
     for value in (3.0, 4.0):
         model.learn_one({"a": value, "b": 2.0})
     assert model.initialized

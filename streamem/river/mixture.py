@@ -1,4 +1,4 @@
-"""river adapters: a streaming Gaussian mixture as a river clusterer and anomaly detector.
+"""river adapters of the Gaussian mixture: a river clusterer and an anomaly detector.
 
 ``import streamem`` does not import river; ``import streamem.river`` does.
 
@@ -37,7 +37,6 @@ from __future__ import annotations
 import collections
 import math
 import numbers
-import warnings
 from collections.abc import Hashable, Iterator
 from typing import Any
 
@@ -53,9 +52,8 @@ except ModuleNotFoundError as error:  # say which extra to install, not only the
     raise (missing_extra(error, "streamem.river", "river") or error) from error
 
 from streamem.engine import Schedule
-from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, ValidationError
+from streamem.errors import ValidationError
 from streamem.models import covariance as cov
-from streamem.models.gaussian_family import GaussianFamily
 from streamem.models.gaussian_mixture import GaussianMixture
 
 __all__ = ["GaussianMixtureClusterer", "GaussianMixtureDetector"]
@@ -126,6 +124,7 @@ class _MixtureCore:
         if not isinstance(reg_covar, int | float) or not reg_covar >= 0.0:
             raise ValidationError(f"reg_covar must be a number >= 0, got {reg_covar!r}")
         cov.check_covariance_type(covariance_type)
+        warmup = WARMUP_PER_COMPONENT * n_components if init_size is None else init_size
         self.mixture = GaussianMixture(
             n_components,
             covariance_type=covariance_type,
@@ -133,15 +132,14 @@ class _MixtureCore:
             n_init=N_INIT,
             random_state=seed,
             schedule=schedule,
+            init_size=max(warmup, batch_size, n_components),
+            history_size=HISTORY_SIZE,
         )
         self.n_components = n_components
         self.batch_size = batch_size
-        warmup = WARMUP_PER_COMPONENT * n_components if init_size is None else init_size
-        self.warmup_size = max(warmup, batch_size, n_components)
         self.features: tuple[Hashable, ...] = ()
         self.index: dict[Hashable, int] = {}
         self.ignored: collections.Counter[Hashable] = collections.Counter()
-        self.warmup: list[tuple[float, ...]] = []
         self.pending: list[FloatArray] = []
         self.initialized = False
 
@@ -240,88 +238,39 @@ class _MixtureCore:
     # ---- learning ----------------------------------------------------------------------------
 
     def learn(self, row: FloatArray) -> None:
-        """Learn one row (d,): warm-up, buffer, or one online EM step."""
-        if not self.initialized:
-            self.warmup.append(tuple(row.tolist()))
-            if len(self.warmup) >= self.warmup_size:
-                self._try_initialize()
-        elif self.batch_size == 1:
-            self.mixture.learn(row[np.newaxis])
+        """Learn one row (d,): one online EM step, or one row of the current mini-batch
+        (the mixture keeps its own warm-up buffer until it can initialise)."""
+        if self.batch_size == 1:
+            self._learn(row[np.newaxis])
         else:
             self.pending.append(row)
             if len(self.pending) >= self.batch_size:
                 rows, self.pending = np.array(self.pending), []
-                self.mixture.learn(rows)
+                self._learn(rows)
 
     def learn_rows(self, X: FloatArray) -> None:
         """Learn a mini-batch (n, d) in one update, with the rows buffered before it."""
-        if not self.initialized:
-            self.warmup.extend(tuple(row) for row in X.tolist())
-            if len(self.warmup) >= self.warmup_size:
-                self._try_initialize()
-            return
         if self.pending:
             X, self.pending = np.concatenate([np.array(self.pending), X]), []
-        self.mixture.learn(X)
+        self._learn(X)
 
-    def _try_initialize(self) -> None:
-        distinct = list(dict.fromkeys(self.warmup))
-        if len(distinct) < self.n_components:
-            # Too few distinct rows (a stuck sensor): keep them and the newest rows, so that
-            # the buffer stays bounded.
-            self.warmup = distinct + self.warmup[len(distinct) - self.warmup_size :]
-            return
-        rows = np.array(self.warmup)
-        mixture = self.mixture
-        try:
-            mixture.partial_fit(rows)
-        except DegenerateUpdateError as error:
-            # The first rows give no valid mixture (e.g. collinear): wait for the next rows.
-            self.mixture = GaussianMixture(**mixture.get_params())
-            self.warmup = self.warmup[-self.warmup_size :]
-            warnings.warn(
-                f"the mixture could not be initialised on the first {len(rows)} rows, it will "
-                f"try again with the next row: {error}",
-                RefusedUpdateWarning,
-                stacklevel=4,
-            )
-            return
-        except Exception:
-            self.mixture = GaussianMixture(**mixture.get_params())
-            raise
-        monitor = mixture.engine_.monitor
-        monitor.history = collections.deque(monitor.history, maxlen=HISTORY_SIZE)
-        self.warmup = []
-        self.initialized = True
+    def _learn(self, X: FloatArray) -> None:
+        self.mixture.learn(X)
+        if not self.initialized:
+            self.initialized = self.mixture.status.initialized
 
     # ---- inference ---------------------------------------------------------------------------
 
     def log_joint(self, X: FloatArray) -> FloatArray:
         """``log w_j + log p(x_i | j)`` (n, K) over the observed coordinates of each row."""
-        engine = self.mixture.engine_
-        family = engine.family
-        assert isinstance(family, GaussianFamily)
-        params = engine.output_params
-        empty = np.isnan(X).all(axis=1)
-        if not empty.any():
-            return family.log_joint(params, X)
-        out = np.empty((len(X), self.n_components))
-        out[empty] = np.log(params.weights)
-        if not empty.all():
-            out[~empty] = family.log_joint(params, X[~empty])
-        return out
+        return self.mixture.log_joint_rows(X)
 
     def log_joint_one(self, x: dict[Hashable, Any]) -> FloatArray | None:
         """:meth:`log_joint` (K,) of the dict row ``x``; None before initialisation."""
-        values, observed = self._values(x)
+        values, _ = self._values(x)
         if not self.initialized:
             return None
-        params = self.mixture.engine_.output_params
-        if not observed:
-            return np.log(params.weights)
-        family = self.mixture.engine_.family
-        assert isinstance(family, GaussianFamily)
-        return family.log_joint_row(params, np.array(values))
+        return self.mixture.log_joint_row(np.array(values))
 
 
 def _column(name: Hashable, values: pd.Series) -> FloatArray:
@@ -413,10 +362,7 @@ class _MixtureEstimator:
         rows = core.matrix(X, learning=False)
         if not core.initialized:
             return np.zeros(len(rows))
-        joint = core.log_joint(rows)
-        peak = joint.max(axis=1)
-        density: FloatArray = np.log(np.exp(joint - peak[:, np.newaxis]).sum(axis=1)) + peak
-        return density
+        return core.mixture.log_density(rows)
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -500,8 +446,8 @@ class GaussianMixtureClusterer(_MixtureEstimator, base.Clusterer):
     >>> {k: round(p, 3) for k, p in model.predict_proba_one({0: 1, 1: 9}).items()}
     {0: 0.0, 1: 1.0}
     >>> model.mixture.means_.round(2)
-    array([[-4.  ,  1.06],
-           [ 1.  ,  2.02]])
+    array([[-4.  ,  1.65],
+           [ 1.  ,  2.29]])
     """
 
     def predict_one(self, x: dict[Hashable, Any]) -> int:
@@ -603,7 +549,7 @@ class GaussianMixtureDetector(_MixtureEstimator, base.AnomalyDetector):
 
     >>> normal, odd = {"a": 5.0, "b": 0.0}, {"a": 0.0, "b": 0.0}
     >>> round(detector.score_one(normal), 1), round(detector.score_one(odd), 1)
-    (2.5, 15.8)
+    (2.5, 15.7)
     >>> detector.score_one(odd) > detector.score_one(normal)
     True
     """

@@ -1,0 +1,136 @@
+"""The model protocol: the one door through which everything above ``models/`` uses a model.
+
+The river adapters, the daemon's learner, the published snapshot and the commands speak to a
+:class:`StreamingModel` only: learn a validated batch, score a batch, read the status, save and
+restore the whole model, and describe its parameters for the published document. A family
+added to ``models/`` is usable everywhere once its estimator implements this protocol and is
+named in :mod:`streamem.models.registry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Self, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streamem.engine.monitor import ConvergenceMonitor, MonitorRecord
+from streamem.engine.schedules import Schedule
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What a model is, after its newest update; immutable, safe to hand to another thread.
+
+    Attributes
+    ----------
+    initialized
+        Whether the model has parameters (its warm-up is over).
+    n_seen
+        Units (rows, time steps, documents) learned.
+    n_warmup
+        Units waiting in the warm-up buffer.
+    n_updates
+        Stepwise updates made.
+    n_refused
+        Updates refused because they were degenerate (their units are not in ``n_seen``).
+    record
+        The monitor's record of the newest update (None before the first).
+    converged
+        The monitor's convergence flag.
+    weights
+        Weight of each latent class (mixture components, a hidden Markov model's states);
+        empty before initialisation or for a family without classes.
+    """
+
+    initialized: bool = False
+    n_seen: int = 0
+    n_warmup: int = 0
+    n_updates: int = 0
+    n_refused: int = 0
+    record: MonitorRecord | None = None
+    converged: bool = False
+    weights: tuple[float, ...] = ()
+
+
+@runtime_checkable
+class StreamingModel(Protocol):
+    """A stepwise-EM model as the faces above ``models/`` see it.
+
+    ``family`` names the family in documents and configs (``"gaussian_mixture"``,
+    ``"gaussian_hmm"``, ...). A batch is the family's own type (rows for a mixture, rows of
+    one or more sequences for a hidden Markov model); :meth:`learn` and :meth:`log_density`
+    take it already validated.
+    """
+
+    family: str
+    FORMAT: str
+    """The ``format`` of the family's :meth:`to_dict` document."""
+    sequential: bool
+    """Whether units form sequences (a batch's rows continue per-key sequence states)."""
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        n_components: int,
+        covariance_type: str,
+        reg_covar: float,
+        init_size: int | None,
+        n_init: int,
+        seed: int | None,
+        schedule: Schedule | None,
+        averaging_start: int | None,
+    ) -> Self:
+        """A new model from the options every family's streaming face understands (the
+        daemon's ``model`` section): number of latent classes, covariance structure and
+        regularisation, warm-up size and restarts, seed, step sizes, averaging."""
+        ...
+
+    def batch_from_rows(self, X: FloatArray, keys: tuple[str, ...] | None = None) -> Any:
+        """The family's batch of decoded rows X (n, d) in arrival order; ``keys`` gives each
+        row's sequence key (sequential families: each key's rows continue that key's state;
+        None: one anonymous stream)."""
+        ...
+
+    def learn(self, batch: Any) -> Self:
+        """One stepwise update with a validated batch (or warm-up until the model can start)."""
+        ...
+
+    def log_density(self, batch: Any) -> FloatArray:
+        """Log density of each unit of a validated batch under the current parameters."""
+        ...
+
+    @property
+    def status(self) -> ModelStatus:
+        """The model's status after its newest update."""
+        ...
+
+    @property
+    def monitor_(self) -> ConvergenceMonitor:
+        """The convergence monitor of the stepwise updates."""
+        ...
+
+    def next_step_size(self, n_units: int) -> float:
+        """The step size the next update of ``n_units`` units will take."""
+        ...
+
+    def restart_schedule(self, step_size: float) -> None:
+        """Make a decreasing schedule continue from ``step_size`` (a drift response)."""
+        ...
+
+    def parameters_document(self) -> dict[str, Any]:
+        """The family's fields of the published snapshot (its branch of the schema)."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole model (hyper-parameters, parameters, statistics, counters) as JSON data."""
+        ...
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Self:
+        """Rebuild a model from :meth:`to_dict`'s output."""
+        ...

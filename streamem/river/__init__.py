@@ -1,0 +1,10 @@
+"""river adapters: streamem's models as river online learners.
+
+``import streamem`` does not import river; ``import streamem.river`` does. Each family has its
+module (:mod:`streamem.river.mixture` for the Gaussian mixture); this package exports their
+estimators.
+"""
+
+from streamem.river.mixture import GaussianMixtureClusterer, GaussianMixtureDetector
+
+__all__ = ["GaussianMixtureClusterer", "GaussianMixtureDetector"]

@@ -44,9 +44,12 @@ def library_alone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bin_dir
 
 
-def _run(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(
+    bin_dir: Path, program: str, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``program`` of the virtual environment with ``args``; its exit code is the caller's."""
     return subprocess.run(
-        [str(bin_dir / "streamem"), *args],
+        [str(bin_dir / program), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -57,12 +60,8 @@ def _run(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[st
 
 @pytest.mark.slow
 def test_the_base_install_has_no_extra(library_alone: Path) -> None:
-    done = subprocess.run(
-        [str(library_alone / "pip"), "list", "--format=freeze"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = _run(library_alone, "pip", "list", "--format=freeze")
+    assert done.returncode == 0, done.stderr
     installed = {line.split("==")[0].lower() for line in done.stdout.splitlines()}
     assert "streamem" in installed
     assert not installed & {"rich", "kafka-python", "pandas", "river", "matplotlib", "pyyaml"}
@@ -87,25 +86,20 @@ def test_every_command_names_the_extra_it_needs(library_alone: Path, tmp_path: P
         "broker": ["broker"],
     }
     for name, argv in commands.items():
-        done = _run(library_alone, *argv, cwd=tmp_path)
+        done = _run(library_alone, "streamem", *argv, cwd=tmp_path)
         assert done.returncode == 1, (name, done.stdout, done.stderr)
         last = done.stderr.strip().splitlines()[-1]
         assert last.startswith(f"streamem: error: streamem {name} {SERVICE} (No module named "), (
             name,
             done.stderr,
         )
-    quickstart = _run(library_alone, "quickstart", "--points", "20000", cwd=tmp_path)
+    quickstart = _run(library_alone, "streamem", "quickstart", "--points", "20000", cwd=tmp_path)
     assert quickstart.returncode == 0, quickstart.stderr  # the library alone is enough
 
 
 @pytest.mark.slow
 def test_import_of_the_river_learner_names_its_extra(library_alone: Path) -> None:
-    done = subprocess.run(
-        [str(library_alone / "python"), "-c", "import streamem.river"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _run(library_alone, "python", "-c", "import streamem.river")
     assert done.returncode == 1
     assert (
         "streamem.extras.MissingExtraError: streamem.river needs the river extra: pip install "
@@ -115,7 +109,7 @@ def test_import_of_the_river_learner_names_its_extra(library_alone: Path) -> Non
 
 @pytest.mark.slow
 def test_help_lists_which_commands_need_which_extra(library_alone: Path, tmp_path: Path) -> None:
-    done = _run(library_alone, "--help", cwd=tmp_path)
+    done = _run(library_alone, "streamem", "--help", cwd=tmp_path)
     assert done.returncode == 0
     assert "demo, broker, fit, produce, inspect, plot, run: need the service extra" in done.stdout
     assert "quickstart: the library alone" in done.stdout

@@ -761,8 +761,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
     def from_dict(cls, document: dict[str, Any]) -> GaussianMixture:
         """Rebuild a model from :meth:`to_dict`'s output.
 
-        The document is validated first (:func:`streamem.models.document.
-        validate_model_document`: its schema, then shapes and values).
+        The document is validated first, by
+        :func:`~streamem.models.document.validate_model_document` (its schema, then shapes
+        and values).
 
         Raises
         ------

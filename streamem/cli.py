@@ -271,7 +271,7 @@ def _connect_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connect-timeout",
         type=_positive,
-        default=8.0,
+        default=6.0,
         metavar="SECONDS",
         help="give up when no broker of --bootstrap-servers answers within this time",
     )
@@ -419,22 +419,26 @@ def _connecting(args: argparse.Namespace) -> None:
 def _inspect(args: argparse.Namespace) -> int:
     import json
 
-    from streamem.commands.snapshots import latest_snapshots
-    from streamem.commands.summary import MixtureSummary, load_summary
     from streamem.errors import ValidationError
 
     if (args.file is None) == (args.bootstrap_servers is None):
         raise ValidationError("give a model FILE or --bootstrap-servers (one of the two)")
     if args.file is not None:
+        from streamem.commands.summary import load_summary
+
         summary = load_summary(args.file)  # validated, also for --json
         if args.json:
             print(args.file.read_text(encoding="utf-8").strip())
             return 0
     else:
-        _connecting(args)
+        from streamem.commands.snapshots import latest_snapshots
+
+        _connecting(args)  # before the model code is imported: at once
         snapshots = latest_snapshots(
             args.bootstrap_servers, args.topic, args.model, connect_timeout=args.connect_timeout
         )
+        from streamem.commands.summary import MixtureSummary
+
         if args.json:
             print(json.dumps(snapshots[-1], indent=2))
             return 0

@@ -97,8 +97,8 @@ def test_produce_and_inspect_fail_fast_naming_the_unreachable_broker() -> None:
         assert elapsed < 12.0, (name, elapsed)
         lines = err.strip().splitlines()
         assert lines == [
-            "connecting to 127.0.0.1:1 (--connect-timeout 8 s)",
-            "streamem: error: no Kafka broker answered at 127.0.0.1:1 within 8 s (raise "
+            "connecting to 127.0.0.1:1 (--connect-timeout 6 s)",
+            "streamem: error: no Kafka broker answered at 127.0.0.1:1 within 6 s (raise "
             "--connect-timeout to wait longer, or check the address)",
         ], name
 

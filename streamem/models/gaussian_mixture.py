@@ -29,12 +29,11 @@ from streamem.errors import (
     ValidationError,
 )
 from streamem.models import covariance as cov
+from streamem.models.document import FORMAT, FORMAT_VERSION, validate_model_document
 from streamem.models.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
 from streamem.models.gaussian_start import INIT_METHODS, GaussianStart
 from streamem.models.protocol import ModelStatus
 
-FORMAT = "streamem.GaussianMixture"
-FORMAT_VERSION = 1
 STREAMING_PRIOR = 0.01
 # Exponent of partial_fit's default PowerDecay schedule. The running statistics end up worth
 # about m * k**alpha points (Kish's effective sample size, m points per mini-batch, k updates),
@@ -807,14 +806,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> GaussianMixture:
-        """Rebuild a model from :meth:`to_dict`'s output."""
-        if document.get("format") != FORMAT:
-            raise ValidationError(f"not a {FORMAT} document: format={document.get('format')!r}")
-        if document.get("format_version") != FORMAT_VERSION:
-            raise ValidationError(
-                f"format_version {document.get('format_version')!r} is not supported "
-                f"(this streamem reads {FORMAT_VERSION})"
-            )
+        """Rebuild a model from :meth:`to_dict`'s output.
+
+        The document is validated first, by
+        :func:`~streamem.models.document.validate_model_document` (its schema, then shapes
+        and values).
+
+        Raises
+        ------
+        ValidationError
+            Naming the first field that is wrong; nothing is built.
+        """
+        validate_model_document(document)
         hyper = dict(document["hyperparameters"])
         if hyper.get("schedule") is not None:
             hyper["schedule"] = schedule_from_dict(hyper["schedule"])
@@ -848,8 +851,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
 
     @classmethod
     def from_json(cls, text: str) -> GaussianMixture:
-        """Inverse of :meth:`to_json`."""
-        return cls.from_dict(json.loads(text))
+        """Inverse of :meth:`to_json` (the document is validated as by :meth:`from_dict`)."""
+        try:
+            document = json.loads(text)
+        except ValueError as error:
+            raise ValidationError(f"model document: not JSON ({error})") from None
+        return cls.from_dict(document)
 
 
 def _array(value: ArrayLike) -> FloatArray:

@@ -41,9 +41,15 @@ from collections.abc import Hashable, Iterator
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
-from river import base
+
+from streamem.extras import missing_extra
+
+try:
+    import pandas as pd
+    from river import base
+except ModuleNotFoundError as error:  # say which extra to install, not only the module
+    raise (missing_extra(error, "streamem.river", "river") or error) from error
 
 from streamem.engine import Schedule
 from streamem.errors import ValidationError

@@ -138,33 +138,11 @@ class StateSpaceFamily:
         n_obs, n_tr, n_init = float(stats.obs_count), float(stats.tr_count), float(stats.init_count)
         if n_obs > 0:
             C, R, d = _regression(
-                stats.obs_matrix / n_obs,
-                stats.obs_offset / n_obs,
-                stats.svv,
-                stats.sv,
-                stats.svx,
-                stats.sxx,
-                stats.sx,
-                n_obs,
-                ("observation_matrices", "observation_covariance", "observation_offsets"),
-                learned,
-                (C, R, d),
-                self.observation_covariance_type,
+                stats, "observation", n_obs, learned, (C, R, d), self.observation_covariance_type
             )
         if n_tr > 0:
             A, Q, b = _regression(
-                stats.tr_matrix / n_tr,
-                stats.tr_offset / n_tr,
-                stats.sww,
-                stats.sw,
-                stats.sw0,
-                stats.s00,
-                stats.s0,
-                n_tr,
-                ("transition_matrices", "transition_covariance", "transition_offsets"),
-                learned,
-                (A, Q, b),
-                self.transition_covariance_type,
+                stats, "transition", n_tr, learned, (A, Q, b), self.transition_covariance_type
             )
         if n_init > 0:
             first = stats.init_first / n_init
@@ -212,16 +190,25 @@ class StateSpaceFamily:
         return {str(key): FilterState.from_dict(value) for key, value in data.items()}
 
 
+EQUATIONS = {
+    "observation": (
+        ("obs_matrix", "obs_offset", "svv", "sv", "svx", "sxx", "sx"),
+        ("observation_matrices", "observation_covariance", "observation_offsets"),
+    ),
+    "transition": (
+        ("tr_matrix", "tr_offset", "sww", "sw", "sw0", "s00", "s0"),
+        ("transition_matrices", "transition_covariance", "transition_offsets"),
+    ),
+}
+"""Equation -> (its statistics: count times the E-step's matrix and offset, the residual's
+second moment, sum and cross moment with the regressor, the regressor's second moment and
+sum; its parameters' names)."""
+
+
 def _regression(
-    matrix: FloatArray,
-    offset: FloatArray,
-    residual_second: FloatArray,
-    residual_first: FloatArray,
-    residual_cross: FloatArray,
-    regressor_second: FloatArray,
-    regressor_first: FloatArray,
+    stats: StateSpaceStats,
+    equation: str,
     count: float,
-    names: tuple[str, str, str],
     learned: frozenset[str],
     fixed: tuple[FloatArray, FloatArray, FloatArray],
     kind: str,
@@ -234,6 +221,17 @@ def _regression(
     noise covariance ``E[(r - D u)(r - D u)^T]`` per unit (given the new M and ``c_E``) in
     the structure ``kind``, and the offset ``c = c_E + E[r - D u]`` (given the new M).
     """
+    fields, names = EQUATIONS[equation]
+    (
+        matrix_sum,
+        offset_sum,
+        residual_second,
+        residual_first,
+        residual_cross,
+        regressor_second,
+        regressor_first,
+    ) = (getattr(stats, field) for field in fields)
+    matrix, offset = matrix_sum / count, offset_sum / count
     M, covariance, c = fixed
     matrix_name, covariance_name, offset_name = names
     D = np.zeros_like(matrix)

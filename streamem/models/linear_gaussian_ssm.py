@@ -389,9 +389,9 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
         return self.engine_.monitor
 
     def log_density(self, batch: SequenceBatch) -> FloatArray:
-        """``log p(y_t | y_0..y_{t-1})`` of every step of a batch (in the batch's order, rows
-        grouped by key), each key continuing its carried filter state; the carry is not
-        changed."""
+        """``log p(y_t | y_0..y_{t-1})`` of every row of a batch, in the order of the rows
+        given to :meth:`make_batch`, each key continuing its carried filter state; the carry
+        is not changed."""
         self._check_fitted()
         params, carry = self.engine_.params, self.engine_.carry or {}
         out = []
@@ -403,7 +403,7 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
                 mean = params.A @ state.mean + params.b
                 covariance = params.A @ state.covariance @ params.A.T + params.Q
             out.append(kalman_filter(params, Y, mean, covariance, self.steady_tol).log_likelihoods)
-        return np.concatenate(out)
+        return batch.in_original_order(np.concatenate(out))
 
     def next_step_size(self, n_units: int) -> float:
         """The step size the next ``partial_fit`` of ``n_units`` steps will take."""

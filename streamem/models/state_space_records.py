@@ -15,6 +15,7 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from streamem.engine.records import ArrayRecord, FloatArray
 from streamem.errors import ValidationError
@@ -183,13 +184,14 @@ class SequenceBatch:
     >>> batch = SequenceBatch.of(np.array([[1.0], [2.0], [3.0]]), keys=["a", "b", "a"])
     >>> batch.lengths, batch.keys
     ((2, 1), ('a', 'b'))
-    >>> batch.observations.ravel()
-    array([1., 3., 2.])
+    >>> batch.observations.ravel(), batch.order
+    (array([1., 3., 2.]), array([0, 2, 1]))
     """
 
     observations: FloatArray
     lengths: tuple[int, ...]
     keys: tuple[str, ...] | None = None
+    order: NDArray[np.intp] | None = None
 
     def __post_init__(self) -> None:
         if sum(self.lengths) != len(self.observations) or min(self.lengths, default=1) < 1:
@@ -218,7 +220,15 @@ class SequenceBatch:
         codes = np.array([first.setdefault(label, len(first)) for label in labels], dtype=int)
         order = np.argsort(codes, kind="stable")
         counts = np.bincount(codes, minlength=len(first))
-        return cls(observations[order], tuple(int(c) for c in counts), tuple(first))
+        return cls(observations[order], tuple(int(c) for c in counts), tuple(first), order)
+
+    def in_original_order(self, values: FloatArray) -> FloatArray:
+        """Per-row ``values`` of this batch's (grouped) rows, put back in the caller's order."""
+        if self.order is None:
+            return values
+        out = np.empty_like(values)
+        out[self.order] = values
+        return out
 
     def segments(self) -> list[tuple[str | None, FloatArray]]:
         """(key, rows) of each segment."""

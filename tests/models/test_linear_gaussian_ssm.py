@@ -136,6 +136,13 @@ def test_a_batch_of_interleaved_keys_keeps_one_filter_per_key(rng: np.random.Gen
         model.learn(model.make_batch(rows[start : start + 90], keys[start : start + 90]))
     states = model.filter_states()
     assert sorted(states) == ["a", "b", "c"]
+    # log_density answers in the order of the interleaved rows given to make_batch
+    empty = LinearGaussianSSM.from_dict(model.to_dict())
+    empty.engine_.carry = {}
+    density = empty.log_density(empty.make_batch(rows[:6], keys[:6]))
+    per_key = {k: empty.log_density(empty.make_batch(series[k][:2], [k, k])) for k in "abc"}
+    np.testing.assert_array_equal(density, [per_key[k][t] for t in range(2) for k in "abc"])
+    assert density.shape == (6,)
     for key, Y in series.items():
         np.testing.assert_allclose(states[key].mean, model.filter(Y)[0][-1], rtol=1e-9)
     assert model.n_seen_ == 360

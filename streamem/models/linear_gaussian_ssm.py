@@ -598,9 +598,13 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
         model.n_refused_ = int(state["n_refused"])
         model.log_likelihood_trace_ = np.asarray(state["log_likelihood_trace"], dtype=float)
         if model.engine_.initialized:
-            model._publish(from_fit=model.engine_.step == 0)
+            from_fit = model.engine_.step == 0
+            model._publish(from_fit=from_fit)
             model.converged_ = bool(state["converged"])
             model.n_iter_ = int(state["n_iter"])
+            if from_fit:
+                trace = model.log_likelihood_trace_
+                model.log_likelihood_ = float(trace[-1]) if len(trace) else -np.inf
         return model
 
     def to_json(self) -> str:

@@ -45,10 +45,10 @@ def _start(perturbed: bool) -> dict[str, np.ndarray]:
     return start
 
 
-def _fit(model: LinearGaussianSSM, Y: np.ndarray) -> LinearGaussianSSM:
+def _fit(model: LinearGaussianSSM, Y: np.ndarray, **arguments: object) -> LinearGaussianSSM:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(Y)
+        return model.fit(Y, **arguments)
 
 
 @pytest.mark.parametrize("em_vars", [QR, "all"])
@@ -67,6 +67,20 @@ def test_fit_follows_pykalman_iterate_by_iterate(rng: np.random.Generator, em_va
             got = getattr(ours, f"{name}_")
             scale = np.abs(expected).max()
             assert np.abs(got - expected).max() <= 1e-8 * scale, (iteration, name)
+
+
+def test_fit_over_several_sequences_sums_their_statistics(rng: np.random.Generator) -> None:
+    """Two copies of a sequence carry the statistics of one, twice: the same EM iterates."""
+    Y = _series(rng, 150)
+    one = _fit(LinearGaussianSSM(**_start(False), em_vars="all", max_iter=4, tol=0.0), Y)
+    two = _fit(
+        LinearGaussianSSM(**_start(False), em_vars="all", max_iter=4, tol=0.0),
+        np.concatenate([Y, Y]),
+        lengths=[150, 150],
+    )
+    for name in PARAMETER_NAMES:
+        np.testing.assert_allclose(getattr(two, f"{name}_"), getattr(one, f"{name}_"), rtol=1e-9)
+    np.testing.assert_allclose(two.log_likelihood_trace_, 2 * one.log_likelihood_trace_)
 
 
 def test_em_raises_the_likelihood_with_missing_coordinates(rng: np.random.Generator) -> None:
@@ -182,7 +196,7 @@ def test_json_round_trip_continues_exactly(rng: np.random.Generator) -> None:
 
     fitted = _fit(LinearGaussianSSM(max_iter=5, acceleration="squarem"), Y[:, 0])
     again = LinearGaussianSSM.from_json(fitted.to_json())
-    assert again.n_iter_ == fitted.n_iter_
+    assert (again.n_iter_, again.log_likelihood_) == (fitted.n_iter_, fitted.log_likelihood_)
     np.testing.assert_array_equal(again.log_likelihood_trace_, fitted.log_likelihood_trace_)
     np.testing.assert_array_equal(again.transition_covariance_, fitted.transition_covariance_)
 

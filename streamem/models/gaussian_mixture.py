@@ -154,6 +154,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
     """The family's name in documents and configs (the model protocol)."""
     FORMAT = FORMAT
     """The ``format`` of :meth:`to_dict`'s document."""
+    sequential = False
+    """Rows are independent: no sequence keys."""
 
     def __init__(
         self,
@@ -205,6 +207,32 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         self.smoothing = smoothing
         self.patience = patience
         self.history_size = history_size
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        n_components: int,
+        covariance_type: str,
+        reg_covar: float,
+        init_size: int | None,
+        n_init: int,
+        seed: int | None,
+        schedule: Schedule | None,
+        averaging_start: int | None,
+    ) -> GaussianMixture:
+        """A mixture for streaming from the model protocol's common options (``seed`` is
+        ``random_state``)."""
+        return cls(
+            n_components,
+            covariance_type=covariance_type,
+            reg_covar=reg_covar,
+            init_size=init_size,
+            n_init=n_init,
+            random_state=seed,
+            schedule=schedule,
+            averaging_start=averaging_start,
+        )
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -568,6 +596,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             converged=bool(getattr(self, "converged_", False)),
             weights=tuple(self.weights_.tolist()) if initialized else (),
         )
+
+    def batch_from_rows(
+        self, X: NDArray[np.floating], keys: tuple[str, ...] | None = None
+    ) -> NDArray[np.floating]:
+        """The rows themselves: a mixture's batch (its rows are independent, so keys, which
+        only sequential families use, must be None)."""
+        if keys is not None:
+            raise ValidationError("a Gaussian mixture's rows are independent: no sequence keys")
+        return X
 
     def log_density(self, X: NDArray[np.floating]) -> FloatArray:
         """:meth:`score_samples` of already validated rows (n, d), without the checks; a row

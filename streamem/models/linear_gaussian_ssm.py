@@ -64,7 +64,8 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
     initial_state_mean, initial_state_covariance
         mu_0 (n,) and P_0 (n, n) of the first step of a sequence; default 0 and I.
     n_dim_state, n_dim_obs
-        Dimensions when no given array fixes them (n defaults to 1, p to the data's).
+        Dimensions when no given array fixes them: p defaults to the data's, n to p (one
+        state per observed coordinate; pykalman's default is 1).
     em_vars
         Names of the parameters that EM learns (the rest stay at their given values), or
         ``"all"``. Default Q and R (pykalman's default also learns the initial state).
@@ -133,6 +134,8 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
     """The family's name in documents and configs (the model protocol)."""
     FORMAT = FORMAT
     """The ``format`` of :meth:`to_dict`'s document."""
+    sequential = True
+    """Time steps form sequences: a batch's rows continue per-key filter states."""
 
     def __init__(
         self,
@@ -186,6 +189,41 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
         self.patience = patience
         self.history_size = history_size
         self.steady_tol = steady_tol
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        n_components: int,
+        covariance_type: str,
+        reg_covar: float,
+        init_size: int | None,
+        n_init: int,
+        seed: int | None,
+        schedule: Schedule | None,
+        averaging_start: int | None,
+    ) -> LinearGaussianSSM:
+        """A model for streaming from the model protocol's common options: a local level per
+        observed coordinate (A = C = I, one state per coordinate), Q and R learned with the
+        structure ``covariance_type`` (``"full"``, ``"diag"``, ``"spherical"`` = scalar).
+
+        ``n_components``, ``reg_covar``, ``init_size``, ``n_init`` and ``seed`` have no
+        meaning here (no latent classes, no random start: the first block starts the model)
+        and must be left at what the daemon's defaults give; ``schedule`` and
+        ``averaging_start`` are ``partial_fit``'s.
+        """
+        kinds = {"full": "full", "diag": "diag", "spherical": "scalar"}
+        if covariance_type not in kinds:
+            raise ValidationError(
+                f"covariance_type must be one of {list(kinds)} for linear_gaussian_ssm, got "
+                f"{covariance_type!r}"
+            )
+        return cls(
+            transition_covariance_type=kinds[covariance_type],
+            observation_covariance_type=kinds[covariance_type],
+            schedule=schedule,
+            averaging_start=averaging_start,
+        )
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "engine_") and self.engine_.initialized
@@ -269,19 +307,23 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
         Y = self._validate(X, reset=first_call)
         return self.learn(SequenceBatch.of(Y))
 
-    def make_batch(self, X: ArrayLike, keys: ArrayLike | None = None) -> SequenceBatch:
-        """The batch of rows X (n, p) in time order, row ``i`` of the sequence ``keys[i]``
-        (None: the one series of ``partial_fit``), for :meth:`learn` and :meth:`log_density`:
-        rows grouped by key, in their order within a key (keys in order of appearance)."""
+    def batch_from_rows(self, X: ArrayLike, keys: ArrayLike | None = None) -> SequenceBatch:
+        """The batch of rows X (n, p) in arrival order, row ``i`` of the sequence ``keys[i]``
+        (None: the one series of ``partial_fit``), for :meth:`learn` and :meth:`log_density`
+        (the model protocol): rows grouped by key, in their order within a key (keys in
+        order of appearance; :meth:`log_density` answers in the arrival order)."""
         Y = self._validate(X, reset=not hasattr(self, "n_features_in_"))
         return SequenceBatch.of(Y, None if keys is None else list(np.asarray(keys).tolist()))
 
-    def learn(self, batch: SequenceBatch) -> Self:
-        """One stepwise EM update with a batch from :meth:`make_batch` (the model protocol).
+    def learn(self, batch: SequenceBatch | FloatArray) -> Self:
+        """One stepwise EM update with a batch from :meth:`batch_from_rows` (the model
+        protocol; rows alone are one block of the anonymous series).
 
         Every sequence key of the batch continues its own carried filter state (a new key
         starts at the initial state); Q, R and the other learned parameters are shared.
         """
+        if not isinstance(batch, SequenceBatch):
+            batch = self.batch_from_rows(batch)
         if not hasattr(self, "engine_"):
             self.engine_ = self._streaming_engine(batch.observations.shape[1])
             self.n_refused_ = 0
@@ -390,7 +432,7 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
 
     def log_density(self, batch: SequenceBatch) -> FloatArray:
         """``log p(y_t | y_0..y_{t-1})`` of every row of a batch, in the order of the rows
-        given to :meth:`make_batch`, each key continuing its carried filter state; the carry
+        given to :meth:`batch_from_rows`, each key continuing its carried filter state; the carry
         is not changed."""
         self._check_fitted()
         params, carry = self.engine_.params, self.engine_.carry or {}

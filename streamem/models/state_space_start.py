@@ -33,7 +33,7 @@ def default_parameters(
 ) -> StateSpaceParams:
     """The parameters from the ``given`` arrays (pykalman names, None: not given) and
     pykalman's defaults for the others (A = I, C = I (p, n), Q = I, R = I, b = 0, d = 0,
-    mu0 = 0, P0 = I).
+    mu0 = 0, P0 = I); with nothing that fixes the state dimension n, n = p.
 
     Examples
     --------
@@ -42,8 +42,8 @@ def default_parameters(
     (array([[1., 0.]]), (2, 2))
     """
     arrays = {name: _array(name, value) for name, value in given.items() if value is not None}
-    n = _dimension("n_dim_state", arrays, STATE_AXES, n_dim_state, 1)
     p = _dimension("n_dim_obs", arrays, OBS_AXES, n_dim_obs, None)
+    n = _dimension("n_dim_state", arrays, STATE_AXES, n_dim_state, p)
     defaults: dict[str, FloatArray] = {
         "transition_matrices": np.eye(n),
         "observation_matrices": np.eye(p, n),

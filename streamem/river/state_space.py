@@ -150,7 +150,7 @@ class KalmanDetector(base.AnomalyDetector):
         if len(self._pending) < self.batch_size:
             return
         block, self._pending = np.array(self._pending), []
-        model.learn(model.make_batch(block))
+        model.learn(model.batch_from_rows(block))
         if model.status.initialized:
             self._state = model.filter_state_
 

@@ -147,14 +147,14 @@ def test_a_batch_of_interleaved_keys_keeps_one_filter_per_key(rng: np.random.Gen
     keys = [k for _ in range(120) for k in "abc"]
     model = LinearGaussianSSM(**_start(False), em_vars=(), init_em_iter=0)
     for start in range(0, len(rows), 90):
-        model.learn(model.make_batch(rows[start : start + 90], keys[start : start + 90]))
+        model.learn(model.batch_from_rows(rows[start : start + 90], keys[start : start + 90]))
     states = model.filter_states()
     assert sorted(states) == ["a", "b", "c"]
-    # log_density answers in the order of the interleaved rows given to make_batch
+    # log_density answers in the order of the interleaved rows given to batch_from_rows
     empty = LinearGaussianSSM.from_dict(model.to_dict())
     empty.engine_.carry = {}
-    density = empty.log_density(empty.make_batch(rows[:6], keys[:6]))
-    per_key = {k: empty.log_density(empty.make_batch(series[k][:2], [k, k])) for k in "abc"}
+    density = empty.log_density(empty.batch_from_rows(rows[:6], keys[:6]))
+    per_key = {k: empty.log_density(empty.batch_from_rows(series[k][:2], [k, k])) for k in "abc"}
     np.testing.assert_array_equal(density, [per_key[k][t] for t in range(2) for k in "abc"])
     assert density.shape == (6,)
     for key, Y in series.items():
@@ -207,7 +207,7 @@ def test_the_model_protocol_and_registry(rng: np.random.Generator) -> None:
     model = LinearGaussianSSM(**_start(False), init_em_iter=2).partial_fit(Y[:100])
     assert isinstance(model, StreamingModel)
     assert model.family == "linear_gaussian_ssm"
-    batch = model.make_batch(Y[100:])
+    batch = model.batch_from_rows(Y[100:])
     density = model.log_density(batch)
     assert density.shape == (100,)
     assert np.isfinite(density).all()
@@ -225,7 +225,7 @@ def test_log_density_is_the_predictive_density_of_the_continuation(
 ) -> None:
     Y = _series(rng, 300)
     model = LinearGaussianSSM(**_start(False), em_vars=(), init_em_iter=0).partial_fit(Y[:200])
-    density = model.log_density(model.make_batch(Y[200:]))
+    density = model.log_density(model.batch_from_rows(Y[200:]))
     assert density.sum() == pytest.approx(model.loglikelihood(Y) - model.loglikelihood(Y[:200]))
 
 
@@ -250,3 +250,24 @@ def test_bad_data_is_refused(rng: np.random.Generator) -> None:
     model = LinearGaussianSSM(observation_matrices=np.eye(2)).fit(_series(rng, 50))
     with pytest.raises(ValidationError, match="columns"):
         model.partial_fit(np.ones((5, 3)))
+
+
+def test_from_options_is_a_local_level_per_coordinate(rng: np.random.Generator) -> None:
+    options = {
+        "n_components": 3,
+        "covariance_type": "spherical",
+        "reg_covar": 1e-6,
+        "init_size": None,
+        "n_init": 1,
+        "seed": None,
+        "schedule": None,
+        "averaging_start": None,
+    }
+    model = LinearGaussianSSM.from_options(**options)
+    assert model.sequential
+    model.learn(model.batch_from_rows(_series(rng, 200), keys=["s1", "s2"] * 100))
+    np.testing.assert_array_equal(model.transition_matrices_, np.eye(2))
+    assert model.observation_covariance_[0, 1] == 0.0
+    assert sorted(model.filter_states()) == ["s1", "s2"]
+    with pytest.raises(ValidationError, match="covariance_type"):
+        LinearGaussianSSM.from_options(**{**options, "covariance_type": "tied"})

@@ -28,7 +28,7 @@ def test_the_score_is_the_one_step_predictive_surprise(rng: np.random.Generator)
     # were scored by the detector's own filter under the same parameters.
     assert model.n_seen_ == 250
     Y = np.array([[x["a"], x["b"]] for x in rows[250:]])
-    replay = model.log_density(model.make_batch(Y))
+    replay = model.log_density(model.batch_from_rows(Y))
     np.testing.assert_allclose(scores[250:], -replay, rtol=1e-9)
 
 

@@ -16,7 +16,7 @@ from streamem.engine.records import FloatArray
 from streamem.engine.schedules import schedule_from_dict
 from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, ValidationError
 from streamem.models.gaussian_mixture import ConvergenceWarning, ModelNotFittedError
-from streamem.models.kalman_filter import STEADY_TOL, kalman_filter, rts_smoother
+from streamem.models.kalman_filter import STEADY_TOL, Filtered, kalman_filter, rts_smoother
 from streamem.models.protocol import ModelStatus
 from streamem.models.squarem import squarem_step
 from streamem.models.state_space_family import COVARIANCE_TYPES, StateSpaceFamily
@@ -376,7 +376,7 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
         """Log-likelihood per time step of the sequence X."""
         return self.loglikelihood(X) / len(np.asarray(X))
 
-    def _filter(self, X: ArrayLike) -> Any:
+    def _filter(self, X: ArrayLike) -> Filtered:
         self._check_fitted()
         params = self._params
         Y = self._validate(X, reset=False)

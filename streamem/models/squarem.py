@@ -51,7 +51,7 @@ def squarem_step(
     alpha = min(-float(np.linalg.norm(r)) / v_norm, -1.0)
     extrapolated = _from_vector(params, theta_0 - 2.0 * alpha * r + alpha**2 * v)
     try:
-        family._check(extrapolated)
+        family.check_params(extrapolated)
         third = family.expected_statistics(extrapolated, batch, None)
         params_3 = family.maximize(third.stats)
     except DegenerateUpdateError:

@@ -154,10 +154,12 @@ class StateSpaceFamily:
                     second - np.outer(first, first) if "initial_state_mean" in learned else second
                 )
         params = StateSpaceParams(A=A, C=C, Q=Q, R=R, b=b, d=d, mu0=mu0, P0=P0)
-        self._check(params)
+        self.check_params(params)
         return params
 
-    def _check(self, params: StateSpaceParams) -> None:
+    def check_params(self, params: StateSpaceParams) -> None:
+        """Raise :class:`~streamem.errors.DegenerateUpdateError` unless ``params`` are finite
+        with positive definite learned covariances."""
         if not params.is_finite():
             raise DegenerateUpdateError("the M-step gave parameters that are not finite")
         for name in ("transition_covariance", "observation_covariance", "initial_state_covariance"):

@@ -124,7 +124,7 @@ class KalmanDetector(base.AnomalyDetector):
 
     @property
     def model(self) -> LinearGaussianSSM:
-        """The :class:`streamem.LinearGaussianSSM` (None-safe: raises before the first row)."""
+        """The :class:`streamem.LinearGaussianSSM` (a ValidationError before the first row)."""
         if self._model is None:
             raise ValidationError("the detector has not learned a row yet")
         return self._model

@@ -4,14 +4,13 @@ steady-state shortcut against the exact recursion."""
 from __future__ import annotations
 
 import numpy as np
+import pykalman
 import pytest
 
 from streamem.models.kalman_filter import kalman_filter, linear_scan, rts_smoother
 from streamem.models.state_space_family import StateSpaceFamily, segment_statistics
 from streamem.models.state_space_records import PARAMETER_NAMES, StateSpaceParams
 from streamem.models.state_space_simulation import constant_velocity, simulate
-
-pykalman = pytest.importorskip("pykalman")
 
 
 def _tracking(rng: np.random.Generator, n_timesteps: int) -> tuple[StateSpaceParams, np.ndarray]:

@@ -7,6 +7,7 @@ import json
 import warnings
 
 import numpy as np
+import pykalman
 import pytest
 
 from streamem import LinearGaussianSSM
@@ -16,8 +17,6 @@ from streamem.models.protocol import StreamingModel
 from streamem.models.registry import model_class, model_from_dict
 from streamem.models.state_space_records import PARAMETER_NAMES
 from streamem.models.state_space_simulation import constant_velocity, simulate
-
-pykalman = pytest.importorskip("pykalman")
 
 QR = ("transition_covariance", "observation_covariance")
 

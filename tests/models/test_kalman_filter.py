@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pykalman
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamem.models.kalman_filter import kalman_filter, linear_scan, rts_smoother
 from streamem.models.state_space_family import StateSpaceFamily, segment_statistics
@@ -135,3 +137,37 @@ def test_linear_scan_is_the_recursion(rng: np.random.Generator) -> None:
         x = F @ x + u
         expected.append(x)
     np.testing.assert_allclose(linear_scan(F, U, start), expected, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 3),
+    p=st.integers(1, 3),
+    missing=st.floats(0.0, 0.6),
+)
+def test_any_model_keeps_covariances_symmetric_psd_and_the_shortcut_exact(
+    seed: int, n: int, p: int, missing: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    spread = rng.normal(size=(n, n))
+    params = StateSpaceParams(
+        A=0.9 * np.linalg.qr(rng.normal(size=(n, n)))[0],
+        C=rng.normal(size=(p, n)),
+        Q=spread @ spread.T + 0.01 * np.eye(n),
+        R=np.diag(rng.uniform(0.1, 2.0, p)),
+        b=rng.normal(size=n),
+        d=rng.normal(size=p),
+        mu0=np.zeros(n),
+        P0=np.eye(n),
+    )
+    Y = rng.normal(size=(300, p))
+    Y[:150][rng.random((150, p)) < missing] = np.nan  # the shortcut may start after them
+    exact = kalman_filter(params, Y, params.mu0, params.P0, steady_tol=0.0)
+    fast = kalman_filter(params, Y, params.mu0, params.P0)
+    smoothed = rts_smoother(params, fast)
+    for stack in (fast.filtered_covariances, smoothed.covariances):
+        np.testing.assert_allclose(stack, stack.transpose(0, 2, 1), rtol=0, atol=0)
+        assert np.linalg.eigvalsh(stack).min() > -1e-10
+    np.testing.assert_allclose(fast.filtered_means, exact.filtered_means, rtol=1e-7, atol=1e-8)
+    assert fast.log_likelihoods.sum() == pytest.approx(exact.log_likelihoods.sum(), rel=1e-9)

@@ -241,7 +241,7 @@ def infer_documents(
     log_theta = dirichlet_expectation(gamma)
     theta = np.exp(log_theta)
     norm = np.einsum("ij,ij->i", theta[rows], exp_topic_word_t[local])
-    bound = np.bincount(rows, weights=counts.data * np.log(norm), minlength=n_docs)
+    bound = np.bincount(rows, weights=counts.data * np.log(norm), minlength=n_docs).astype(float)
     bound += ((doc_topic_prior - gamma) * log_theta + gammaln(gamma)).sum(axis=1)
     bound += gammaln(doc_topic_prior * n_topics) - n_topics * gammaln(doc_topic_prior)
     bound -= gammaln(gamma.sum(axis=1))

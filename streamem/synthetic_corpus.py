@@ -64,7 +64,7 @@ class TopicCorpus:
     ) -> tuple[sp.csr_matrix, FloatArray]:
         """Documents of ``doc_length`` tokens: their counts (n_documents, n_words) as CSR,
         and their topic proportions (n_documents, n_topics)."""
-        n_topics, n_words = self.topics.shape
+        n_topics = self.topics.shape[0]
         theta = rng.dirichlet(np.full(n_topics, self.doc_topic_prior), size=n_documents)
         # Each document's word distribution is theta_d @ topics: one multinomial per document.
         word_probabilities = theta @ self.topics

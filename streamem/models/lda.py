@@ -23,7 +23,10 @@ from streamem.engine import (
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError
 from streamem.models.compact import decode_fields, encode_fields
+from streamem.models.engine_model import EngineBackedModel
 from streamem.models.gaussian_mixture import ModelNotFittedError
+from streamem.models.gaussian_mixture import _array as _array
+from streamem.models.gaussian_mixture import _jsonable as _jsonable
 from streamem.models.lda_family import (
     Documents,
     LDAFamily,
@@ -31,7 +34,6 @@ from streamem.models.lda_family import (
     TopicWordStats,
     topic_word_bound,
 )
-from streamem.models.protocol import ModelStatus
 from streamem.models.vocabulary import Vocabulary, documents_matrix, vocabulary_from
 
 FORMAT = "streamem.LatentDirichletAllocation"
@@ -41,7 +43,7 @@ LDAEngine = StepwiseEM[Documents, TopicWordParams, TopicWordStats, None]
 _RECORD_FIELDS = ("params", "stats", "averaged")
 
 
-class LatentDirichletAllocation(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Latent Dirichlet allocation by variational Bayes: batch (``fit``) or streaming
     (``partial_fit``, one stepwise EM update per call), with scikit-learn's names.
 
@@ -323,7 +325,7 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):  # type: ignor
     def score(self, X: ArrayLike, y: object = None) -> float:
         """scikit-learn's approximate bound (nats): the documents' bound plus the topics'
         ``E[log p(beta | eta)] - E[log q(beta | lambda)]`` (which grows with the corpus)."""
-        counts, local = self._infer(X)
+        _, local = self._infer(X)
         return float(local.bound.sum()) + self._topic_bound()
 
     def perplexity(self, X: ArrayLike) -> float:
@@ -364,46 +366,16 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):  # type: ignor
         bound: FloatArray = self._lda_family.infer(self.engine_.output_params, batch, False).bound
         return bound
 
-    @property
-    def status(self) -> ModelStatus:
-        """Counters, the newest monitor record and each topic's share of the word mass."""
-        if not hasattr(self, "engine_"):
-            return ModelStatus()
-        engine = self.engine_
-        initialized = engine.initialized and hasattr(self, "components_")
-        return ModelStatus(
-            initialized=initialized,
-            n_seen=int(engine.n_seen),
-            n_warmup=0,
-            n_updates=int(engine.step),
-            n_refused=0,
-            record=engine.monitor.last,
-            converged=bool(engine.monitor.converged),
-            weights=tuple(self.topic_weights_().tolist()) if initialized else (),
-        )
-
     def topic_weights_(self) -> FloatArray:
         """Each topic's share of the expected word counts behind the model (sums to one)."""
         self._check_fitted()
+        return self._class_weights()
+
+    def _class_weights(self) -> FloatArray:
         stats = self.engine_.stats
         mass = stats.word_topic.sum(axis=1) if stats is not None else np.ones(self.n_components)
         total = mass.sum()
         return np.asarray(mass / total if total > 0 else np.full_like(mass, 1 / len(mass)))
-
-    @property
-    def monitor_(self) -> ConvergenceMonitor:
-        """The convergence monitor of the stepwise updates (the bound per document)."""
-        self._check_fitted()
-        return self.engine_.monitor
-
-    def next_step_size(self, n_units: int) -> float:
-        """The step size the next update of ``n_units`` documents will take."""
-        return float(self.engine_.next_step_size(n_units)) if hasattr(self, "engine_") else 1.0
-
-    def restart_schedule(self, step_size: float) -> None:
-        """Make the decreasing schedule continue from ``step_size`` (a drift response)."""
-        self._check_fitted()
-        self.engine_.restart_schedule(step_size)
 
     def parameters_document(self) -> dict[str, Any]:
         """The topics for a published snapshot: each topic's weight and its
@@ -592,12 +564,11 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):  # type: ignor
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> LatentDirichletAllocation:
         """Rebuild a model from :meth:`to_dict`'s output."""
-        if document.get("format") != FORMAT:
-            raise ValidationError(f"not a {FORMAT} document: format={document.get('format')!r}")
-        if document.get("format_version") != FORMAT_VERSION:
+        found = (document.get("format"), document.get("format_version"))
+        if found != (FORMAT, FORMAT_VERSION):
             raise ValidationError(
-                f"format_version {document.get('format_version')!r} is not supported "
-                f"(this streamem reads {FORMAT_VERSION})"
+                f"expected a {FORMAT} document of format_version {FORMAT_VERSION}, got "
+                f"format={found[0]!r}, format_version={found[1]!r}"
             )
         hyper = dict(document["hyperparameters"])
         if hyper.get("schedule") is not None:
@@ -632,20 +603,3 @@ class LatentDirichletAllocation(TransformerMixin, BaseEstimator):  # type: ignor
     def from_json(cls, text: str) -> LatentDirichletAllocation:
         """Inverse of :meth:`to_json`."""
         return cls.from_dict(json.loads(text))
-
-
-def _array(value: ArrayLike) -> FloatArray:
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValidationError(f"expected an array of numbers, got {value!r:.80}") from error
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

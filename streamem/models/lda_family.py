@@ -21,6 +21,7 @@ scikit-learn (documents that stopped are dropped from the arrays as they accumul
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,7 +39,7 @@ INIT_GAMMA_SHAPE = 100.0
 COMPACT_WHEN_STOPPED = 0.25
 """The E-step rebuilds its arrays once this share of the iterating documents has stopped."""
 
-Documents = sp.csr_matrix
+Documents: TypeAlias = sp.csr_matrix
 """The batch type: a document-term matrix (n_documents, n_features) of non-negative counts."""
 
 

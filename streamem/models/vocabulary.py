@@ -108,9 +108,7 @@ class HashingVocabulary:
 Vocabulary = FixedVocabulary | HashingVocabulary
 
 
-def _encode(
-    vocabulary: Vocabulary, tokens: Mapping[Hashable, Any]
-) -> tuple[dict[int, float], int]:
+def _encode(vocabulary: Vocabulary, tokens: Mapping[Hashable, Any]) -> tuple[dict[int, float], int]:
     columns: dict[int, float] = {}
     unknown = 0
     for token, value in tokens.items():

@@ -141,7 +141,7 @@ class LDATransformer(base.Transformer):
             self._pending = []
             self.model.learn(batch)
 
-    def transform_one(self, x: dict[Hashable, Any]) -> dict[int, float]:
+    def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
         """The topic mixture of the document ``x`` (shares summing to one)."""
         row = self._columns(x)
         if not self.model.__sklearn_is_fitted__():

@@ -206,7 +206,8 @@ def test_the_model_protocol(corpus: tuple[TopicCorpus, sp.csr_matrix]) -> None:
     status = model.status
     assert (status.initialized, status.n_seen, status.n_updates) == (True, 102, 2)
     assert sum(status.weights) == pytest.approx(1.0)
-    assert status.record is not None and status.record.n_points == 2
+    assert status.record is not None
+    assert status.record.n_points == 2
     assert model.log_density(batch).shape == (2,)
     model.restart_schedule(0.5)
     assert model.next_step_size(100) == pytest.approx(0.5)

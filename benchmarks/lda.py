@@ -177,7 +177,8 @@ def river_sample(X: sp.csr_matrix, n_documents: int, seed: int) -> float:
 def evaluate(components: np.ndarray, held_out: sp.csr_matrix) -> tuple[float, float, float]:
     """(bound per word, perplexity, documents-only perplexity) of held-out documents."""
     scorer = LatentDirichletAllocation(K, components_init=components, max_iter=0)
-    scorer.fit(held_out[:1])  # max_iter=0: the given topics, unchanged
+    with np.errstate(over="ignore"):  # fit's bound_ on one document may overflow exp
+        scorer.fit(held_out[:1])  # max_iter=0: the given topics, unchanged
     words = float(held_out.sum())
     bound = scorer.score(held_out) / words
     return bound, float(np.exp(-bound)), float(np.exp(-scorer.per_word_bound(held_out)))

@@ -38,9 +38,6 @@ INIT_GAMMA_SHAPE = 100.0
 """Random starting topic-word parameters are Gamma(100, 1/100) (mean 1), as scikit-learn's."""
 COMPACT_WHEN_STOPPED = 0.25
 """The E-step rebuilds its arrays once this share of the iterating documents has stopped."""
-GROUP_COUNTS = 32_768
-"""The E-step iterates the documents of a batch in groups of about this many non-zero counts
-(a group's arrays stay in the processor's cache)."""
 
 Documents: TypeAlias = sp.csr_matrix
 """The batch type: a document-term matrix (n_documents, n_features) of non-negative counts."""
@@ -126,7 +123,6 @@ class _IteratingDocuments:
         self.docs = docs
         self.live = np.ones(len(docs), dtype=bool)
         self.lengths = np.diff(counts.indptr)
-        self.rows = np.repeat(np.arange(len(docs)), self.lengths)
         self.words = exp_topic_word_t[counts.indices]  # (nnz, K): exp E[log beta] per count
         self.exp_topic_word_t = exp_topic_word_t
         self.data = counts.data
@@ -136,7 +132,8 @@ class _IteratingDocuments:
 
     def still_iterating(self) -> _IteratingDocuments:
         """The documents that have not stopped, as a new (smaller) set."""
-        live, keep = self.live, self.live[self.rows]
+        live = self.live
+        keep = np.repeat(live, self.lengths)
         lengths = self.lengths[live]
         indptr = np.zeros(len(lengths) + 1, dtype=self.scaled.indptr.dtype)
         np.cumsum(lengths, out=indptr[1:])
@@ -144,7 +141,6 @@ class _IteratingDocuments:
         subset.docs = self.docs[live]
         subset.live = np.ones(len(subset.docs), dtype=bool)
         subset.lengths = lengths
-        subset.rows = np.repeat(np.arange(len(lengths)), lengths)
         subset.words = self.words[keep]
         subset.exp_topic_word_t = self.exp_topic_word_t
         subset.scaled = sp.csr_matrix(
@@ -158,7 +154,8 @@ class _IteratingDocuments:
 
     def iterate(self, doc_topic_prior: float, tol: float) -> None:
         """One fixed-point iteration of the documents that have not stopped."""
-        norm = np.einsum("ij,ij->i", self.theta[self.rows], self.words)
+        # Each document's row once per count (np.repeat is faster than fancy indexing).
+        norm = np.einsum("ij,ij->i", np.repeat(self.theta, self.lengths, axis=0), self.words)
         norm += EPS
         np.divide(self.data, norm, out=self.scaled.data)
         new_gamma = self.scaled @ self.exp_topic_word_t
@@ -177,12 +174,11 @@ class _IteratingDocuments:
         live &= change >= tol * new_gamma.shape[1]
 
 
-def _iterate_group(
+def _iterate(
     local_counts: Documents,
     docs: NDArray[np.intp],
     exp_topic_word_t: FloatArray,
     gamma: FloatArray,
-    theta: FloatArray,
     doc_topic_prior: float,
     max_iter: int,
     tol: float,
@@ -194,7 +190,7 @@ def _iterate_group(
         docs,
         exp_topic_word_t,
         gamma[docs],
-        theta[docs],
+        np.exp(psi(gamma[docs])),
     )
     for iteration in range(1, max_iter + 1):
         active.iterate(doc_topic_prior, tol)
@@ -244,32 +240,19 @@ def infer_documents(
     exp_topic_word_t = np.ascontiguousarray(np.exp(log_topic_word).T)  # (U, K)
 
     gamma = np.ones((n_docs, n_topics))
-    theta = np.exp(psi(gamma))
     lengths = np.diff(counts.indptr)
     if max_iter > 0:
         # A document without words goes from gamma = 1 to alpha in its first iteration and
         # stays there.
         gamma[lengths == 0] = doc_topic_prior
-    if max_iter > 0:
-        nonempty = np.flatnonzero(lengths)
-        group_of = (np.cumsum(lengths[nonempty]) - 1) // GROUP_COUNTS
-        for group in np.split(nonempty, np.flatnonzero(np.diff(group_of)) + 1):
-            if len(group):
-                _iterate_group(
-                    local_counts,
-                    group,
-                    exp_topic_word_t,
-                    gamma,
-                    theta,
-                    doc_topic_prior,
-                    max_iter,
-                    tol,
-                )
+    nonempty = np.flatnonzero(lengths)
+    if max_iter > 0 and len(nonempty):
+        _iterate(local_counts, nonempty, exp_topic_word_t, gamma, doc_topic_prior, max_iter, tol)
 
     rows = np.repeat(np.arange(n_docs), lengths)
     log_theta = dirichlet_expectation(gamma)
     theta = np.exp(log_theta)
-    norm = np.einsum("ij,ij->i", theta[rows], exp_topic_word_t[local])
+    norm = np.einsum("ij,ij->i", np.repeat(theta, lengths, axis=0), exp_topic_word_t[local])
     bound = np.bincount(rows, weights=counts.data * np.log(norm), minlength=n_docs).astype(float)
     bound += ((doc_topic_prior - gamma) * log_theta + gammaln(gamma)).sum(axis=1)
     bound += gammaln(doc_topic_prior * n_topics) - n_topics * gammaln(doc_topic_prior)

@@ -268,8 +268,14 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
 
     @property
     def vocabulary_(self) -> Vocabulary | None:
-        """The token-to-column rule of ``vocabulary`` (None: columns only)."""
-        return None if self.vocabulary is None else vocabulary_from(self.vocabulary)
+        """The token-to-column rule of ``vocabulary`` (None: columns only), built once per
+        ``vocabulary`` value (a fixed vocabulary's word index is not rebuilt per batch)."""
+        if self.vocabulary is None:
+            return None
+        cached = getattr(self, "_vocabulary_cache", None)
+        if cached is None or cached[0] is not self.vocabulary:
+            cached = self._vocabulary_cache = (self.vocabulary, vocabulary_from(self.vocabulary))
+        return cached[1]
 
     def documents_batch(self, documents: Sequence[Mapping[Any, Any]]) -> Documents:
         """The validated batch of decoded documents, for :meth:`learn` and :meth:`log_density`.

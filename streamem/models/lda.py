@@ -8,7 +8,7 @@ from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_non_negative, validate_data
 
@@ -152,6 +152,8 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
     """The family's name in documents and configs (the model protocol)."""
     FORMAT = FORMAT
     """The ``format`` of :meth:`to_dict`'s document."""
+    sequential = False
+    """Documents are independent units (no state crosses batches)."""
 
     def __init__(
         self,
@@ -199,6 +201,27 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         self.vocabulary = vocabulary
         self.snapshot_top_words = snapshot_top_words
         self.snapshot_components = snapshot_components
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        n_components: int,
+        covariance_type: str,
+        reg_covar: float,
+        init_size: int | None,
+        n_init: int | None,
+        seed: int | None,
+        schedule: Schedule | None,
+        averaging_start: int | None,
+    ) -> LatentDirichletAllocation:
+        """A topic model for streaming from the model protocol's common options: K topics,
+        ``seed`` (``random_state``), ``schedule`` (None: ``learning_decay`` and
+        ``learning_offset``) and ``averaging_start``. ``covariance_type``, ``reg_covar``,
+        ``init_size`` and ``n_init`` have no meaning for topics and are not used."""
+        return cls(
+            n_components, random_state=seed, schedule=schedule, averaging_start=averaging_start
+        )
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -301,6 +324,28 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
                 "documents_batch needs the number of columns: give vocabulary, or learn first"
             )
         return documents_matrix(list(documents), int(self.n_features_in_))
+
+    def batch_from_rows(
+        self, X: NDArray[np.floating], keys: tuple[str, ...] | None = None
+    ) -> Documents:
+        """The batch of decoded rows X (n_documents, n_features) of counts (the model
+        protocol's constructor for numeric rows; :meth:`documents_batch` is the one for
+        tokens). Documents are independent: ``keys`` must be None.
+
+        Raises
+        ------
+        ValidationError
+            If keys are given, or a count is not a finite number >= 0 (NaN included: a
+            count cannot be missing).
+        """
+        if keys is not None:
+            raise ValidationError("a topic model's documents are independent: no sequence keys")
+        rows = np.asarray(X, dtype=np.float64)
+        if rows.ndim != 2 or not np.isfinite(rows).all() or (rows < 0.0).any():
+            raise ValidationError(
+                "documents must be rows (n_documents, n_features) of finite counts >= 0"
+            )
+        return sp.csr_matrix(rows)
 
     # ---- inference and scores ----------------------------------------------------------------
 

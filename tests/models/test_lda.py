@@ -263,3 +263,27 @@ def test_bad_input_is_refused() -> None:
         model.transform(np.full((1, 6), np.nan))
     with pytest.raises(ValueError, match="not fitted"):
         LatentDirichletAllocation(2).transform(np.ones((1, 6)))
+
+
+def test_protocol_options_and_rows(corpus: tuple[TopicCorpus, sp.csr_matrix]) -> None:
+    _, X = corpus
+    model = LatentDirichletAllocation.from_options(
+        n_components=3,
+        covariance_type="full",
+        reg_covar=1e-6,
+        init_size=None,
+        n_init=None,
+        seed=5,
+        schedule=HalfLife(300.0),
+        averaging_start=4,
+    )
+    assert (model.n_components, model.random_state, model.averaging_start) == (3, 5, 4)
+    assert model.sequential is False
+    batch = model.batch_from_rows(X[:20].toarray())
+    assert (batch != X[:20]).nnz == 0
+    model.learn(batch)
+    assert model.status.n_seen == 20
+    with pytest.raises(ValidationError, match="no sequence keys"):
+        model.batch_from_rows(X[:2].toarray(), keys=("a", "b"))
+    with pytest.raises(ValidationError, match="finite counts >= 0"):
+        model.batch_from_rows(np.array([[1.0, np.nan]]))

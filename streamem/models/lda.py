@@ -628,15 +628,20 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
             hyper["components_init"] = decode_fields({"a": hyper["components_init"]})["a"]
         if isinstance(hyper.get("vocabulary"), list):
             hyper["vocabulary"] = tuple(hyper["vocabulary"])
-        model = cls(**hyper)
+        try:
+            model = cls(**hyper)
+        except TypeError as error:
+            raise ValidationError(f"model document: hyperparameters: {error}") from error
         state = document.get("state")
         if state is None:
             return model
         model.n_features_in_ = int(state["n_features_in"])
         engine = dict(state["engine"])
+        shape = (int(model.n_components), model.n_features_in_)
         for name in _RECORD_FIELDS:
             if engine.get(name) is not None:
                 engine[name] = decode_fields(engine[name])
+                _check_record(f"state.engine.{name}", engine[name], shape)
         model.engine_ = model._streaming_engine()
         model.engine_.load_state_dict(engine)
         if model.engine_.initialized:
@@ -654,3 +659,13 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
     def from_json(cls, text: str) -> LatentDirichletAllocation:
         """Inverse of :meth:`to_json`."""
         return cls.from_dict(json.loads(text))
+
+
+def _check_record(path: str, fields: dict[str, FloatArray], shape: tuple[int, int]) -> None:
+    """A decoded parameter or statistics record of the right shape, finite and >= 0."""
+    for name, values in fields.items():
+        if values.shape != shape or not np.isfinite(values).all() or (values < 0.0).any():
+            raise ValidationError(
+                f"model document: {path}.{name} must be finite numbers >= 0 of shape {shape}, "
+                f"got shape {values.shape}"
+            )

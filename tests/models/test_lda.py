@@ -287,3 +287,23 @@ def test_protocol_options_and_rows(corpus: tuple[TopicCorpus, sp.csr_matrix]) ->
         model.batch_from_rows(X[:2].toarray(), keys=("a", "b"))
     with pytest.raises(ValidationError, match="finite counts >= 0"):
         model.batch_from_rows(np.array([[1.0, np.nan]]))
+
+
+def test_a_damaged_document_is_refused_with_the_field_named(
+    corpus: tuple[TopicCorpus, sp.csr_matrix],
+) -> None:
+    _, X = corpus
+    document = LatentDirichletAllocation(4, random_state=0).partial_fit(X[:50]).to_dict()
+    document["state"]["n_features_in"] = 59
+    with pytest.raises(ValidationError, match=r"state.engine.params.components must be"):
+        LatentDirichletAllocation.from_dict(document)
+    document["state"]["n_features_in"] = 60
+    document["state"]["engine"]["stats"]["word_topic"]["data"] = "not base64!"
+    with pytest.raises(ValidationError, match="data is not valid"):
+        LatentDirichletAllocation.from_dict(document)
+    with pytest.raises(ValidationError, match="hyperparameters"):
+        LatentDirichletAllocation.from_dict(
+            {**document, "hyperparameters": {"n_topics": 4}, "state": None}
+        )
+    with pytest.raises(ValidationError, match="format_version 1"):
+        LatentDirichletAllocation.from_dict({**document, "format_version": 2})

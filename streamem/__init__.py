@@ -1,8 +1,8 @@
 """streamem: streaming (stepwise) EM for latent-variable models.
 
-``import streamem`` needs numpy only; ``streamem.GaussianMixture`` and
-``streamem.LinearGaussianSSM`` load scikit-learn's estimator base class the first time they
-are used.
+``import streamem`` needs numpy only; the models (``streamem.GaussianMixture``,
+``streamem.LinearGaussianSSM``, ``streamem.LatentDirichletAllocation``) load scikit-learn's
+estimator base class the first time they are used.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from streamem.errors import NotFittedError, StreamemError, ValidationError
 if TYPE_CHECKING:
     from streamem.models.gaussian_mixture import GaussianMixture
     from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
+    from streamem.models.lda import LatentDirichletAllocation
 
 __version__ = "0.1.0"
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "GaussianMixture",
     "HalfLife",
     "LinearGaussianSSM",
+    "LatentDirichletAllocation",
     "NotFittedError",
     "PowerDecay",
     "StepwiseEM",
@@ -40,4 +42,8 @@ def __getattr__(name: str) -> Any:
         from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
 
         return LinearGaussianSSM
+    if name == "LatentDirichletAllocation":
+        from streamem.models.lda import LatentDirichletAllocation
+
+        return LatentDirichletAllocation
     raise AttributeError(f"module 'streamem' has no attribute {name!r}")

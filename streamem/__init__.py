@@ -14,8 +14,8 @@ from streamem.errors import NotFittedError, StreamemError, ValidationError
 
 if TYPE_CHECKING:
     from streamem.models.gaussian_mixture import GaussianMixture
-    from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
     from streamem.models.lda import LatentDirichletAllocation
+    from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
 
 __version__ = "0.1.0"
 __all__ = [
@@ -23,8 +23,8 @@ __all__ = [
     "ConvergenceMonitor",
     "GaussianMixture",
     "HalfLife",
-    "LinearGaussianSSM",
     "LatentDirichletAllocation",
+    "LinearGaussianSSM",
     "NotFittedError",
     "PowerDecay",
     "StepwiseEM",

@@ -113,3 +113,24 @@ def test_the_schema_rejects_a_missing_field(rng: np.random.Generator) -> None:
     snapshot = build_snapshot(_learner(rng), name="m", version=1, offsets={}, drift=False)
     del snapshot["n_seen"]
     assert not VALIDATOR.is_valid(snapshot)
+
+
+def test_a_state_space_snapshot_has_its_own_branch(rng: np.random.Generator) -> None:
+    """A sequential family through the same learner and snapshot: each key's rows continue
+    that key's filter, and the document carries the state space parameters."""
+    settings = ModelSettings(family="linear_gaussian_ssm", covariance_type="diag")
+    learner = Learner(settings, DriftSettings(), FEATURES)
+    levels = np.cumsum(rng.normal(0.0, 0.3, size=(900, 3)), axis=0)
+    readings = levels + rng.normal(0.0, 1.0, size=levels.shape)
+    keys = np.array([f"s{i % 3}" for i in range(900)])
+    for rows, batch_keys in zip(np.array_split(readings, 3), np.array_split(keys, 3), strict=True):
+        assert learner.learn(rows, tuple(batch_keys.tolist())).learned
+    snapshot = build_snapshot(learner, name="levels", version=1, offsets={}, drift=False)
+    decoded = json.loads(encode_snapshot(snapshot))
+    VALIDATOR.validate(decoded)
+    assert decoded["family"] == "linear_gaussian_ssm"
+    assert list(decoded) == list(snapshot_fields("linear_gaussian_ssm"))
+    assert decoded["n_seen"] == 900
+    assert np.shape(decoded["observation_covariance"]) == (3, 3)
+    mixture_only = {**decoded, "family": "gaussian_mixture"}
+    assert not VALIDATOR.is_valid(mixture_only)

@@ -1,7 +1,7 @@
 """streamem: streaming (stepwise) EM for latent-variable models.
 
-``import streamem`` needs numpy only; ``streamem.GaussianMixture`` loads scikit-learn's
-estimator base class the first time it is used.
+``import streamem`` needs numpy only; ``streamem.GaussianMixture`` and
+``streamem.GaussianHMM`` load scikit-learn's estimator base class the first time they are used.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from streamem.engine import Constant, ConvergenceMonitor, HalfLife, PowerDecay, 
 from streamem.errors import NotFittedError, StreamemError, ValidationError
 
 if TYPE_CHECKING:
+    from streamem.models.gaussian_hmm import GaussianHMM
     from streamem.models.gaussian_mixture import GaussianMixture
 
 __version__ = "0.1.0"
 __all__ = [
     "Constant",
     "ConvergenceMonitor",
+    "GaussianHMM",
     "GaussianMixture",
     "HalfLife",
     "NotFittedError",
@@ -33,4 +35,8 @@ def __getattr__(name: str) -> Any:
         from streamem.models.gaussian_mixture import GaussianMixture
 
         return GaussianMixture
+    if name == "GaussianHMM":
+        from streamem.models.gaussian_hmm import GaussianHMM
+
+        return GaussianHMM
     raise AttributeError(f"module 'streamem' has no attribute {name!r}")

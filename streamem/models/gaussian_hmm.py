@@ -27,7 +27,6 @@ from streamem.models import covariance as cov
 from streamem.models.gaussian_mixture import (
     STREAMING_ALPHA,
     STREAMING_PRIOR,
-    ConvergenceWarning,
     ModelNotFittedError,
 )
 from streamem.models.hmm_family import Carry, GaussianHMMFamily, HMMParams, HMMStats, Sequences
@@ -74,7 +73,8 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
         hmmlearn's ``covars_prior=0`` is ``reg_covar=0``).
     n_iter, tol
         ``fit`` runs at most ``n_iter`` iterations and stops when the total log-likelihood
-        gains less than ``tol`` (hmmlearn's meaning).
+        changes by less than ``tol`` (hmmlearn's meaning; as hmmlearn, reaching ``n_iter``
+        is not a warning: ``converged_`` says which happened).
     params, init_params
         hmmlearn's letters: ``s`` startprob, ``t`` transmat, ``m`` means, ``c`` covariances.
         Parameters whose letter is not in ``params`` are held at their starting values; those
@@ -206,15 +206,11 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
             engine.update(batch)
             if engine.monitor.converged:
                 break
-        if not engine.monitor.converged and self.n_iter > 0 and self.tol > 0:
-            warnings.warn(
-                f"fit did not converge in n_iter={self.n_iter} iterations; increase n_iter or tol",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
         self.engine_ = self._streaming_engine(start)
         if engine.stats is not None:
             self.engine_.initialize(engine.params, engine.stats, n_units=batch.n_steps)
+        else:  # n_iter=0: the starting values
+            self.engine_.initialize(engine.params)
         self.warmup_: list[Sequences] = []
         self.n_refused_ = 0
         last = engine.monitor.last

@@ -146,7 +146,7 @@ def test_batch_em_never_decreases_the_log_likelihood(covariance_type: str, seed:
 
 def streamed(seed: int, covariance_type: str, blocks: int) -> tuple[GaussianHMM, np.ndarray]:
     X = sample(seed, 100 * (blocks + 2))
-    model = GaussianHMM(3, covariance_type, random_state=seed)
+    model = GaussianHMM(3, covariance_type, init_size=None, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for block in np.array_split(X[: 100 * blocks], blocks):

@@ -20,7 +20,7 @@ from tests.models.hmm_helpers import sample_sequences, sticky_hmm
 def streamed_model(rng: np.random.Generator, n: int = 4000) -> tuple[GaussianHMM, GaussianHMM]:
     truth = sticky_hmm(rng)
     X, _ = truth.sample(n)
-    model = GaussianHMM(3, "full", random_state=0)
+    model = GaussianHMM(3, "full", init_size=None, random_state=0)
     for block in np.array_split(X, n // 500):
         model.partial_fit(block)
     return model, truth
@@ -29,7 +29,7 @@ def streamed_model(rng: np.random.Generator, n: int = 4000) -> tuple[GaussianHMM
 def test_partial_fit_carries_the_stream_filter(rng: np.random.Generator) -> None:
     truth = sticky_hmm(rng)
     X, _ = truth.sample(1500)
-    model = GaussianHMM(3, "full", random_state=0).partial_fit(X[:1000])
+    model = GaussianHMM(3, "full", init_size=None, random_state=0).partial_fit(X[:1000])
     carry = model.engine_.carry
     assert carry is not None
     assert set(carry) == {""}
@@ -49,7 +49,7 @@ def test_partial_fit_carries_the_stream_filter(rng: np.random.Generator) -> None
 def test_partial_fit_with_lengths_starts_new_sequences(rng: np.random.Generator) -> None:
     truth = sticky_hmm(rng)
     X, lengths = sample_sequences(truth, [300, 200], seed=1)
-    model = GaussianHMM(3, "full", random_state=0).partial_fit(X, lengths)
+    model = GaussianHMM(3, "full", init_size=None, random_state=0).partial_fit(X, lengths)
     carried = model.engine_.carry[""].copy()
     # the carried filter is the last segment's, as if it had been alone
     alone = model.filtered(Sequences.of(X[300:]))
@@ -69,7 +69,7 @@ def test_stream_recovers_a_sticky_hmm(rng: np.random.Generator) -> None:
     truth = sticky_hmm(rng)
     truth.means_ = np.array([[-4.0, 0.0], [0.0, 4.0], [4.0, 0.0]])
     X, _ = truth.sample(20_000)
-    model = GaussianHMM(3, "full", random_state=0)
+    model = GaussianHMM(3, "full", init_size=None, random_state=0)
     for block in np.array_split(X, 40):
         model.partial_fit(block)
     order = [int(np.argmin(((model.means_ - mean) ** 2).sum(axis=1))) for mean in truth.means_]

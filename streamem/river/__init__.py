@@ -1,10 +1,16 @@
 """river adapters: streamem's models as river online learners.
 
 ``import streamem`` does not import river; ``import streamem.river`` does. Each family has its
-module (:mod:`streamem.river.mixture` for the Gaussian mixture); this package exports their
-estimators.
+module (:mod:`streamem.river.mixture` for the Gaussian mixture, :mod:`streamem.river.hmm` for
+the Gaussian hidden Markov model); this package exports their estimators.
 """
 
+from streamem.river.hmm import GaussianHMMClusterer, GaussianHMMDetector
 from streamem.river.mixture import GaussianMixtureClusterer, GaussianMixtureDetector
 
-__all__ = ["GaussianMixtureClusterer", "GaussianMixtureDetector"]
+__all__ = [
+    "GaussianHMMClusterer",
+    "GaussianHMMDetector",
+    "GaussianMixtureClusterer",
+    "GaussianMixtureDetector",
+]

@@ -17,7 +17,13 @@ sequence): held-out log-likelihood per step. BLAS and torch are pinned to one th
   of equal length, so the training sequence is cut into sequences of 1,000 steps (its
   forward-backward loops over time steps in Python, vectorised over sequences).
 
+Forward-backward alone (``--forward-backward``): posteriors and transition counts of 1,000,000
+steps, K = 3, by streamem's chunked recursion, by a Hillis-Steele scan of the K x K products in
+numpy (the associative-scan form, dynamax's with JAX; written here for the comparison) and by
+hmmlearn's compiled log-space routines, best of 3, same run.
+
 Run: python benchmarks/hmm.py [--steps 1000000] [--seeds 5] [--block 500] [--quick]
+     python benchmarks/hmm.py --forward-backward
 """
 
 from __future__ import annotations
@@ -264,6 +270,100 @@ def sp500(block: int) -> None:
     )
 
 
+def hillis_steele_posteriors(log_b: np.ndarray, transmat: np.ndarray, startprob: np.ndarray):
+    """Posteriors (T, K) from inclusive scans of the K x K step matrices (log2 T levels)."""
+    b = np.exp(log_b - log_b.max(axis=1, keepdims=True))
+    steps = transmat[np.newaxis] * b[:, np.newaxis, :]
+    steps[0] = (startprob * b[0])[np.newaxis, :]
+
+    def scan(matrices: np.ndarray) -> np.ndarray:
+        out, shift = matrices.copy(), 1
+        while shift < len(out):
+            out[shift:] = np.matmul(out[:-shift], out[shift:])
+            out[shift:] /= out[shift:].max(axis=(1, 2), keepdims=True)
+            shift *= 2
+        vectors = out.sum(axis=1)
+        return vectors / vectors.sum(axis=1, keepdims=True)
+
+    forward = scan(steps)
+    backward = np.ones_like(forward)
+    backward[:-1] = scan(steps[1:][::-1].swapaxes(1, 2))[::-1]
+    posteriors = forward * backward
+    return posteriors / posteriors.sum(axis=1, keepdims=True)
+
+
+def sequential_posteriors(log_b: np.ndarray, transmat: np.ndarray, startprob: np.ndarray):
+    """The textbook scaled recursion (Rabiner 1989), one Python step per time step."""
+    b = np.exp(log_b - log_b.max(axis=1, keepdims=True))
+    forward = np.empty_like(b)
+    vector = startprob * b[0]
+    forward[0] = vector / vector.sum()
+    for t in range(1, len(b)):
+        vector = (forward[t - 1] @ transmat) * b[t]
+        forward[t] = vector / vector.sum()
+    backward = np.ones_like(b)
+    for t in range(len(b) - 2, -1, -1):
+        vector = transmat @ (b[t + 1] * backward[t + 1])
+        backward[t] = vector / vector.sum()
+    posteriors = forward * backward
+    return posteriors / posteriors.sum(axis=1, keepdims=True)
+
+
+def forward_backward_timing(steps: int) -> None:
+    from hmmlearn import _hmmc
+
+    from streamem.models.hmm_scan import forward_backward
+
+    rng = np.random.default_rng(0)
+    transmat = np.full((K, K), (1.0 - STAY) / (K - 1))
+    np.fill_diagonal(transmat, STAY)
+    startprob = np.full(K, 1.0 / K)
+    log_b = rng.normal(0.0, 3.0, (steps, K))
+
+    def ours() -> np.ndarray:
+        return forward_backward(
+            log_b,
+            transmat,
+            np.array([0]),
+            startprob[np.newaxis],
+            np.zeros((1, K)),
+            np.zeros(1, dtype=bool),
+        ).posteriors
+
+    def theirs() -> np.ndarray:
+        log_prob, fwd = _hmmc.forward_log(startprob, transmat, log_b)
+        bwd = _hmmc.backward_log(startprob, transmat, log_b)
+        _hmmc.compute_log_xi_sum(fwd, transmat, bwd, log_b)
+        return np.exp(fwd + bwd - log_prob)
+
+    runs = {
+        "streamem chunked recursion (numpy)": ours,
+        "Hillis-Steele scan of K x K products (numpy)": lambda: hillis_steele_posteriors(
+            log_b, transmat, startprob
+        ),
+        "hmmlearn forward_log + backward_log + xi (compiled)": theirs,
+    }
+    reference, seconds = timed(lambda: sequential_posteriors(log_b, transmat, startprob))
+    assert isinstance(reference, np.ndarray)
+    rows = [
+        [
+            "sequential scaled recursion (a Python step per step)",
+            f"{seconds:.2f}",
+            f"{steps / seconds:,.0f}",
+            "0 (reference)",
+        ]
+    ]
+    for name, work in runs.items():
+        best = min(timed(work)[1] for _ in range(3))
+        difference = np.abs(work() - reference).max()
+        rows.append([name, f"{best:.2f}", f"{steps / best:,.0f}", f"{difference:.1e}"])
+    table(
+        f"Forward-backward of {steps:,} steps, K = {K} (best of 3; the sequential one run once)",
+        ["implementation", "seconds", "steps/s", "max |posterior - sequential|"],
+        rows,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=1_000_000)
@@ -271,11 +371,15 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=500, help="partial_fit block (250-1,000)")
     parser.add_argument("--pomegranate-seeds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="--steps 100000 --seeds 2")
+    parser.add_argument("--forward-backward", action="store_true", help="only the E-step timing")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.seeds = 100_000, 2
     print("The machine may be shared with other work: compare times within this run only.")
     with threadpool_limits(1):
+        if args.forward_backward:
+            forward_backward_timing(args.steps)
+            return
         synthetic(args.steps, args.seeds, args.block, args.pomegranate_seeds)
         sp500(250)
 

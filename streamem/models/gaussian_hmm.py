@@ -28,6 +28,7 @@ from streamem.models.gaussian_mixture import (
     STREAMING_ALPHA,
     STREAMING_PRIOR,
     ModelNotFittedError,
+    _finite_or_none,
 )
 from streamem.models.hmm_family import Carry, GaussianHMMFamily, HMMParams, HMMStats, Sequences
 from streamem.models.hmm_start import LETTERS, HMMStart
@@ -240,20 +241,23 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
         rows = self._rows(X, reset=first_call)
         sizes = _lengths(lengths, len(rows))
         if lengths is None:
-            continues = self._continues_stream()
+            continues = self.has_filter(STREAM_KEY)
             batch = Sequences(rows, sizes, (STREAM_KEY,), (continues,))
         else:
             keys = (None,) * (len(sizes) - 1) + (STREAM_KEY,)
             batch = Sequences(rows, sizes, keys, (False,) * len(sizes))
         return self.learn(batch)
 
-    def _continues_stream(self) -> bool:
+    def has_filter(self, key: str) -> bool:
+        """Whether a sequence of ``key`` can continue: the model carries its filter, or a
+        batch waiting in the warm-up holds the key (a caller of :meth:`learn` sets
+        ``continues`` from this)."""
         if not hasattr(self, "engine_"):
             return False
-        if self.warmup_:
-            return STREAM_KEY in self.warmup_[-1].keys
+        if any(key in batch.keys for batch in self.warmup_):
+            return True
         carry = self.engine_.carry
-        return carry is not None and STREAM_KEY in carry
+        return carry is not None and key in carry
 
     def learn(self, batch: Sequences) -> Self:
         """One stepwise update with an already validated :class:`Sequences` batch (the model
@@ -765,7 +769,3 @@ def _array(name: str, value: ArrayLike) -> FloatArray:
 
 def _format_of(document: Any) -> Any:
     return document.get("format") if isinstance(document, dict) else type(document).__name__
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)

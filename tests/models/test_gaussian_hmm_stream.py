@@ -209,3 +209,21 @@ def test_bad_input_is_refused(rng: np.random.Generator) -> None:
     unset.covars_ = np.ones((2, 2))
     with pytest.raises(ValidationError, match="startprob_"):
         unset.fit(X)
+
+
+def test_keys_continue_their_filters_through_the_warm_up(rng: np.random.Generator) -> None:
+    """A daemon's use: many keys in each batch, ``continues`` from ``has_filter``."""
+    truth = sticky_hmm(rng)
+    X, _ = truth.sample(3000)
+    model = GaussianHMM(3, "full", init_size=1000, random_state=0)
+    assert not model.has_filter("a")
+    for start in range(0, 3000, 300):
+        keys = ["a", "b"] if start % 600 == 0 else ["b", "a"]
+        continues = [model.has_filter(key) for key in keys]
+        assert continues == [start > 0, start > 0]
+        model.learn(Sequences.of(X[start : start + 300], [150, 150], keys, continues))
+        if start == 600:
+            model = GaussianHMM.from_json(model.to_json())  # a checkpoint in the warm-up
+    assert model.n_seen_ == 3000
+    assert set(model.engine_.carry) == {"a", "b"}
+    assert model.status.n_updates == 3000 // 300 - 3  # the warm-up's four batches: one update

@@ -47,6 +47,8 @@ blocks of 500, 5 data seeds): starting on the first block alone ends in a poor o
 seeds of five (held-out log-likelihood 0.37 and 1.2 nats per step below the true model's);
 starting on 5,000 steps ends within 0.0013 nats of it on all five."""
 HMMEngine = StepwiseEM[Sequences, HMMParams, HMMStats, Carry]
+_GIVEN = ("startprob_", "transmat_", "means_", "covariances_")
+"""Starting values a user sets before learning (saved while the model warms up)."""
 _FIXED_NAMES = {"s": "startprob", "t": "transmat", "m": "means", "c": "covariances"}
 
 
@@ -638,6 +640,11 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
                 "engine": self.engine_.state_dict(),
                 "anchor": None if anchor is None else anchor.to_dict(),
                 "warmup": [sequences_to_dict(batch) for batch in self.warmup_],
+                "given": {
+                    name: np.asarray(getattr(self, name), dtype=float).tolist()
+                    for name in _GIVEN
+                    if hasattr(self, name) and not self.engine_.initialized
+                },
                 "n_refused": int(self.n_refused_),
                 "converged": bool(getattr(self, "converged_", False)),
                 "n_iter": int(getattr(self, "n_iter_", 0)),
@@ -667,6 +674,9 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
         model.engine_ = model._streaming_engine(anchor)
         model.engine_.load_state_dict(state["engine"])
         model.warmup_ = [sequences_from_dict(item) for item in state["warmup"]]
+        for name, value in state.get("given", {}).items():
+            if name in _GIVEN:
+                setattr(model, name, np.asarray(value, dtype=np.float64))
         model.n_refused_ = int(state["n_refused"])
         if model.engine_.initialized:
             model._publish()

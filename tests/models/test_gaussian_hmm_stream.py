@@ -227,3 +227,19 @@ def test_keys_continue_their_filters_through_the_warm_up(rng: np.random.Generato
     assert model.n_seen_ == 3000
     assert set(model.engine_.carry) == {"a", "b"}
     assert model.status.n_updates == 3000 // 300 - 3  # the warm-up's four batches: one update
+
+
+def test_given_starting_values_survive_a_checkpoint_in_the_warm_up(
+    rng: np.random.Generator,
+) -> None:
+    truth = sticky_hmm(rng)
+    X, _ = truth.sample(1000)
+    model = GaussianHMM(3, "full", init_params="", init_size=800, init_em_iter=0)
+    for name in ("startprob_", "transmat_", "means_", "covariances_"):
+        setattr(model, name, getattr(truth, name))
+    model.partial_fit(X[:500])
+    restored = GaussianHMM.from_json(model.to_json())
+    for m in (model, restored):
+        m.partial_fit(X[500:])
+    np.testing.assert_array_equal(restored.means_, model.means_)
+    assert restored.to_json() == model.to_json()

@@ -1,7 +1,8 @@
 """streamem: streaming (stepwise) EM for latent-variable models.
 
-``import streamem`` needs numpy only; ``streamem.GaussianMixture`` and
-``streamem.GaussianHMM`` load scikit-learn's estimator base class the first time they are used.
+``import streamem`` needs numpy only; the models (``streamem.GaussianMixture``,
+``streamem.GaussianHMM``, ``streamem.LinearGaussianSSM``, ``streamem.LatentDirichletAllocation``)
+load scikit-learn's estimator base class the first time they are used.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from streamem.errors import NotFittedError, StreamemError, ValidationError
 if TYPE_CHECKING:
     from streamem.models.gaussian_hmm import GaussianHMM
     from streamem.models.gaussian_mixture import GaussianMixture
+    from streamem.models.lda import LatentDirichletAllocation
+    from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
 
 __version__ = "0.1.0"
 __all__ = [
@@ -22,6 +25,8 @@ __all__ = [
     "GaussianHMM",
     "GaussianMixture",
     "HalfLife",
+    "LatentDirichletAllocation",
+    "LinearGaussianSSM",
     "NotFittedError",
     "PowerDecay",
     "StepwiseEM",
@@ -39,4 +44,12 @@ def __getattr__(name: str) -> Any:
         from streamem.models.gaussian_hmm import GaussianHMM
 
         return GaussianHMM
+    if name == "LinearGaussianSSM":
+        from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
+
+        return LinearGaussianSSM
+    if name == "LatentDirichletAllocation":
+        from streamem.models.lda import LatentDirichletAllocation
+
+        return LatentDirichletAllocation
     raise AttributeError(f"module 'streamem' has no attribute {name!r}")

@@ -143,6 +143,8 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
     """The family's name in documents and configs (the model protocol)."""
     FORMAT = FORMAT
     """The ``format`` of :meth:`to_dict`'s document."""
+    sequential = True
+    """Time steps form sequences: a batch's rows continue their keys' filters."""
 
     def __init__(
         self,
@@ -184,6 +186,32 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
         self.patience = patience
         self.smoothing = smoothing
         self.history_size = history_size
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        n_components: int,
+        covariance_type: str,
+        reg_covar: float,
+        init_size: int | None,
+        n_init: int | None,
+        seed: int | None,
+        schedule: Schedule | None,
+        averaging_start: int | None,
+    ) -> GaussianHMM:
+        """An HMM for streaming from the model protocol's common options (``seed`` is
+        ``random_state``; ``init_size`` None is :data:`WARMUP_STEPS`; ``n_init`` has no
+        meaning here: the warm-up's k-means makes :data:`WARMUP_RESTARTS` restarts)."""
+        return cls(
+            n_components,
+            covariance_type,
+            reg_covar=reg_covar,
+            random_state=seed,
+            schedule=schedule,
+            averaging_start=averaging_start,
+            init_size=WARMUP_STEPS if init_size is None else init_size,
+        )
 
     # ---- hmmlearn's covariance attribute -----------------------------------------------------
 
@@ -562,14 +590,52 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
 
     # ---- the model protocol (streamem.models.protocol.StreamingModel) -------------------------
 
+    def batch_from_rows(
+        self, X: ArrayLike, keys: Sequence[str] | NDArray[Any] | None = None
+    ) -> Sequences:
+        """The batch of rows X (n, d) in arrival order (the model protocol): without ``keys``
+        one block of the stream's current sequence (as :meth:`partial_fit`); with ``keys``
+        (one per row) each key's rows, in their order, continue that key's filter (a new key
+        starts from ``startprob``). Keys are grouped in order of first appearance; the batch
+        remembers the arrival order, in which :meth:`log_density` answers.
+
+        Examples
+        --------
+        >>> rows, keys = np.arange(5.0)[:, None], ["a", "b", "a", "b", "a"]
+        >>> batch = GaussianHMM(2).batch_from_rows(rows, keys)
+        >>> batch.keys, batch.lengths, batch.X.ravel().tolist()
+        (('a', 'b'), (3, 2), [0.0, 2.0, 4.0, 1.0, 3.0])
+        """
+        rows = self._rows(X, reset=not hasattr(self, "n_features_in_"))
+        if keys is None:
+            return Sequences(rows, (len(rows),), (STREAM_KEY,), (self.has_filter(STREAM_KEY),))
+        names = np.asarray([str(key) for key in keys])
+        if names.shape != (len(rows),):
+            raise ValidationError(
+                f"keys needs one key per row ({len(rows)}), got {names.shape[0]} keys"
+            )
+        unique, first, inverse = np.unique(names, return_index=True, return_inverse=True)
+        rank = np.empty(len(unique), dtype=np.intp)
+        rank[np.argsort(first)] = np.arange(len(unique))
+        order = np.argsort(rank[inverse.ravel()], kind="stable")
+        appearance = unique[np.argsort(first)].tolist()
+        sizes = np.bincount(rank[inverse.ravel()], minlength=len(unique))
+        return Sequences(
+            rows[order],
+            tuple(int(size) for size in sizes),
+            tuple(appearance),
+            tuple(self.has_filter(key) for key in appearance),
+            arrival=order,
+        )
+
     def log_density(self, batch: Sequences) -> FloatArray:
         """``log p(x_t | x_1..x_{t-1})`` of each step of a validated batch, continuing the
-        carried filters; the model does not change."""
+        carried filters, in the batch's arrival order; the model does not change."""
         self._check_fitted()
         _, log_predictive = self._hmm_family.filter(
             self.engine_.output_params, batch, self.engine_.carry
         )
-        return log_predictive
+        return batch.in_arrival_order(log_predictive)
 
     def filtered(self, batch: Sequences) -> FloatArray:
         """``p(z_t | x_1..x_t)`` (T, K) of each step of a validated batch, continuing the

@@ -68,6 +68,10 @@ class Sequences:
     continues
         Per sequence, whether it continues its key's carried filter (True) or starts afresh
         from ``startprob`` (False).
+    arrival
+        Optional: row i of X arrived as row ``arrival[i]`` of the caller's rows (when rows of
+        interleaved keys were grouped into sequences), so that per-row answers can be given
+        back in the caller's order.
 
     Examples
     --------
@@ -80,6 +84,7 @@ class Sequences:
     lengths: tuple[int, ...]
     keys: tuple[str | None, ...]
     continues: tuple[bool, ...]
+    arrival: NDArray[np.intp] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.lengths)
@@ -103,6 +108,18 @@ class Sequences:
         for key, continues in zip(self.keys, self.continues, strict=True):
             if continues and key is None:
                 raise ValidationError("an anonymous sequence (key None) cannot continue")
+        if self.arrival is not None and self.arrival.shape != (len(self.X),):
+            raise ValidationError(
+                f"arrival needs one index per row ({len(self.X)}), got shape {self.arrival.shape}"
+            )
+
+    def in_arrival_order(self, values: NDArray[Any]) -> NDArray[Any]:
+        """Per-row ``values`` (n_steps, ...) in the caller's row order (see ``arrival``)."""
+        if self.arrival is None:
+            return values
+        out = np.empty_like(values)
+        out[self.arrival] = values
+        return out
 
     @classmethod
     def of(

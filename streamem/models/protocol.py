@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamem.engine.monitor import ConvergenceMonitor, MonitorRecord
+from streamem.engine.schedules import Schedule
 
 FloatArray = NDArray[np.float64]
 
@@ -66,6 +67,35 @@ class StreamingModel(Protocol):
     """
 
     family: str
+    FORMAT: str
+    """The ``format`` of the family's :meth:`to_dict` document."""
+    sequential: bool
+    """Whether units form sequences (a batch's rows continue per-key sequence states)."""
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        n_components: int,
+        covariance_type: str,
+        reg_covar: float,
+        init_size: int | None,
+        n_init: int | None,
+        seed: int | None,
+        schedule: Schedule | None,
+        averaging_start: int | None,
+    ) -> Self:
+        """A new model from the options every family's streaming face understands (the
+        daemon's ``model`` section): number of latent classes, covariance structure and
+        regularisation, warm-up size and restarts (None: the family's streaming defaults),
+        seed, step sizes, averaging."""
+        ...
+
+    def batch_from_rows(self, X: FloatArray, keys: tuple[str, ...] | None = None) -> Any:
+        """The family's batch of decoded rows X (n, d) in arrival order; ``keys`` gives each
+        row's sequence key (sequential families: each key's rows continue that key's state;
+        None: one anonymous stream)."""
+        ...
 
     def learn(self, batch: Any) -> Self:
         """One stepwise update with a validated batch (or warm-up until the model can start)."""

@@ -60,10 +60,17 @@ from types import FrameType
 from typing import Any
 
 from streamem.errors import StreamemError
+from streamem.models.registry import model_class
 from streamem.service.batching import MicroBatcher
 from streamem.service.checkpoint import Checkpoint, CheckpointError, CheckpointStore
 from streamem.service.checkpoint import partition_set_key as _partition_set_key
-from streamem.service.codecs import ROW_FORMATS, RecordRejected, decode, row_decoder
+from streamem.service.codecs import (
+    ROW_FORMATS,
+    RecordRejected,
+    decode,
+    row_decoder,
+    sequence_key_decoder,
+)
 from streamem.service.config import Settings
 from streamem.service.learner import Learner
 from streamem.service.metrics import DaemonMetrics
@@ -150,6 +157,11 @@ class Daemon(AssignmentHandler):
         self._row_decoder = (
             row_decoder(settings.input) if settings.input.format in ROW_FORMATS else None
         )
+        key_field = settings.input.sequence_key
+        self._sequence_key = (
+            None if key_field is None else sequence_key_decoder(settings.input, key_field)
+        )
+        self._sequential = model_class(settings.model.family).sequential
         max_bytes = min(
             settings.output.dead_letter_max_bytes,
             max(1024, settings.kafka.producer.max_request_size - _HEADROOM),
@@ -185,6 +197,7 @@ class Daemon(AssignmentHandler):
         self._last_progress = clock()
         self._progress_consumed = 0
         self._failures_seen = 0
+        self._delivered_seen = 0
         self._limited = _RateLimited(10.0)
 
     # ---- control ------------------------------------------------------------------------------
@@ -284,18 +297,23 @@ class Daemon(AssignmentHandler):
         batcher = self.batcher
         next_offsets = self.next_offsets
         row = self._row_decoder
+        key_of = self._sequence_key
         n_records = 0
         for partition, records in polled.items():
             if not records:
                 continue
+            # A sequential family without input.sequence_key: each partition is one sequence.
+            key = f"{partition[0]}/{partition[1]}" if self._sequential else None
             if row is not None:  # one point per record: rows, one array per batch
                 for record in records:
                     try:
                         values = row(record.value)
+                        if key_of is not None:
+                            key = key_of(record.value)
                     except RecordRejected as error:
                         self._reject(record, error)
                         continue
-                    if batcher.add_row(values, partition, record.offset):
+                    if batcher.add_row(values, partition, record.offset, key):
                         self._learn_batch()
             else:
                 for record in records:
@@ -304,7 +322,7 @@ class Daemon(AssignmentHandler):
                     except RecordRejected as error:
                         self._reject(record, error)
                         continue
-                    if batcher.add(points, partition, record.offset):
+                    if batcher.add(points, partition, record.offset, key):
                         self._learn_batch()
             n_records += len(records)
             next_offsets[partition] = records[-1].offset + 1
@@ -331,7 +349,7 @@ class Daemon(AssignmentHandler):
         if not len(batch) or self.learner is None:
             return
         started = time.perf_counter()
-        outcome = self.learner.learn(batch.points)
+        outcome = self.learner.learn(batch.points, batch.keys)
         self.metrics.batch_duration.observe(time.perf_counter() - started)
         self.metrics.batches.inc()
         self.metrics.points.inc(len(batch))
@@ -389,16 +407,22 @@ class Daemon(AssignmentHandler):
         self._batches_since_publish = 0
         self._drift_since_publish = False
         self._last_publish = self._clock()
-        self.metrics.published.inc()
         self.metrics.state.version = self.version
-        self.metrics.state.last_publish = snapshot["timestamp"]
         return True
 
     def _count_failures(self) -> None:
+        """Bring the delivery metrics up to date: failures, acknowledged snapshots (only those
+        count as published) and the delivery problem that ``/readyz`` reports."""
         failures = self.publisher.failures
         if failures != self._failures_seen:
             self.metrics.delivery_failures.inc(failures - self._failures_seen)
             self._failures_seen = failures
+        delivered = self.publisher.delivered
+        if delivered != self._delivered_seen:
+            self.metrics.published.inc(delivered - self._delivered_seen)
+            self._delivered_seen = delivered
+            self.metrics.state.last_publish = self._wall_clock()
+        self.metrics.state.delivery_problem = self.publisher.problem
 
     # ---- checkpoint ---------------------------------------------------------------------------
 
@@ -613,9 +637,10 @@ class Daemon(AssignmentHandler):
             finally:
                 self._in_callback = False
         log.info(
-            "stopped: n_seen=%d, version=%d",
+            "stopped: n_seen=%d, version=%d, snapshots acknowledged by the broker: %d",
             self.learner.status.n_seen if self.learner is not None else 0,
             self.version,
+            self.publisher.delivered,
         )
 
     def _progress(self, now: float) -> None:

@@ -31,22 +31,29 @@ class MicroBatch:
         Number of records whose points are in the batch.
     first_offsets
         Offset of the first record of each partition in the batch.
+    keys
+        The sequence key of each point, for a sequential model family (None otherwise).
 
     Examples
     --------
     >>> batch = MicroBatch(np.zeros((3, 2)), 2, {("sensors", 0): 10})
-    >>> len(batch), batch.n_records
-    (3, 2)
+    >>> len(batch), batch.n_records, batch.keys
+    (3, 2, None)
     """
 
-    __slots__ = ("first_offsets", "n_records", "points")
+    __slots__ = ("first_offsets", "keys", "n_records", "points")
 
     def __init__(
-        self, points: Decoded, n_records: int, first_offsets: dict[Partition, int]
+        self,
+        points: Decoded,
+        n_records: int,
+        first_offsets: dict[Partition, int],
+        keys: tuple[str, ...] | None = None,
     ) -> None:
         self.points = points
         self.n_records = n_records
         self.first_offsets = first_offsets
+        self.keys = keys
 
     def __len__(self) -> int:
         return len(self.points)
@@ -106,6 +113,7 @@ class MicroBatcher:
         self._clock = clock
         self._chunks: list[Decoded] = []
         self._rows: list[Row] = []
+        self._keys: list[str] = []
         self._n_points = 0
         self._opened_at = 0.0
         self.first_offsets: dict[Partition, int] = {}
@@ -120,7 +128,9 @@ class MicroBatcher:
         """Number of records in the open batch."""
         return len(self._chunks) + len(self._rows)
 
-    def add(self, points: Decoded, partition: Partition, offset: int) -> bool:
+    def add(
+        self, points: Decoded, partition: Partition, offset: int, key: str | None = None
+    ) -> bool:
         """Add the points of one record; return True if the batch is now full.
 
         Parameters
@@ -131,16 +141,21 @@ class MicroBatcher:
             The record's ``(topic, partition)``.
         offset
             The record's offset.
+        key
+            The sequence its points continue (sequential families; give one for every record
+            of the batch or for none).
         """
         if not self._n_points:
             self._opened_at = self._clock()
         self._chunks.append(points)
         self._n_points += len(points)
+        if key is not None:
+            self._keys.extend([key] * len(points))
         if partition not in self.first_offsets:
             self.first_offsets[partition] = offset
         return self._n_points >= self.batch_size
 
-    def add_row(self, row: Row, partition: Partition, offset: int) -> bool:
+    def add_row(self, row: Row, partition: Partition, offset: int, key: str | None = None) -> bool:
         """:meth:`add` for a record of one point given as a plain row (see
         :func:`~streamem.service.codecs.row_decoder`); the batch's array is built at
         :meth:`take`, once."""
@@ -148,6 +163,8 @@ class MicroBatcher:
             self._opened_at = self._clock()
         self._rows.append(row)
         self._n_points += 1
+        if key is not None:
+            self._keys.append(key)
         if partition not in self.first_offsets:
             self.first_offsets[partition] = offset
         return self._n_points >= self.batch_size
@@ -175,9 +192,11 @@ class MicroBatcher:
             points = np.concatenate(chunks)
         else:
             points = np.empty((0, 0))
-        batch = MicroBatch(points, self.n_records, self.first_offsets)
+        keys = tuple(self._keys) if self._keys else None
+        batch = MicroBatch(points, self.n_records, self.first_offsets, keys)
         self._chunks = []
         self._rows = []
+        self._keys = []
         self._n_points = 0
         self.first_offsets = {}
         return batch

@@ -55,6 +55,7 @@ __all__ = [
     "decode",
     "encode_points",
     "row_decoder",
+    "sequence_key_decoder",
 ]
 
 Decoded: TypeAlias = npt.NDArray[np.float64]
@@ -129,6 +130,9 @@ class RejectReason(StrEnum):
     """A missing or null feature while ``allow_missing`` is false."""
     ALL_MISSING = "all_missing"
     """A point whose features are all missing (there is nothing to learn from)."""
+    MISSING_KEY = "missing_key"
+    """No usable sequence key (``input.sequence_key``): missing, null, empty, or neither a
+    string nor an integer."""
 
 
 class RecordRejected(ValidationError):  # noqa: N818 - a rejection, named in the design
@@ -473,6 +477,49 @@ def row_decoder(spec: CodecSpec) -> Callable[[bytes | None], Row]:
     if spec.format == "json_array":
         return json_array
     return slow
+
+
+def sequence_key_decoder(spec: CodecSpec, field: str) -> Callable[[bytes | None], str]:
+    """Return a function that reads a ``json`` record's sequence key: its field ``field``.
+
+    A sequential model family (a hidden Markov model, a state-space model) learns each key's
+    readings as one sequence. The key is a non-empty string, or an integer (given as its
+    decimal string). Call it on records that the row decoder accepted (JSON objects); it
+    parses the record once more.
+
+    Examples
+    --------
+    >>> from streamem.service.config import InputSettings
+    >>> key = sequence_key_decoder(InputSettings(features=["temp"]), "sensor")
+    >>> key(b'{"sensor": "s1", "temp": 21.5}'), key(b'{"sensor": 7, "temp": 20}')
+    ('s1', '7')
+    >>> key(b'{"temp": 21.5}')
+    Traceback (most recent call last):
+    ...
+    streamem.service.codecs.RecordRejected: missing_key: the sequence key field 'sensor' is \
+missing or null
+    """
+    if spec.format != "json":
+        raise ValidationError(
+            f"input.sequence_key: expected input.format 'json' (a key is a named field), "
+            f"received {spec.format!r}"
+        )
+
+    def sequence_key(value: bytes | None) -> str:
+        record = _parse_json(value or b"")
+        key = record.get(field) if type(record) is dict else None
+        if type(key) is str and key:
+            return key
+        if type(key) is int:
+            return str(key)
+        if key is None:
+            detail = f"the sequence key field {field!r} is missing or null"
+        else:
+            detail = f"the sequence key field {field!r} must be a non-empty string or an "
+            detail += f"integer, got {_json_type(key)}"
+        raise RecordRejected(RejectReason.MISSING_KEY, detail)
+
+    return sequence_key
 
 
 def _number(value: float) -> float | None:

@@ -32,6 +32,7 @@ from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from streamem.errors import ValidationError
+from streamem.models.registry import model_class
 
 __all__ = [
     "ENV_PREFIX",
@@ -447,7 +448,11 @@ class InputSettings(_Section):
 
     ``features`` names the fields of a JSON object and fixes the dimension for every format.
     With ``allow_missing`` a missing or null feature (a NaN in packed formats) is marginalised
-    instead of rejected.
+    instead of rejected. ``sequence_key`` (``json`` only, for a sequential model family) names
+    the field whose value says which sequence a reading continues (e.g. ``sensor``: each
+    sensor's readings are one sequence with its own filter state); the producer must key the
+    records by it, so that one sequence stays in one partition, in order. Without it a
+    sequential family takes each partition as one sequence.
 
     Examples
     --------
@@ -463,6 +468,24 @@ class InputSettings(_Section):
     max_record_bytes: PositiveInt = 1_048_576
     allow_missing: bool = False
     csv_delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] = ","
+    sequence_key: FeatureName | None = None
+
+    @_model_validator(mode="after")
+    def _check_sequence_key(self) -> InputSettings:
+        if self.sequence_key is None:
+            return self
+        if self.format != "json":
+            raise _rule_error(
+                "sequence_key",
+                f"expected null with format {self.format!r} (a sequence key is a field of a "
+                f"JSON object), received {self.sequence_key!r}",
+            )
+        if self.sequence_key in self.features:
+            raise _rule_error(
+                "sequence_key",
+                f"expected a field that is not a feature, received {self.sequence_key!r}",
+            )
+        return self
 
     @field_validator("features")
     @classmethod
@@ -551,10 +574,13 @@ class ScheduleSettings(_Section):
 class ModelSettings(_Section):
     """The model to learn (``model``).
 
-    ``name`` is the key of the published messages and part of the checkpoint's file name.
+    ``name`` is the key of the published messages and part of the checkpoint's file name;
+    ``family`` the model family (see :mod:`streamem.models.registry`).
     ``init_size`` points (at least ``n_components``) are buffered before the first
-    initialisation, which keeps the best of ``n_init`` tries. Polyak-Ruppert ``averaging`` only
-    makes sense with the decreasing ``power`` schedule.
+    initialisation, which keeps the best of ``n_init`` tries. Both default to the library's
+    ``partial_fit`` defaults (null): a warm-up of the first micro-batch or ``3 K (d + 1)``
+    points if that is more, and three candidate starts kept by their log-likelihood.
+    Polyak-Ruppert ``averaging`` only makes sense with the decreasing ``power`` schedule.
 
     Examples
     --------
@@ -563,18 +589,19 @@ class ModelSettings(_Section):
     """
 
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "sensors"
+    family: Literal["gaussian_mixture"] = "gaussian_mixture"
     n_components: PositiveInt = 3
     covariance_type: Literal["full", "diag", "spherical", "tied"] = "full"
     reg_covar: Annotated[float, Field(ge=0)] = 1e-6
-    init_size: PositiveInt = 1_000
-    n_init: PositiveInt = 3
+    init_size: PositiveInt | None = None
+    n_init: PositiveInt | None = None
     seed: Annotated[int, Field(ge=0)] = 0
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     averaging: bool = False
 
     @_model_validator(mode="after")
     def _check_consistency(self) -> ModelSettings:
-        if self.init_size < self.n_components:
+        if self.init_size is not None and self.init_size < self.n_components:
             raise _rule_error(
                 "init_size",
                 f"expected at least n_components ({self.n_components}) points, "
@@ -697,6 +724,16 @@ class Settings(_Section):
     state: StateSettings = Field(default_factory=StateSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @_model_validator(mode="after")
+    def _check_sequences(self) -> Settings:
+        if self.input.sequence_key is not None and not model_class(self.model.family).sequential:
+            raise _rule_error(
+                "input.sequence_key",
+                f"expected null for model.family {self.model.family!r} (its readings are "
+                f"independent rows), received {self.input.sequence_key!r}",
+            )
+        return self
 
     def consumer_kwargs(self) -> dict[str, Any]:
         """Shortcut for ``self.kafka.consumer_kwargs()``, see :meth:`KafkaSettings.consumer_kwargs`.

@@ -1,7 +1,8 @@
 """The learn and monitor stages: one stepwise EM update per micro-batch, and drift detection.
 
-:class:`Learner` owns the :class:`~streamem.models.gaussian_mixture.GaussianMixture` built from
-the ``model`` section, feeds it micro-batches, and watches the mean log-likelihood of each batch
+:class:`Learner` owns the model (any family of :mod:`streamem.models.registry`, used through
+the model protocol :class:`~streamem.models.protocol.StreamingModel` only) built from the
+``model`` section, feeds it micro-batches, and watches the mean log-likelihood of each batch
 (computed under the parameters *before* the batch is learned, so it measures how well the model
 predicts new data) with a river drift detector. Its whole state, the model's warm-up buffer and
 the detector included, round-trips through :meth:`Learner.state_dict` /
@@ -27,7 +28,8 @@ from river import drift as river_drift
 from streamem.engine.monitor import MonitorRecord
 from streamem.engine.schedules import Constant, HalfLife, PowerDecay, Schedule
 from streamem.errors import RefusedUpdateWarning, StreamemError
-from streamem.models.gaussian_mixture import GaussianMixture
+from streamem.models.protocol import ModelStatus, StreamingModel
+from streamem.models.registry import model_class
 from streamem.service.codecs import Decoded
 from streamem.service.config import DriftSettings, ModelSettings, ScheduleSettings
 
@@ -39,6 +41,7 @@ __all__ = [
     "Learner",
     "LearnerStateError",
     "LearnerStatus",
+    "build_model",
     "build_schedule",
 ]
 
@@ -59,6 +62,26 @@ _STRUCTURAL = ("n_components", "covariance_type")
 
 class LearnerStateError(StreamemError):
     """A stored learner state cannot be used with this configuration; the message says why."""
+
+
+def build_model(settings: ModelSettings) -> StreamingModel:
+    """Return a new model of the family that ``model.family`` names, from the ``model`` section.
+
+    Examples
+    --------
+    >>> build_model(ModelSettings(n_components=2)).family
+    'gaussian_mixture'
+    """
+    return model_class(settings.family).from_options(
+        n_components=settings.n_components,
+        covariance_type=settings.covariance_type,
+        reg_covar=settings.reg_covar,
+        init_size=settings.init_size,
+        n_init=settings.n_init,
+        seed=settings.seed,
+        schedule=build_schedule(settings.schedule),
+        averaging_start=AVERAGING_START if settings.averaging else None,
+    )
 
 
 def build_schedule(settings: ScheduleSettings) -> Schedule:
@@ -253,16 +276,7 @@ class Learner:
         self.settings = model
         self.drift_settings = drift
         self.features = tuple(features)
-        self.model = GaussianMixture(
-            n_components=model.n_components,
-            covariance_type=model.covariance_type,
-            reg_covar=model.reg_covar,
-            init_size=model.init_size,
-            n_init=model.n_init,
-            random_state=model.seed,
-            schedule=build_schedule(model.schedule),
-            averaging_start=AVERAGING_START if model.averaging else None,
-        )
+        self.model = build_model(model)
         self.drift = DriftMonitor(drift) if drift.enabled else None
         self._counters = _Counters()
         self.status = LearnerStatus()
@@ -272,37 +286,28 @@ class Learner:
     @property
     def initialized(self) -> bool:
         """Whether the model has parameters."""
-        return hasattr(self.model, "engine_") and bool(self.model.engine_.initialized)
+        return self.model.status.initialized
 
-    def _points(self) -> tuple[int, int]:
-        model = self.model
-        n_seen = int(model.engine_.n_seen) if hasattr(model, "engine_") else 0
-        n_warmup = len(model.warmup_) if hasattr(model, "warmup_") else 0
-        return n_seen, n_warmup
+    def learn(self, X: Decoded, keys: tuple[str, ...] | None = None) -> BatchOutcome:
+        """Learn one micro-batch of shape ``(n_points, n_features)`` (NaN = missing); ``keys``
+        gives each point's sequence for a sequential family (see ``batch_from_rows``).
 
-    def learn(self, X: Decoded) -> BatchOutcome:
-        """Learn one micro-batch of shape ``(n_points, n_features)`` (NaN = missing).
-
-        The first points fill the warm-up buffer until ``model.init_size`` of them arrived; the
-        model then initialises and makes its first update with all of them. A degenerate batch
-        is refused (the previous parameters are kept) and its points counted as dropped; an
-        error in the update is logged and its points dropped too: bad data never stops the
-        learner.
+        The first points fill the model's warm-up buffer until ``model.init_size`` of them
+        arrived (the library's default when null); the model then initialises and makes its
+        first update with all of them. A degenerate batch is refused (the previous parameters
+        are kept) and its points counted as dropped; an error in the update is logged and its
+        points dropped too: bad data never stops the learner.
         """
         model = self.model
-        n_seen, n_warmup = self._points()
-        last = model.engine_.monitor.last if hasattr(model, "engine_") else None
+        before = model.status
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RefusedUpdateWarning)
-                if hasattr(model, "engine_"):
-                    model.learn(X)
-                else:
-                    model.partial_fit(X)
+                model.learn(model.batch_from_rows(X, keys))
         except (StreamemError, ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
             log.error("the update with a batch of %d points failed, dropped: %s", len(X), error)
-        new_seen, new_warmup = self._points()
-        dropped = n_seen + n_warmup + len(X) - new_seen - new_warmup
+        after = model.status
+        dropped = before.n_seen + before.n_warmup + len(X) - after.n_seen - after.n_warmup
         if dropped > 0:
             self._counters.n_dropped += dropped
             log.warning(
@@ -310,16 +315,16 @@ class Learner:
                 "previous parameters",
                 dropped,
             )
-        record = model.engine_.monitor.last if hasattr(model, "engine_") else None
-        learned = record is not None and record is not last
+        learned = after.n_updates > before.n_updates and after.record is not None
+        record = after.record if learned else None
         drift = False
-        if learned and record is not None and self.drift is not None:
+        if record is not None and self.drift is not None:
             drift = self.drift.update(record.mean_log_likelihood)
             if drift:
                 self._on_drift(record)
         self._counters.last_drift = drift
-        self.status = self._status(record)
-        return BatchOutcome(len(X), learned, record if learned else None, drift)
+        self.status = self._status(after)
+        return BatchOutcome(len(X), learned, record, drift)
 
     def _on_drift(self, record: MonitorRecord) -> None:
         self._counters.drift_events += 1
@@ -332,36 +337,32 @@ class Learner:
             f"; step size raised to {self.drift_settings.boost_step_size}" if boost else "",
         )
         if boost:
-            self.model.engine_.restart_schedule(self.drift_settings.boost_step_size)
+            self.model.restart_schedule(self.drift_settings.boost_step_size)
 
-    def _status(self, record: MonitorRecord | None) -> LearnerStatus:
-        n_seen, n_warmup = self._points()
-        initialized = self.initialized and hasattr(self.model, "weights_")
+    def _status(self, model: ModelStatus) -> LearnerStatus:
         return LearnerStatus(
-            initialized=initialized,
-            n_seen=n_seen,
-            n_warmup=n_warmup,
+            initialized=model.initialized,
+            n_seen=model.n_seen,
+            n_warmup=model.n_warmup,
             n_dropped=self._counters.n_dropped,
-            n_updates=int(self.model.engine_.step) if hasattr(self.model, "engine_") else 0,
-            weights=tuple(float(w) for w in self.model.weights_) if initialized else (),
-            record=record,
-            converged=bool(getattr(self.model, "converged_", False)),
+            n_updates=model.n_updates,
+            weights=model.weights,
+            record=model.record,
+            converged=model.converged,
             drift_events=self._counters.drift_events,
             drift=self._counters.last_drift,
         )
 
     def next_step_size(self, batch_size: int) -> float:
         """The step size the next update of ``batch_size`` points will take."""
-        if not hasattr(self.model, "engine_"):
-            return 1.0
-        return float(self.model.engine_.next_step_size(batch_size))
+        return self.model.next_step_size(batch_size)
 
     # ---- state --------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """The learner's whole state as JSON data (no NaN, no infinities).
 
-        It holds the model's :meth:`~GaussianMixture.to_dict` (statistics, counters, warm-up
+        It holds the model's ``to_dict`` document (statistics, counters, warm-up
         buffer, monitor), the drift detector's recent inputs and the learner's counters.
         """
         estimator = self.model.to_dict()
@@ -425,8 +426,14 @@ class Learner:
                 "kept: %s (checkpoint, configuration)",
                 changed,
             )
+        if state["estimator"].get("format") != learner.model.FORMAT:
+            raise LearnerStateError(
+                f"model.family: the checkpoint holds a {state['estimator'].get('format')!r} "
+                f"model, the configuration says {model.family!r}; restore the configuration or "
+                f"delete the checkpoint to start the model over"
+            )
         try:
-            learner.model = GaussianMixture.from_dict(state["estimator"])
+            learner.model = type(learner.model).from_dict(state["estimator"])
         except (KeyError, TypeError, ValueError) as error:
             raise LearnerStateError(f"the stored model cannot be read: {error}") from error
         if learner.drift is not None and state.get("drift") is not None:
@@ -437,6 +444,5 @@ class Learner:
             drift_events=int(counters["drift_events"]),
             last_drift=bool(counters["last_drift"]),
         )
-        last = learner.model.engine_.monitor.last if hasattr(learner.model, "engine_") else None
-        learner.status = learner._status(last)
+        learner.status = learner._status(learner.model.status)
         return learner

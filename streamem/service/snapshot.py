@@ -4,11 +4,12 @@ Each new version of the model goes to the output topic as a record whose key is 
 (UTF-8) and whose value is the document that :func:`build_snapshot` returns, encoded by
 :func:`encode_snapshot`. Its layout is the JSON Schema
 ``streamem/schemas/model-snapshot.schema.json`` (:func:`snapshot_schema`), which documents every
-field; for example::
+field: those common to every family, then the family's parameters (its model's
+``parameters_document``, one ``oneOf`` branch of the schema per family); for example::
 
     {"schema_version": 1, "model": "sensors", "family": "gaussian_mixture",
-     "covariance_type": "full", "n_components": 3, "n_features": 2, "features": ["temp", "hum"],
-     "weights": [...], "means": [[...], ...], "covariances": [[[...]]], "n_seen": 100000,
+     "covariance_type": "full", "n_components": 3, "weights": [...], "means": [[...], ...],
+     "covariances": [[[...]]], "n_features": 2, "features": ["temp", "hum"], "n_seen": 100000,
      "n_batches": 100, "n_dropped": 0, "version": 17, "step_size": 0.06,
      "mean_log_likelihood": -3.9, "smoothed_log_likelihood": -3.91,
      "log_likelihood_change": 0.0004, "parameter_change": 0.003, "converged": true,
@@ -29,8 +30,6 @@ import time
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
-
-import numpy as np
 
 from streamem.errors import NotFittedError
 from streamem.service.learner import Learner
@@ -103,6 +102,7 @@ def build_snapshot(
 
     Examples
     --------
+    >>> import numpy as np
     >>> from streamem.service.config import DriftSettings, ModelSettings
     >>> learner = Learner(ModelSettings(n_components=2, init_size=20), DriftSettings(), ["x"])
     >>> outcome = learner.learn(np.linspace(0.0, 1.0, 40).reshape(-1, 1))
@@ -115,21 +115,17 @@ def build_snapshot(
     record = status.record
     if not status.initialized or record is None:
         raise NotFittedError(
-            f"model {name!r} is still warming up ({status.n_warmup} of "
-            f"{learner.settings.init_size} points): there is nothing to publish yet"
+            f"model {name!r} is still warming up ({status.n_warmup} points buffered): there "
+            "is nothing to publish yet"
         )
     model = learner.model
     return {
         "schema_version": SCHEMA_VERSION,
         "model": name,
-        "family": "gaussian_mixture",
-        "covariance_type": str(model.covariance_type),
-        "n_components": int(model.n_components),
+        "family": model.family,
+        **model.parameters_document(),
         "n_features": len(learner.features),
         "features": list(learner.features),
-        "weights": np.asarray(model.weights_, dtype=float).tolist(),
-        "means": np.asarray(model.means_, dtype=float).tolist(),
-        "covariances": np.asarray(model.covariances_, dtype=float).tolist(),
         "n_seen": status.n_seen,
         "n_batches": status.n_updates,
         "n_dropped": status.n_dropped,
@@ -165,13 +161,18 @@ def encode_snapshot(snapshot: Mapping[str, Any]) -> bytes:
     return json.dumps(snapshot, allow_nan=False, separators=(",", ":")).encode()
 
 
-def snapshot_fields() -> Sequence[str]:
-    """The names of the snapshot's fields, in the schema's order of ``required``.
+def snapshot_fields(family: str = "gaussian_mixture") -> Sequence[str]:
+    """The names of a family's snapshot fields, in the order of the document.
 
     Examples
     --------
-    >>> snapshot_fields()[:3]
-    ['schema_version', 'model', 'family']
+    >>> snapshot_fields()[:5]
+    ['schema_version', 'model', 'family', 'covariance_type', 'n_components']
     """
-    required: list[str] = snapshot_schema()["required"]
-    return required
+    schema = snapshot_schema()
+    common: list[str] = schema["required"]
+    branches = {branch["title"]: branch["required"] for branch in schema["oneOf"]}
+    if family not in branches:
+        raise ValueError(f"family must be one of {sorted(branches)}, got {family!r}")
+    head = common.index("family") + 1
+    return [*common[:head], *branches[family], *common[head:]]

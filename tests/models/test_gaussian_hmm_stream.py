@@ -137,6 +137,24 @@ def test_the_model_protocol_and_the_registry(rng: np.random.Generator) -> None:
     restored = model_from_dict(json.loads(json.dumps(model.to_dict())))
     assert isinstance(restored, GaussianHMM)
     assert restored.to_dict() == model.to_dict()
+    rows, _ = model.sample(6, random_state=1)
+    batch = model.batch_from_rows(rows, ["b", "", "b", "", "c", ""])
+    assert batch.keys == ("b", "", "c")
+    assert batch.continues == (False, True, False)
+    grouped = model.log_density(batch)
+    alone = model.log_density(model.batch_from_rows(rows[[1, 3, 5]]))
+    np.testing.assert_allclose(grouped[[1, 3, 5]], alone, rtol=1e-12)
+    built = GaussianHMM.from_options(
+        n_components=2,
+        covariance_type="diag",
+        reg_covar=0.0,
+        init_size=None,
+        n_init=None,
+        seed=3,
+        schedule=None,
+        averaging_start=None,
+    )
+    assert (built.n_components, built.init_size, built.random_state) == (2, 5000, 3)
     model.restart_schedule(0.1)
     assert model.next_step_size(500) == pytest.approx(0.1, rel=0.05)
 

@@ -102,3 +102,21 @@ def test_rows_and_arrays_make_one_batch_of_whole_records() -> None:
     assert batch.n_records == 3
     assert batch.first_offsets == {("t", 0): 4, ("t", 1): 9}
     assert batcher.n_records == 0
+
+
+def test_sequence_keys_follow_their_points_in_arrival_order() -> None:
+    batcher = MicroBatcher(batch_size=10, max_wait_ms=1000)
+    batcher.add_row([1.0, 2.0], ("t", 0), 5, "s1")
+    batcher.add_row([3.0, 4.0], ("t", 1), 9, "s2")
+    batcher.add(np.zeros((2, 2)), ("t", 0), 6, "s1")
+    batch = batcher.take()
+    assert batch.keys is not None
+    assert sorted(batch.keys) == ["s1", "s1", "s1", "s2"]
+    assert len(batch.keys) == len(batch)
+    assert batcher.take().keys is None
+
+
+def test_a_batch_without_keys_has_none() -> None:
+    batcher = MicroBatcher(batch_size=10, max_wait_ms=1000)
+    batcher.add_row([1.0, 2.0], ("t", 0), 5)
+    assert batcher.take().keys is None

@@ -19,6 +19,7 @@ from streamem.service.codecs import (
     RejectReason,
     decode,
     encode_points,
+    sequence_key_decoder,
 )
 from streamem.service.config import InputSettings
 
@@ -155,7 +156,38 @@ def test_the_reasons_are_a_stable_small_set() -> None:
         "non_finite",
         "missing_feature",
         "all_missing",
+        "missing_key",
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b'{"sensor": "s1", "temp": 1.0}', "s1"),
+        (b'{"temp": 1.0, "sensor": 42}', "42"),
+        (b'{"sensor": "", "temp": 1.0}', "must be a non-empty string or an integer, got a string"),
+        (b'{"sensor": null, "temp": 1.0}', "'sensor' is missing or null"),
+        (b'{"temp": 1.0}', "'sensor' is missing or null"),
+        (b'{"sensor": true, "temp": 1.0}', "got a boolean"),
+        (b'{"sensor": 1.5, "temp": 1.0}', "got a number"),
+        (b'{"sensor": ["s1"], "temp": 1.0}', "got an array"),
+    ],
+)
+def test_a_sequence_key_is_a_non_empty_string_or_an_integer(value: bytes, expected: str) -> None:
+    key = sequence_key_decoder(InputSettings(features=["temp"]), "sensor")
+    if expected in ("s1", "42"):
+        assert key(value) == expected
+        return
+    with pytest.raises(RecordRejected, match=expected) as caught:
+        key(value)
+    assert caught.value.reason is RejectReason.MISSING_KEY
+
+
+def test_a_sequence_key_needs_named_fields() -> None:
+    with pytest.raises(
+        ValidationError, match=r"input\.sequence_key: expected input\.format 'json'"
+    ):
+        sequence_key_decoder(InputSettings(format="csv", features=["temp"]), "sensor")
 
 
 ALLOW = {"allow_missing": True}
@@ -256,7 +288,8 @@ def test_rejections(
 
 
 def test_every_reason_is_exercised() -> None:
-    assert {case[3] for case in CASES} == set(RejectReason)
+    # missing_key is the sequence-key decoder's reason (its own test above)
+    assert {case[3] for case in CASES} | {RejectReason.MISSING_KEY} == set(RejectReason)
 
 
 def test_detail_names_the_feature() -> None:

@@ -44,8 +44,8 @@ model:
   n_components: 3
   covariance_type: full
   reg_covar: 1.0e-6
-  init_size: 1000
-  n_init: 3
+  init_size: null
+  n_init: null
   seed: 0
   schedule: {kind: power, alpha: 0.6, t0: 2.0, step_size: 0.01, half_life: 100000}
   averaging: false
@@ -541,3 +541,14 @@ def test_ssl_kwargs(tmp_path: Path) -> None:
 
 def test_input_settings_dimension() -> None:
     assert InputSettings(features=["a", "b", "c"]).dimension == 3
+
+
+def test_a_sequence_key_needs_a_sequential_family_and_named_fields() -> None:
+    with pytest.raises(ConfigError, match=r"input\.sequence_key: expected null for model\.family"):
+        load_config(None, {"STREAMEM_INPUT__SEQUENCE_KEY": "sensor"})
+    with pytest.raises(ConfigError, match=r"input\.sequence_key: expected null with format 'csv'"):
+        load_config(
+            None, {"STREAMEM_INPUT__SEQUENCE_KEY": "sensor", "STREAMEM_INPUT__FORMAT": "csv"}
+        )
+    with pytest.raises(ConfigError, match="expected a field that is not a feature"):
+        load_config(None, {"STREAMEM_INPUT__SEQUENCE_KEY": "temp"})

@@ -74,7 +74,7 @@ def test_values_come_from_the_model_and_its_monitor(rng: np.random.Generator) ->
     assert snapshot["means"] == learner.model.means_.tolist()
     assert snapshot["mean_log_likelihood"] == record.mean_log_likelihood
     assert snapshot["step_size"] == record.step_size
-    assert snapshot["n_batches"] == learner.model.engine_.step
+    assert snapshot["n_batches"] == learner.model.status.n_updates
     assert snapshot["timestamp"] == 1700000000.5
     assert snapshot["features"] == list(FEATURES)
     assert snapshot["n_features"] == 3

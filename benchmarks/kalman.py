@@ -27,7 +27,7 @@ import statsmodels.api as sm
 from statsmodels.datasets import nile
 
 from streamem import HalfLife, LinearGaussianSSM
-from streamem.models.gaussian_mixture import ConvergenceWarning
+from streamem.models.engine_model import ConvergenceWarning
 from streamem.models.state_space_records import PARAMETER_NAMES
 from streamem.models.state_space_simulation import constant_velocity, simulate
 

@@ -23,10 +23,7 @@ from streamem.engine import (
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError
 from streamem.models.compact import decode_fields, encode_fields
-from streamem.models.engine_model import EngineBackedModel
-from streamem.models.gaussian_mixture import ModelNotFittedError
-from streamem.models.gaussian_mixture import _array as _array
-from streamem.models.gaussian_mixture import _jsonable as _jsonable
+from streamem.models.engine_model import EngineBackedModel, as_float_array, jsonable
 from streamem.models.lda_family import (
     Documents,
     LDAFamily,
@@ -34,6 +31,7 @@ from streamem.models.lda_family import (
     TopicWordStats,
     topic_word_bound,
 )
+from streamem.models.protocol import StreamingOptions
 from streamem.models.vocabulary import Vocabulary, documents_matrix, vocabulary_from
 
 FORMAT = "streamem.LatentDirichletAllocation"
@@ -203,24 +201,16 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         self.snapshot_components = snapshot_components
 
     @classmethod
-    def from_options(
-        cls,
-        *,
-        n_components: int,
-        covariance_type: str,
-        reg_covar: float,
-        init_size: int | None,
-        n_init: int | None,
-        seed: int | None,
-        schedule: Schedule | None,
-        averaging_start: int | None,
-    ) -> LatentDirichletAllocation:
+    def from_options(cls, options: StreamingOptions) -> LatentDirichletAllocation:
         """A topic model for streaming from the model protocol's common options: K topics,
         ``seed`` (``random_state``), ``schedule`` (None: ``learning_decay`` and
         ``learning_offset``) and ``averaging_start``. ``covariance_type``, ``reg_covar``,
         ``init_size`` and ``n_init`` have no meaning for topics and are not used."""
         return cls(
-            n_components, random_state=seed, schedule=schedule, averaging_start=averaging_start
+            options.n_components,
+            random_state=options.seed,
+            schedule=options.schedule,
+            averaging_start=options.averaging_start,
         )
 
     def __sklearn_tags__(self) -> Any:
@@ -228,9 +218,6 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         tags.input_tags.sparse = True
         tags.input_tags.positive_only = True
         return tags
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "engine_") and self.engine_.initialized
 
     # ---- learning ----------------------------------------------------------------------------
 
@@ -461,7 +448,7 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
 
     def _family(self) -> LDAFamily:
         alpha, eta = self._priors()
-        given = None if self.components_init is None else _array(self.components_init)
+        given = None if self.components_init is None else as_float_array(self.components_init)
         return LDAFamily(
             int(self.n_components),
             alpha,
@@ -481,14 +468,8 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
                     f"learning_decay must be in (0.5, 1] and learning_offset >= 0, got "
                     f"{self.learning_decay!r} and {self.learning_offset!r}"
                 ) from error
-        monitor = ConvergenceMonitor(
-            self.parameter_tol,
-            self.smoothing,
-            self.patience,
-            self.history_size,
-            criterion="parameters",
-        )
-        return StepwiseEM(self._family(), schedule, monitor, self.averaging_start)
+        engine: LDAEngine = self._stream_engine(self._family(), schedule)
+        return engine
 
     @property
     def _lda_family(self) -> LDAFamily:
@@ -503,13 +484,6 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         self.effective_documents_ = float(engine.effective_count)
         self.n_seen_ = int(engine.n_seen)
         self.n_batch_iter_ = int(engine.step)
-
-    def _check_fitted(self) -> None:
-        if not self.__sklearn_is_fitted__():
-            raise ModelNotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' or "
-                "'partial_fit' first."
-            )
 
     # ---- checks ------------------------------------------------------------------------------
 
@@ -566,7 +540,7 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
             if prior is not None and (not isinstance(prior, int | float) or not prior > 0.0):
                 raise ValidationError(f"{name} must be a number > 0 or None, got {prior!r}")
         if self.components_init is not None:
-            given = _array(self.components_init)
+            given = as_float_array(self.components_init)
             if given.shape != (k, n_features):
                 raise ValidationError(
                     f"components_init must have shape {(k, n_features)}, got {given.shape}"
@@ -588,9 +562,11 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
 
         ``from_dict(model.to_dict())`` continues learning exactly where ``model`` was.
         """
-        hyper = {name: _jsonable(value) for name, value in self.get_params(deep=False).items()}
+        hyper = {name: jsonable(value) for name, value in self.get_params(deep=False).items()}
         if self.components_init is not None:
-            hyper["components_init"] = encode_fields({"a": _array(self.components_init)})["a"]
+            hyper["components_init"] = encode_fields({"a": as_float_array(self.components_init)})[
+                "a"
+            ]
         document: dict[str, Any] = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

@@ -11,13 +11,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 
-from streamem.engine import ConvergenceMonitor, PowerDecay, Schedule, StepwiseEM
+from streamem.engine import PowerDecay, Schedule, StepwiseEM
 from streamem.engine.records import FloatArray
 from streamem.engine.schedules import schedule_from_dict
 from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, ValidationError
-from streamem.models.gaussian_mixture import ConvergenceWarning, ModelNotFittedError
+from streamem.models.engine_model import ConvergenceWarning, EngineBackedModel
 from streamem.models.kalman_filter import STEADY_TOL, Filtered, kalman_filter, rts_smoother
-from streamem.models.protocol import ModelStatus
+from streamem.models.protocol import StreamingOptions
 from streamem.models.squarem import squarem_step
 from streamem.models.state_space_family import COVARIANCE_TYPES, StateSpaceFamily
 from streamem.models.state_space_records import (
@@ -42,7 +42,7 @@ STREAMING_ALPHA = 0.6
 SSMEngine = StepwiseEM[SequenceBatch, StateSpaceParams, Any, Any]
 
 
-class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
+class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
     """Linear-Gaussian state space model learned by batch EM (``fit``) or stepwise EM
     (``partial_fit``), with pykalman's ``KalmanFilter`` names::
 
@@ -191,18 +191,7 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
         self.steady_tol = steady_tol
 
     @classmethod
-    def from_options(
-        cls,
-        *,
-        n_components: int,
-        covariance_type: str,
-        reg_covar: float,
-        init_size: int | None,
-        n_init: int,
-        seed: int | None,
-        schedule: Schedule | None,
-        averaging_start: int | None,
-    ) -> LinearGaussianSSM:
+    def from_options(cls, options: StreamingOptions) -> LinearGaussianSSM:
         """A model for streaming from the model protocol's common options: a local level per
         observed coordinate (A = C = I, one state per coordinate), Q and R learned with the
         structure ``covariance_type`` (``"full"``, ``"diag"``, ``"spherical"`` = scalar).
@@ -212,6 +201,7 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
         and must be left at what the daemon's defaults give; ``schedule`` and
         ``averaging_start`` are ``partial_fit``'s.
         """
+        covariance_type = options.covariance_type
         kinds = {"full": "full", "diag": "diag", "spherical": "scalar"}
         if covariance_type not in kinds:
             raise ValidationError(
@@ -221,12 +211,9 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
         return cls(
             transition_covariance_type=kinds[covariance_type],
             observation_covariance_type=kinds[covariance_type],
-            schedule=schedule,
-            averaging_start=averaging_start,
+            schedule=options.schedule,
+            averaging_start=options.averaging_start,
         )
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "engine_") and self.engine_.initialized
 
     # ---- learning ----------------------------------------------------------------------------
 
@@ -409,26 +396,8 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
 
     # ---- the model protocol ------------------------------------------------------------------
 
-    @property
-    def status(self) -> ModelStatus:
-        """Counters and the newest monitor record (see :class:`ModelStatus`)."""
-        if not hasattr(self, "engine_"):
-            return ModelStatus()
-        engine = self.engine_
-        return ModelStatus(
-            initialized=engine.initialized and hasattr(self, "transition_covariance_"),
-            n_seen=int(engine.n_seen),
-            n_updates=int(engine.step),
-            n_refused=int(getattr(self, "n_refused_", 0)),
-            record=engine.monitor.last,
-            converged=bool(getattr(self, "converged_", False)),
-        )
-
-    @property
-    def monitor_(self) -> ConvergenceMonitor:
-        """The convergence monitor of the stepwise updates."""
-        self._check_fitted()
-        return self.engine_.monitor
+    def _has_parameters(self) -> bool:
+        return hasattr(self, "transition_covariance_")
 
     def log_density(self, batch: SequenceBatch) -> FloatArray:
         """``log p(y_t | y_0..y_{t-1})`` of every row of a batch, in the order of the rows
@@ -446,15 +415,6 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
                 covariance = params.A @ state.covariance @ params.A.T + params.Q
             out.append(kalman_filter(params, Y, mean, covariance, self.steady_tol).log_likelihoods)
         return batch.in_original_order(np.concatenate(out))
-
-    def next_step_size(self, n_units: int) -> float:
-        """The step size the next ``partial_fit`` of ``n_units`` steps will take."""
-        return float(self.engine_.next_step_size(n_units)) if hasattr(self, "engine_") else 1.0
-
-    def restart_schedule(self, step_size: float) -> None:
-        """Make the decreasing schedule continue from ``step_size`` (a drift response)."""
-        self._check_fitted()
-        self.engine_.restart_schedule(step_size)
 
     def parameters_document(self) -> dict[str, Any]:
         """The family's fields of a published snapshot: the eight parameters (pykalman names)
@@ -502,13 +462,6 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
             self.n_iter_ = self.engine_.step
             self.log_likelihood_ = last.smoothed_log_likelihood if last else -np.inf
 
-    def _check_fitted(self) -> None:
-        if not self.__sklearn_is_fitted__():
-            raise ModelNotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' or "
-                "'partial_fit' first."
-            )
-
     # ---- family and engine -------------------------------------------------------------------
 
     def _learned(self) -> frozenset[str]:
@@ -553,17 +506,8 @@ class LinearGaussianSSM(BaseEstimator):  # type: ignore[misc]
         )
 
     def _streaming_engine(self, n_dim_obs: int) -> SSMEngine:
-        engine: SSMEngine = StepwiseEM(
-            self._family(n_dim_obs),
-            self.schedule if self.schedule is not None else PowerDecay(alpha=STREAMING_ALPHA),
-            ConvergenceMonitor(
-                self.parameter_tol,
-                self.smoothing,
-                self.patience,
-                self.history_size,
-                criterion="parameters",
-            ),
-            self.averaging_start,
+        engine: SSMEngine = self._stream_engine(
+            self._family(n_dim_obs), PowerDecay(alpha=STREAMING_ALPHA)
         )
         return engine
 

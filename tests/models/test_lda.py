@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from streamem import HalfLife, LatentDirichletAllocation, ValidationError
-from streamem.models.protocol import StreamingModel
+from streamem.models.protocol import StreamingModel, StreamingOptions
 from streamem.models.registry import model_class, model_from_dict
 from streamem.synthetic_corpus import TopicCorpus, matched_topic_cosine
 
@@ -268,14 +268,7 @@ def test_bad_input_is_refused() -> None:
 def test_protocol_options_and_rows(corpus: tuple[TopicCorpus, sp.csr_matrix]) -> None:
     _, X = corpus
     model = LatentDirichletAllocation.from_options(
-        n_components=3,
-        covariance_type="full",
-        reg_covar=1e-6,
-        init_size=None,
-        n_init=None,
-        seed=5,
-        schedule=HalfLife(300.0),
-        averaging_start=4,
+        StreamingOptions(n_components=3, seed=5, schedule=HalfLife(300.0), averaging_start=4)
     )
     assert (model.n_components, model.random_state, model.averaging_start) == (3, 5, 4)
     assert model.sequential is False

@@ -3,6 +3,7 @@ the model protocol."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -12,8 +13,8 @@ import pytest
 
 from streamem import LinearGaussianSSM
 from streamem.errors import ValidationError
-from streamem.models.gaussian_mixture import ConvergenceWarning
-from streamem.models.protocol import StreamingModel
+from streamem.models.engine_model import ConvergenceWarning
+from streamem.models.protocol import StreamingModel, StreamingOptions
 from streamem.models.registry import model_class, model_from_dict
 from streamem.models.state_space_records import PARAMETER_NAMES
 from streamem.models.state_space_simulation import constant_velocity, simulate
@@ -252,21 +253,12 @@ def test_bad_data_is_refused(rng: np.random.Generator) -> None:
 
 
 def test_from_options_is_a_local_level_per_coordinate(rng: np.random.Generator) -> None:
-    options = {
-        "n_components": 3,
-        "covariance_type": "spherical",
-        "reg_covar": 1e-6,
-        "init_size": None,
-        "n_init": 1,
-        "seed": None,
-        "schedule": None,
-        "averaging_start": None,
-    }
-    model = LinearGaussianSSM.from_options(**options)
+    options = StreamingOptions(n_components=3, covariance_type="spherical", n_init=1)
+    model = LinearGaussianSSM.from_options(options)
     assert model.sequential
     model.learn(model.batch_from_rows(_series(rng, 200), keys=["s1", "s2"] * 100))
     np.testing.assert_array_equal(model.transition_matrices_, np.eye(2))
     assert model.observation_covariance_[0, 1] == 0.0
     assert sorted(model.filter_states()) == ["s1", "s2"]
     with pytest.raises(ValidationError, match="covariance_type"):
-        LinearGaussianSSM.from_options(**{**options, "covariance_type": "tied"})
+        LinearGaussianSSM.from_options(dataclasses.replace(options, covariance_type="tied"))

@@ -24,15 +24,11 @@ from streamem.engine import (
 from streamem.engine.records import FloatArray
 from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, ValidationError
 from streamem.models import covariance as cov
-from streamem.models.gaussian_mixture import (
-    STREAMING_ALPHA,
-    STREAMING_PRIOR,
-    ModelNotFittedError,
-    _finite_or_none,
-)
+from streamem.models.engine_model import EngineBackedModel, ModelNotFittedError
+from streamem.models.gaussian_mixture import STREAMING_ALPHA, STREAMING_PRIOR, _finite_or_none
 from streamem.models.hmm_family import Carry, GaussianHMMFamily, HMMParams, HMMStats, Sequences
 from streamem.models.hmm_start import LETTERS, HMMStart
-from streamem.models.protocol import ModelStatus
+from streamem.models.protocol import StreamingOptions
 
 FORMAT = "streamem.GaussianHMM"
 FORMAT_VERSION = 1
@@ -52,7 +48,7 @@ _GIVEN = ("startprob_", "transmat_", "means_", "covariances_")
 _FIXED_NAMES = {"s": "startprob", "t": "transmat", "m": "means", "c": "covariances"}
 
 
-class GaussianHMM(BaseEstimator):  # type: ignore[misc]
+class GaussianHMM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
     """Hidden Markov model with Gaussian emissions: batch EM (``fit``), stepwise EM
     (``partial_fit``), with hmmlearn's names and semantics.
 
@@ -188,29 +184,18 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
         self.history_size = history_size
 
     @classmethod
-    def from_options(
-        cls,
-        *,
-        n_components: int,
-        covariance_type: str,
-        reg_covar: float,
-        init_size: int | None,
-        n_init: int | None,
-        seed: int | None,
-        schedule: Schedule | None,
-        averaging_start: int | None,
-    ) -> GaussianHMM:
+    def from_options(cls, options: StreamingOptions) -> GaussianHMM:
         """An HMM for streaming from the model protocol's common options (``seed`` is
         ``random_state``; ``init_size`` None is :data:`WARMUP_STEPS`; ``n_init`` has no
         meaning here: the warm-up's k-means makes :data:`WARMUP_RESTARTS` restarts)."""
         return cls(
-            n_components,
-            covariance_type,
-            reg_covar=reg_covar,
-            random_state=seed,
-            schedule=schedule,
-            averaging_start=averaging_start,
-            init_size=WARMUP_STEPS if init_size is None else init_size,
+            options.n_components,
+            options.covariance_type,
+            reg_covar=options.reg_covar,
+            random_state=options.seed,
+            schedule=options.schedule,
+            averaging_start=options.averaging_start,
+            init_size=WARMUP_STEPS if options.init_size is None else options.init_size,
         )
 
     # ---- hmmlearn's covariance attribute -----------------------------------------------------
@@ -397,18 +382,7 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
         prior = STREAMING_PRIOR if self.prior_strength is None else self.prior_strength
         family = self._family(prior)
         family.anchor = anchor
-        return StepwiseEM(
-            family,
-            self.schedule if self.schedule is not None else PowerDecay(alpha=STREAMING_ALPHA),
-            ConvergenceMonitor(
-                self.parameter_tol,
-                self.smoothing,
-                self.patience,
-                self.history_size,
-                criterion="parameters",
-            ),
-            self.averaging_start,
-        )
+        return self._stream_engine(family, PowerDecay(alpha=STREAMING_ALPHA))
 
     @property
     def _hmm_family(self) -> GaussianHMMFamily:
@@ -485,13 +459,6 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
             if np.any(given < 0) or not np.allclose(given.sum(axis=-1), 1.0):
                 raise ValidationError(f"{attribute} must be non-negative and sum to 1 (per row)")
 
-    def _check_fitted(self) -> None:
-        if not (hasattr(self, "engine_") and self.engine_.initialized):
-            raise ModelNotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' or "
-                "'partial_fit' first."
-            )
-
     # ---- results -----------------------------------------------------------------------------
 
     def _publish(self) -> None:
@@ -502,12 +469,6 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
         self.covariances_ = params.covariances
         self.n_features = params.means.shape[1]
         self.n_seen_ = self.engine_.n_seen
-
-    @property
-    def monitor_(self) -> ConvergenceMonitor:
-        """The convergence monitor of the stepwise updates."""
-        self._check_fitted()
-        return self.engine_.monitor
 
     def _inference(self, X: ArrayLike, lengths: ArrayLike | None) -> Sequences:
         self._check_fitted()
@@ -643,35 +604,15 @@ class GaussianHMM(BaseEstimator):  # type: ignore[misc]
         self._check_fitted()
         return self._hmm_family.filter(self.engine_.output_params, batch, self.engine_.carry)[0]
 
-    @property
-    def status(self) -> ModelStatus:
-        """Counters, the newest monitor record and the state occupancy (the weights)."""
-        if not hasattr(self, "engine_"):
-            return ModelStatus()
-        engine = self.engine_
-        stats = engine.stats
-        weights: tuple[float, ...] = ()
-        if engine.initialized and stats is not None:
-            weights = tuple((stats.resp / stats.resp.sum()).tolist())
-        return ModelStatus(
-            initialized=engine.initialized,
-            n_seen=int(engine.n_seen),
-            n_warmup=sum(batch.n_steps for batch in getattr(self, "warmup_", [])),
-            n_updates=int(engine.step),
-            n_refused=int(getattr(self, "n_refused_", 0)),
-            record=engine.monitor.last,
-            converged=bool(getattr(self, "converged_", False)),
-            weights=weights,
-        )
+    def _class_weights(self) -> FloatArray:
+        """The states' occupancy in the running statistics (the status's weights)."""
+        stats = self.engine_.stats
+        if stats is None:
+            return np.empty(0)
+        return np.asarray(stats.resp / stats.resp.sum())
 
-    def next_step_size(self, n_units: int) -> float:
-        """The step size the next ``partial_fit`` of ``n_units`` steps will take."""
-        return float(self.engine_.next_step_size(n_units)) if hasattr(self, "engine_") else 1.0
-
-    def restart_schedule(self, step_size: float) -> None:
-        """Make the decreasing schedule continue from ``step_size`` (a drift response)."""
-        self._check_fitted()
-        self.engine_.restart_schedule(step_size)
+    def _n_warmup(self) -> int:
+        return sum(batch.n_steps for batch in getattr(self, "warmup_", []))
 
     def parameters_document(self) -> dict[str, Any]:
         """The HMM's fields of a published snapshot: covariance type, number of states,

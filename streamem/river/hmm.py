@@ -30,7 +30,13 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from river import base
+
+from streamem.extras import missing_extra
+
+try:
+    from river import base
+except ModuleNotFoundError as error:  # say which extra to install, not only the module
+    raise (missing_extra(error, "streamem.river", "river") or error) from error
 
 from streamem.engine import Schedule
 from streamem.models.gaussian_hmm import STREAM_KEY, GaussianHMM

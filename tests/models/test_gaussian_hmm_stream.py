@@ -12,7 +12,7 @@ from scipy.stats import multivariate_normal
 import streamem
 from streamem import GaussianHMM, ValidationError
 from streamem.models.hmm_family import Sequences
-from streamem.models.protocol import StreamingModel
+from streamem.models.protocol import StreamingModel, StreamingOptions
 from streamem.models.registry import model_class, model_from_dict
 from tests.models.hmm_helpers import sample_sequences, sticky_hmm
 
@@ -144,16 +144,7 @@ def test_the_model_protocol_and_the_registry(rng: np.random.Generator) -> None:
     grouped = model.log_density(batch)
     alone = model.log_density(model.batch_from_rows(rows[[1, 3, 5]]))
     np.testing.assert_allclose(grouped[[1, 3, 5]], alone, rtol=1e-12)
-    built = GaussianHMM.from_options(
-        n_components=2,
-        covariance_type="diag",
-        reg_covar=0.0,
-        init_size=None,
-        n_init=None,
-        seed=3,
-        schedule=None,
-        averaging_start=None,
-    )
+    built = GaussianHMM.from_options(StreamingOptions(n_components=2, seed=3))
     assert (built.n_components, built.init_size, built.random_state) == (2, 5000, 3)
     model.restart_schedule(0.1)
     assert model.next_step_size(500) == pytest.approx(0.1, rel=0.05)

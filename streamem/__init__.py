@@ -1,8 +1,8 @@
 """streamem: streaming (stepwise) EM for latent-variable models.
 
 ``import streamem`` needs numpy only; the models (``streamem.GaussianMixture``,
-``streamem.LinearGaussianSSM``, ``streamem.LatentDirichletAllocation``) load scikit-learn's
-estimator base class the first time they are used.
+``streamem.GaussianHMM``, ``streamem.LinearGaussianSSM``, ``streamem.LatentDirichletAllocation``)
+load scikit-learn's estimator base class the first time they are used.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from streamem.engine import Constant, ConvergenceMonitor, HalfLife, PowerDecay, 
 from streamem.errors import NotFittedError, StreamemError, ValidationError
 
 if TYPE_CHECKING:
+    from streamem.models.gaussian_hmm import GaussianHMM
     from streamem.models.gaussian_mixture import GaussianMixture
     from streamem.models.lda import LatentDirichletAllocation
     from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Constant",
     "ConvergenceMonitor",
+    "GaussianHMM",
     "GaussianMixture",
     "HalfLife",
     "LatentDirichletAllocation",
@@ -38,6 +40,10 @@ def __getattr__(name: str) -> Any:
         from streamem.models.gaussian_mixture import GaussianMixture
 
         return GaussianMixture
+    if name == "GaussianHMM":
+        from streamem.models.gaussian_hmm import GaussianHMM
+
+        return GaussianHMM
     if name == "LinearGaussianSSM":
         from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
 

@@ -523,16 +523,35 @@ class GaussianFamily(NoCarry):
     def _incomplete_statistics(
         self, params: GaussianParams, X: NDArray[np.floating]
     ) -> tuple[GaussianStats, float]:
+        return self._completed_statistics(params, X, None)
+
+    def completed_statistics(
+        self, params: GaussianParams, X: NDArray[np.floating], resp: FloatArray
+    ) -> GaussianStats:
+        """Sums of statistics of rows X (n, d) with missing coordinates (NaN) under given
+        responsibilities (n, K) (e.g. a hidden Markov model's state posteriors): each row is
+        completed by its conditional mean given its observed coordinates under each
+        component, and the conditional covariance is added to its second moments."""
+        return self._completed_statistics(params, X, resp)[0]
+
+    def _completed_statistics(
+        self, params: GaussianParams, X: NDArray[np.floating], given: FloatArray | None
+    ) -> tuple[GaussianStats, float]:
+        """Statistics of rows with missing coordinates; responsibilities from the mixture
+        (and the rows' log-likelihood) when ``given`` is None."""
         k, d = params.means.shape
         resp_total = np.zeros(k)
         first = np.zeros((k, d))
         second = np.zeros((k, d, d))
         log_likelihood = 0.0
-        for _, joint, (completed, conditional) in self._marginals(params, X):
-            peak = joint.max(axis=1, keepdims=True)
-            norm = np.exp(joint - peak).sum(axis=1, keepdims=True)
-            resp = np.exp(joint - peak) / norm
-            log_likelihood += float((np.log(norm) + peak).sum())
+        for rows, joint, (completed, conditional) in self._marginals(params, X):
+            if given is None:
+                peak = joint.max(axis=1, keepdims=True)
+                norm = np.exp(joint - peak).sum(axis=1, keepdims=True)
+                resp = np.exp(joint - peak) / norm
+                log_likelihood += float((np.log(norm) + peak).sum())
+            else:
+                resp = given[rows]
             mass = resp.sum(axis=0)
             resp_total += mass
             for j in range(k):

@@ -8,7 +8,7 @@ Examples
 >>> model_class("gaussian_mixture").__name__
 'GaussianMixture'
 >>> family_names()
-('gaussian_mixture', 'linear_gaussian_ssm', 'lda')
+('gaussian_mixture', 'gaussian_hmm', 'linear_gaussian_ssm', 'lda')
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from streamem.models.protocol import StreamingModel
 
 _FAMILIES: dict[str, tuple[str, str]] = {
     "gaussian_mixture": ("streamem.models.gaussian_mixture", "GaussianMixture"),
+    "gaussian_hmm": ("streamem.models.gaussian_hmm", "GaussianHMM"),
     "linear_gaussian_ssm": ("streamem.models.linear_gaussian_ssm", "LinearGaussianSSM"),
     "lda": ("streamem.models.lda", "LatentDirichletAllocation"),
 }

@@ -589,7 +589,7 @@ class ModelSettings(_Section):
     """
 
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "sensors"
-    family: Literal["gaussian_mixture", "linear_gaussian_ssm"] = "gaussian_mixture"
+    family: Literal["gaussian_mixture", "gaussian_hmm", "linear_gaussian_ssm"] = "gaussian_mixture"
     n_components: PositiveInt = 3
     covariance_type: Literal["full", "diag", "spherical", "tied"] = "full"
     reg_covar: Annotated[float, Field(ge=0)] = 1e-6

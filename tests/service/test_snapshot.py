@@ -134,3 +134,19 @@ def test_a_state_space_snapshot_has_its_own_branch(rng: np.random.Generator) -> 
     assert np.shape(decoded["observation_covariance"]) == (3, 3)
     mixture_only = {**decoded, "family": "gaussian_mixture"}
     assert not VALIDATOR.is_valid(mixture_only)
+
+
+def test_a_hidden_markov_snapshot_has_its_own_branch(rng: np.random.Generator) -> None:
+    settings = ModelSettings(family="gaussian_hmm", n_components=2, init_size=300)
+    learner = Learner(settings, DriftSettings(), FEATURES)
+    regimes = np.repeat(rng.integers(0, 2, size=30), 30)  # 30 steps per regime visit
+    readings = rng.normal(0.0, 1.0, size=(900, 3)) + 5.0 * regimes[:, np.newaxis]
+    keys = np.array([f"s{i % 3}" for i in range(900)])
+    for rows, batch_keys in zip(np.array_split(readings, 3), np.array_split(keys, 3), strict=True):
+        learner.learn(rows, tuple(batch_keys.tolist()))
+    snapshot = build_snapshot(learner, name="regimes", version=1, offsets={}, drift=False)
+    decoded = json.loads(encode_snapshot(snapshot))
+    VALIDATOR.validate(decoded)
+    assert list(decoded) == list(snapshot_fields("gaussian_hmm"))
+    assert decoded["n_seen"] == 900
+    np.testing.assert_allclose(np.sum(decoded["transmat"], axis=1), 1.0)

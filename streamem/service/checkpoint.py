@@ -38,6 +38,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointStore",
     "partition_set_key",
+    "prepare_state_dir",
 ]
 
 SCHEMA_VERSION = 1
@@ -47,6 +48,8 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
 _SUFFIX = ".checkpoint.json"
 _TMP_SUFFIX = ".tmp"
+_ORPHAN_AGE_SECONDS = 60.0  # a write takes milliseconds: an older temporary file is an orphan
+_PROBE = ".streamem-write-probe"
 
 
 class CheckpointError(StreamemError):
@@ -131,6 +134,68 @@ class Checkpoint:
             ],
             "model": self.model,
         }
+
+
+def prepare_state_dir(directory: str | Path, *, now: float | None = None) -> list[Path]:
+    """Make sure checkpoints can be written in ``directory``; remove orphaned temporary files.
+
+    The directory is created if missing; a probe file is written, fsynced, renamed, fsynced
+    with its directory and removed (every step a checkpoint takes). Temporary files of
+    checkpoint writes that were killed (``.<key>.*.tmp``, older than a minute, so that a
+    replica writing in the same directory is left alone) are deleted.
+
+    Parameters
+    ----------
+    directory
+        The state directory (``state.dir``).
+    now
+        Unix time to judge the age of temporary files by (now by default).
+
+    Returns
+    -------
+    list of Path
+        The orphaned temporary files removed.
+
+    Raises
+    ------
+    CheckpointError
+        If the directory cannot be created, written or synced; the message names it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> prepare_state_dir(tempfile.mkdtemp())
+    []
+    """
+    path = Path(directory)
+    where = f"the state directory {str(path)!r} (state.dir)"
+    probe = path / _PROBE
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with open(probe.with_suffix(_TMP_SUFFIX), "wb") as handle:
+            handle.write(b"streamem")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(probe.with_suffix(_TMP_SUFFIX), probe)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot write checkpoints in {where}: {exc.strerror or exc}; make it writable by "
+            f"this user (or point state.dir elsewhere)"
+        ) from exc
+    limit = (time.time() if now is None else now) - _ORPHAN_AGE_SECONDS
+    removed = []
+    for orphan in sorted(path.glob(f".*{_TMP_SUFFIX}")):
+        with contextlib.suppress(OSError):
+            if orphan.is_file() and orphan.stat().st_mtime < limit:
+                orphan.unlink()
+                removed.append(orphan)
+    return removed
 
 
 def partition_set_key(model_name: str, partitions: Iterable[tuple[str, int]]) -> str:

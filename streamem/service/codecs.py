@@ -133,6 +133,16 @@ class RejectReason(StrEnum):
     MISSING_KEY = "missing_key"
     """No usable sequence key (``input.sequence_key``): missing, null, empty, or neither a
     string nor an integer."""
+    OUT_OF_BOUNDS = "out_of_bounds"
+    """A feature outside its ``input.bounds`` interval."""
+    DEGENERATE = "degenerate"
+    """A point the model cannot learn from at all: values so large that its statistics
+    overflow, or a point that made the engine refuse the update it was part of."""
+    OUTLIER = "outlier"
+    """A point far less likely than what the warm model explains (see ``guard``)."""
+    INTERNAL = "internal"
+    """Handling the record raised an unexpected error: the record is dead-lettered with the
+    error in its detail, and the daemon goes on (a bug to report)."""
 
 
 class RecordRejected(ValidationError):  # noqa: N818 - a rejection, named in the design
@@ -185,6 +195,10 @@ def _parse_json(value: bytes) -> Any:
         return _JSON_DECODER.decode(text)
     except _NonFiniteLiteralError as exc:
         raise RecordRejected(RejectReason.NON_FINITE, f"JSON literal {exc} is not finite") from None
+    except RecursionError:
+        raise RecordRejected(
+            RejectReason.MALFORMED, "not valid JSON here: nested deeper than the parser allows"
+        ) from None
     except ValueError as exc:
         if not text.strip():
             raise RecordRejected(RejectReason.EMPTY, "the value is blank") from None

@@ -85,6 +85,12 @@ from streamem.service.learner import Learner
 from streamem.service.metrics import DaemonMetrics
 from streamem.service.publisher import Publisher, Sink
 from streamem.service.snapshot import build_snapshot, encode_snapshot
+from streamem.service.state_check import (
+    StateFieldError,
+    check_engine_counts,
+    check_learner_envelope,
+    check_model_fits,
+)
 from streamem.service.source import AssignmentHandler, Partition, Record, Source
 
 __all__ = ["EXIT_CHECKPOINT_FAILED", "VERSION_RESERVE", "Daemon", "run"]
@@ -621,9 +627,7 @@ class Daemon(AssignmentHandler):
                 self.next_offsets = {}
                 self.version = 0
             else:
-                self.learner = Learner.from_state(
-                    checkpoint.model, settings.model, settings.drift, settings.input.features
-                )
+                self.learner = self._restore(checkpoint)
                 self.next_offsets = {
                     p: o for p, o in checkpoint.offsets.items() if p in set(partitions)
                 }
@@ -648,6 +652,43 @@ class Daemon(AssignmentHandler):
         self.metrics.state.ready = True
         self.metrics.state.lag = {p: 0 for p in partitions}
         return {p: o for p, o in self.next_offsets.items() if p in partitions}
+
+    def _restore(self, checkpoint: Checkpoint) -> Learner:
+        """The learner of ``checkpoint``, checked whole against the configuration.
+
+        Raises
+        ------
+        CheckpointError
+            One line naming the file and the field that does not fit.
+        """
+        settings = self.settings
+        state = checkpoint.model
+        try:
+            check_learner_envelope(state)
+            check_engine_counts(state["estimator"])
+            learner = Learner.from_state(
+                state, settings.model, settings.drift, settings.input.features
+            )
+            check_model_fits(
+                learner.model,
+                settings.model.n_components,
+                settings.model.covariance_type,
+                settings.input.features,
+            )
+        except Exception as error:
+            if isinstance(error, StateFieldError):
+                detail = f"model.{error}"
+            elif isinstance(error, StreamemError | ValueError):
+                detail = str(error)
+            else:
+                detail = f"{type(error).__name__}: {error}"
+            if "restore the configuration" not in detail:
+                detail += "; restore it from a backup, or move it away to start the model over"
+            path = self.store.path if self.store is not None else "?"
+            raise CheckpointError(
+                f"checkpoint file {str(path)!r} cannot be used: {detail}"
+            ) from error
+        return learner
 
     def on_revoked(self, partitions: Sequence[Partition]) -> None:
         """Learn the open batch, publish and checkpoint before the partitions go away."""

@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 MAX_CONNECTIONS = 32
 """Connections the endpoint serves at once; more are closed at once (no thread each)."""
 
-_IDLE_SECONDS = 10.0  # a connection that sends nothing for this long is closed
+_IDLE_SECONDS = 5.0  # a connection that sends nothing for this long is closed
 
 REFUSED_REASONS = (
     RejectReason.OUT_OF_BOUNDS,

@@ -68,6 +68,7 @@ from streamem.service.checkpoint import (
     Checkpoint,
     CheckpointError,
     CheckpointStore,
+    highest_version,
     prepare_state_dir,
 )
 from streamem.service.checkpoint import partition_set_key as _partition_set_key
@@ -82,6 +83,7 @@ from streamem.service.codecs import (
 from streamem.service.config import Settings
 from streamem.service.guard import ModelScorer, Refusal, RowGuard, isolate_refused
 from streamem.service.learner import Learner
+from streamem.service.logwatch import LogReplaced, LogWatch
 from streamem.service.metrics import DaemonMetrics
 from streamem.service.publisher import Publisher, Sink
 from streamem.service.snapshot import build_snapshot, encode_snapshot
@@ -221,6 +223,9 @@ class Daemon(AssignmentHandler):
         self._progress_consumed = 0
         self._failures_seen = 0
         self._checkpoint_failed = False  # the newest attempt could not write the file
+        self._store_identity: tuple[int, int, int] | None = None  # the file as we left it
+        self.logs = LogWatch()
+        """Which log each partition's offsets belong to (see :mod:`streamem.service.logwatch`)."""
         self._limited = _RateLimited(10.0)
 
     # ---- control ------------------------------------------------------------------------------
@@ -332,7 +337,15 @@ class Daemon(AssignmentHandler):
         row = self._row_decoder
         key_of = self._sequence_key
         n_records = 0
+        logs = self.logs
         for partition, records in polled.items():
+            if not records:
+                continue
+            try:
+                records = logs.check(partition, records, self._log_id(partition))
+            except LogReplaced as why:
+                self._log_replaced(partition, str(why))
+                continue
             if not records:
                 continue
             # A sequential family without input.sequence_key: each partition is one sequence.
@@ -367,9 +380,53 @@ class Daemon(AssignmentHandler):
                         self._learn_batch()
             n_records += len(records)
             next_offsets[partition] = records[-1].offset + 1
+            logs.handled(partition, records, batcher.first_offsets.get(partition))
         self.metrics.consumed.inc(n_records)
         self._handled_since_checkpoint += n_records
         self._progress_consumed += n_records
+
+    def _log_id(self, partition: Partition) -> str | None:
+        log_id = getattr(self.source, "log_id", None)
+        return None if log_id is None else log_id(partition)
+
+    def _log_replaced(self, partition: Partition, why: str) -> None:
+        """The policy for a partition whose log is not the one its offset belongs to."""
+        log.warning(
+            "partition %s/%d: its log was recreated or truncated (%s); the stored offset is "
+            "discarded and the partition is read from the %s offset (the model keeps what it "
+            "learned)",
+            partition[0],
+            partition[1],
+            why,
+            self.settings.kafka.consumer.auto_offset_reset,
+        )
+        self._learn_batch()  # the open batch holds valid records of the old log
+        self.next_offsets.pop(partition, None)
+        self.logs.replaced(partition, self._log_id(partition))
+        if self.source is not None:
+            self.source.seek(partition, None)
+
+    def _superseded(self) -> bool:
+        """Whether another member rewrote the checkpoint since this one last wrote or read it."""
+        return self.store is not None and self.store.identity() != self._store_identity
+
+    def _reload(self) -> None:
+        """Drop the in-memory model for the checkpoint another member advanced, and read the
+        assigned partitions again from its offsets."""
+        store = self.store
+        log.warning(
+            "checkpoint %s was advanced by another member since this one wrote or read it: "
+            "reloading it (what this member learned since is dropped; those records are read "
+            "again)",
+            store.path if store is not None else "?",
+        )
+        self.store = None
+        self.learner = None
+        partitions = self.assigned
+        offsets = self._assign(partitions)
+        if self.source is not None:
+            for partition in partitions:
+                self.source.seek(partition, offsets.get(partition))
 
     def _reject(self, record: Record, error: RecordRejected) -> None:
         reason = error.reason.value
@@ -484,6 +541,9 @@ class Daemon(AssignmentHandler):
         learner = self.learner
         if learner is None or self._batches_since_publish == 0 or not learner.status.initialized:
             return False
+        if self._superseded():  # a paused member must not publish its stale model
+            self._reload()
+            return False
         if self.version + 1 > self._reserved_version and not self.checkpoint():
             self._limited(
                 "reserve",
@@ -545,6 +605,12 @@ class Daemon(AssignmentHandler):
         """
         if self.store is None or self.learner is None:
             return False
+        if self._superseded():
+            if self._in_callback:
+                self.store = None  # reloaded at the coming assignment
+            else:
+                self._reload()
+            return False
         self.publisher.settle(settle_timeout)
         self._count_failures()
         offsets = self.model_offsets()
@@ -569,8 +635,14 @@ class Daemon(AssignmentHandler):
                     offsets=offsets,
                     version=version,
                     created_at=self._wall_clock(),
+                    logs=self.logs.marks(
+                        offsets,
+                        self.batcher.first_offsets,
+                        {partition: self._log_id(partition) for partition in offsets},
+                    ),
                 )
             )
+            self._store_identity = self.store.identity()
         except CheckpointError as error:
             self._note_checkpoint_failure(error)
             return False
@@ -609,12 +681,28 @@ class Daemon(AssignmentHandler):
             self.metrics.state.lag = {}
             return {}
         key = _partition_set_key(settings.model.name, partitions)
-        if self.store is not None and self.store.key == key and self.learner is not None:
+        same = self.store is not None and self.store.key == key and self.learner is not None
+        if same and self._superseded():
+            log.warning(
+                "partitions %s assigned again, but another member advanced checkpoint %s in "
+                "between: reloading it",
+                _names(partitions),
+                self.store.path if self.store is not None else "?",
+            )
+            same = False
+        seek: dict[Partition, int] = {}
+        if same:
             log.info("partitions %s assigned again: resuming", _names(partitions))
+            marks = {p: self.logs.current_mark(p) for p in partitions}
         else:
             self.batcher.discard()
             self.store = CheckpointStore(settings.state.dir, key)
             checkpoint = self.store.load()
+            self._store_identity = self.store.identity()
+            floor = highest_version(settings.state.dir, settings.model.name)
+            marks = {} if checkpoint is None else dict(checkpoint.logs)
+            for partition in partitions:
+                self.logs.forget(partition)
             if checkpoint is None:
                 log.info(
                     "partitions %s assigned; no checkpoint %s: a new model learns from the %s "
@@ -625,13 +713,13 @@ class Daemon(AssignmentHandler):
                 )
                 self.learner = Learner(settings.model, settings.drift, settings.input.features)
                 self.next_offsets = {}
-                self.version = 0
+                self.version = floor  # above every partition set's versions of this model
             else:
                 self.learner = self._restore(checkpoint)
                 self.next_offsets = {
                     p: o for p, o in checkpoint.offsets.items() if p in set(partitions)
                 }
-                self.version = checkpoint.version
+                self.version = max(checkpoint.version, floor)
                 log.info(
                     "partitions %s assigned; restored checkpoint %s: n_seen=%d, version=%d, "
                     "offsets %s",
@@ -647,11 +735,21 @@ class Daemon(AssignmentHandler):
             self._handled_since_checkpoint = 0
             self.metrics.state.status = self.learner.status
             self.metrics.state.version = self.version
+        for partition in partitions:
+            stored = self.next_offsets.get(partition)
+            if stored is None:
+                continue
+            try:
+                seek[partition] = self.logs.expect(
+                    partition, marks.get(partition), stored, self._log_id(partition)
+                )
+            except LogReplaced as why:
+                self._log_replaced(partition, str(why))
         self.assigned = partitions
         self.metrics.state.broker_contact = self._clock()  # the group coordinator just answered
         self.metrics.state.ready = True
         self.metrics.state.lag = {p: 0 for p in partitions}
-        return {p: o for p, o in self.next_offsets.items() if p in partitions}
+        return seek
 
     def _restore(self, checkpoint: Checkpoint) -> Learner:
         """The learner of ``checkpoint``, checked whole against the configuration.
@@ -738,6 +836,7 @@ class Daemon(AssignmentHandler):
                     self.settings.kafka.consumer.auto_offset_reset,
                 )
                 del self.next_offsets[partition]
+                self.logs.replaced(partition, self._log_id(partition))
                 source.seek(partition, None)
                 lag[partition] = end
                 continue

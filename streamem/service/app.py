@@ -87,13 +87,13 @@ from streamem.service.logwatch import LogReplaced, LogWatch
 from streamem.service.metrics import DaemonMetrics
 from streamem.service.publisher import Publisher, Sink
 from streamem.service.snapshot import build_snapshot, encode_snapshot
+from streamem.service.source import AssignmentHandler, Partition, Record, Source
 from streamem.service.state_check import (
     StateFieldError,
     check_engine_counts,
     check_learner_envelope,
     check_model_fits,
 )
-from streamem.service.source import AssignmentHandler, Partition, Record, Source
 
 __all__ = ["EXIT_CHECKPOINT_FAILED", "VERSION_RESERVE", "Daemon", "run"]
 

@@ -184,7 +184,13 @@ class MicroBatcher:
         return self._n_points >= self.batch_size
 
     def add_row(
-        self, row: Row, partition: Partition, offset: int, key: str | None = None, *, record: Any = None
+        self,
+        row: Row,
+        partition: Partition,
+        offset: int,
+        key: str | None = None,
+        *,
+        record: Any = None,
     ) -> bool:
         """:meth:`add` for a record of one point given as a plain row (see
         :func:`~streamem.service.codecs.row_decoder`); the batch's array is built at

@@ -151,7 +151,11 @@ class Checkpoint:
             "created_at": float(self.created_at),
             "offsets": [
                 {"topic": topic, "partition": partition, "offset": offset}
-                | ({"log": self.logs[(topic, partition)]} if (topic, partition) in self.logs else {})
+                | (
+                    {"log": self.logs[(topic, partition)]}
+                    if (topic, partition) in self.logs
+                    else {}
+                )
                 for (topic, partition), offset in sorted(self.offsets.items())
             ],
             "model": self.model,

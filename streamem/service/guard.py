@@ -135,7 +135,7 @@ class RowGuard:
         refusals: list[Refusal] = []
         with np.errstate(invalid="ignore"):
             huge = np.abs(X) > MAX_MAGNITUDE  # NaN (missing) compares False
-            outside = ((X < self._low) | (X > self._high)) if self._bounded else None
+            outside = ((self._low > X) | (self._high < X)) if self._bounded else None
         refused = np.zeros(len(X), dtype=bool)
         for row in np.flatnonzero(huge.any(axis=1)).tolist():
             col = int(np.flatnonzero(huge[row])[0])
@@ -152,10 +152,10 @@ class RowGuard:
         refusals.sort(key=lambda refusal: refusal.index)
         return refusals
 
-    def _refusal(
-        self, X: Decoded, row: int, col: int, reason: RejectReason, why: str
-    ) -> Refusal:
-        return Refusal(row, reason, f"feature {self.features[col]!r} is {float(X[row, col])!r}: {why}")
+    def _refusal(self, X: Decoded, row: int, col: int, reason: RejectReason, why: str) -> Refusal:
+        return Refusal(
+            row, reason, f"feature {self.features[col]!r} is {float(X[row, col])!r}: {why}"
+        )
 
     def _outliers(
         self, X: Decoded, refused: npt.NDArray[np.bool_], scorer: ModelScorer

@@ -70,12 +70,7 @@ MAX_CONNECTIONS = 32
 
 _IDLE_SECONDS = 5.0  # a connection that sends nothing for this long is closed
 
-REFUSED_REASONS = (
-    RejectReason.OUT_OF_BOUNDS,
-    RejectReason.DEGENERATE,
-    RejectReason.OUTLIER,
-    RejectReason.INTERNAL,
-)
+REFUSED_REASONS = (RejectReason.OUT_OF_BOUNDS, RejectReason.DEGENERATE, RejectReason.OUTLIER)
 """Reasons of ``streamem_points_refused_total``: points kept out of a batch by the guard, plus
 ``dropped`` for points of an update that failed without a culprit (lost, not dead-lettered)."""
 
@@ -294,8 +289,8 @@ class DaemonMetrics:
             ["reason"],
             registry=r,
         )
-        for reason in (*(r.value for r in REFUSED_REASONS), "dropped"):
-            self.refused_points.labels(reason=reason)
+        for label in (*(refused.value for refused in REFUSED_REASONS), "dropped"):
+            self.refused_points.labels(reason=label)
         self.checkpoint_failures = Counter(
             "streamem_checkpoint_failures",
             "Checkpoints that could not be written (the state directory failed).",

@@ -120,9 +120,7 @@ def test_a_single_1e15_among_60000_is_an_outlier_and_the_model_stays_right(
     truth = SensorModes.default()
     X, _ = truth.sample(60_000, rng)
     at = int(rng.integers(30_000, 60_000))  # once the model is warm
-    last, port, letters = run_stream(
-        broker, daemons, tmp_path, topic_name, group_id, X, {at: 1e15}
-    )
+    last, port, letters = run_stream(broker, daemons, tmp_path, topic_name, group_id, X, {at: 1e15})
     assert last["n_seen"] == len(X) - 1
     assert len(letters) == 1
     headers = {key: value.decode() for key, value in letters[0].headers}

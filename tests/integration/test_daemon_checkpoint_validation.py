@@ -115,7 +115,8 @@ def test_a_checkpoint_that_does_not_fit_is_refused_naming_the_file_and_the_field
         assert code != 0
         lines = [line for line in daemon.log().splitlines() if line.startswith("streamem: error")]
         assert lines, daemon.log()[-2000:]
-        assert str(path) in lines[-1] and field in lines[-1], lines[-1]
+        assert str(path) in lines[-1], lines[-1]
+        assert field in lines[-1], lines[-1]
         print(lines[-1])
 
     path.write_text(json.dumps(good))  # the good checkpoint again: nothing was lost

@@ -12,6 +12,7 @@ Both tests run brokers or members of their own.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -128,6 +129,6 @@ def test_a_paused_member_coming_back_never_publishes_a_lower_version(
     finally:
         reader.close()
     print("versions in topic order:", versions)
-    backwards = [(a, b) for a, b in zip(versions, versions[1:], strict=False) if b <= a]
+    backwards = [(a, b) for a, b in itertools.pairwise(versions) if b <= a]
     assert not backwards, f"versions went backwards: {backwards}"
     assert max(reader.snapshots, key=lambda s: s["version"])["n_seen"] == 9_000

@@ -59,7 +59,9 @@ def test_1500_idle_connections_to_the_metrics_endpoint_do_not_make_1500_threads(
 ) -> None:
     create_daemon_topics(broker, topic_name)
     config, port = daemon_config_with_metrics(
-        tmp_path / "daemon.yaml", bootstrap=broker.bootstrap_servers, topic=topic_name,
+        tmp_path / "daemon.yaml",
+        bootstrap=broker.bootstrap_servers,
+        topic=topic_name,
         group=group_id,
     )
     daemon = daemons(config)
@@ -112,7 +114,8 @@ def test_a_metrics_port_in_use_is_named_with_its_address(
         )
         code, output, _ = _run(config)
     assert code != 0
-    assert f"127.0.0.1:{port}" in output and "metrics.port" in output, output
+    assert f"127.0.0.1:{port}" in output, output
+    assert "metrics.port" in output, output
 
 
 def test_an_empty_state_dir_is_refused(tmp_path: Path) -> None:

@@ -77,7 +77,8 @@ def test_an_unwritable_state_directory_is_refused_at_start(
         pytest.fail("the daemon started with an unwritable state directory")
     assert code != 0
     (line,) = [x for x in daemon.log().splitlines() if x.startswith("streamem: error")]
-    assert str(state) in line and "state.dir" in line, line
+    assert str(state) in line, line
+    assert "state.dir" in line, line
 
 
 def test_a_state_directory_that_fails_mid_run_turns_readyz_503_and_sigterm_exits_non_zero(
@@ -123,10 +124,12 @@ def test_a_state_directory_that_fails_mid_run_turns_readyz_503_and_sigterm_exits
             break
         assert time.monotonic() < deadline, f"/readyz still {code} {body}"
         time.sleep(0.2)
-    assert "checkpoint" in body and str(state) in body, body
+    assert "checkpoint" in body, body
+    assert str(state) in body, body
     assert http_get(port, "/healthz")[0] == 200  # a restart would not mend the disk
     failures = metric_sample(port, "streamem_checkpoint_failures_total")
-    assert failures is not None and failures >= 1
+    assert failures is not None
+    assert failures >= 1
 
     daemon.signal(signal.SIGTERM)
     assert daemon.wait(20) == 3  # streamem.service.app.EXIT_CHECKPOINT_FAILED

@@ -407,6 +407,7 @@ class _BoundedServer(ThreadingHTTPServer):
     """A threading HTTP server with at most :data:`MAX_CONNECTIONS` connections at once."""
 
     daemon_threads = True
+    request_queue_size = 128  # the listen backlog: a burst of connections waits, not retries
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)

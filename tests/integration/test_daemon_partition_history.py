@@ -64,11 +64,18 @@ def test_a_recreated_topic_grown_past_the_offsets_is_learned_exactly_once(
     reader.wait_for(lambda s: s["n_seen"] == 3_000, 60, "with the first 3,000 readings")
     reader.close()
 
-    own_broker.stop()
-    own_broker.restart()  # same port, no topics, no data, no groups
-    create_daemon_topics(own_broker, topic_name)
-    # 2,667 records per partition: past the daemon's positions (1,000 per partition).
-    produce(own_broker.bootstrap_servers, topic_name, values[3_000:])
+    # The daemon is held while the broker restarts, so that the new log grows past its
+    # positions before it reconnects (and so that its metadata requests cannot make Tansu
+    # create the topic on its own, with another number of partitions, before the test does).
+    daemon.signal(signal.SIGSTOP)
+    try:
+        own_broker.stop()
+        own_broker.restart()  # same port, no topics, no data, no groups
+        create_daemon_topics(own_broker, topic_name)
+        # 2,667 records per partition: past the daemon's positions (1,000 per partition).
+        produce(own_broker.bootstrap_servers, topic_name, values[3_000:])
+    finally:
+        daemon.signal(signal.SIGCONT)
 
     reader = SnapshotReader(own_broker.bootstrap_servers, f"{topic_name}.models")
     try:
@@ -83,6 +90,25 @@ def test_a_recreated_topic_grown_past_the_offsets_is_learned_exactly_once(
     assert sum(o["offset"] for o in newest["source_offsets"]) == 8_000
     assert daemon.running
     assert "recreated" in daemon.log()
+
+
+def _owns(member: DaemonProcess) -> bool | None:
+    """Whether the member's newest assignment gave it partitions (None: none yet)."""
+    lines = [line for line in member.log().splitlines() if "assigned" in line]
+    lines = [line for line in lines if "streamem.service.app" in line and "revoked" not in line]
+    return None if not lines else "no partition assigned" not in lines[-1]
+
+
+def _owner_and_idle(
+    members: list[DaemonProcess], timeout: float
+) -> tuple[DaemonProcess, DaemonProcess]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        owns = [_owns(member) for member in members]
+        if sorted(owns, key=str) == [False, True]:
+            return members[owns.index(True)], members[owns.index(False)]
+        time.sleep(0.2)
+    raise AssertionError("the two members did not settle on one owner")
 
 
 def test_a_paused_member_coming_back_never_publishes_a_lower_version(
@@ -107,18 +133,21 @@ def test_a_paused_member_coming_back_never_publishes_a_lower_version(
         state={"checkpoint_every_batches": 1, "checkpoint_every_seconds": 0.5},
     )
     reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.models")
-    first = daemons(config, name="first")
+    members = [daemons(config, name="first")]
     reader.wait_for(lambda s: s["n_seen"] == 3_000, 60, "from the first member")
-    second = daemons(config, name="second")  # idle: one partition, owned by the first
-    second.wait_for_log("no partition assigned", timeout=30)
+    members.append(daemons(config, name="second"))  # one partition: one member stays idle
+    owner, idle = _owner_and_idle(members, timeout=30)
 
-    first.signal(signal.SIGSTOP)  # longer than the session timeout (2 s)
+    owner.signal(signal.SIGSTOP)  # longer than the session timeout (2 s)
     try:
-        second.wait_for_log("restored checkpoint", timeout=30)
+        deadline = time.monotonic() + 30
+        while not _owns(idle):
+            assert time.monotonic() < deadline, "the idle member did not take the partition"
+            time.sleep(0.2)
         produce(broker.bootstrap_servers, topic_name, values[3_000:6_000], partitions=1)
-        reader.wait_for(lambda s: s["n_seen"] == 6_000, 60, "from the second member")
+        reader.wait_for(lambda s: s["n_seen"] == 6_000, 60, "from the member that took over")
     finally:
-        first.signal(signal.SIGCONT)
+        owner.signal(signal.SIGCONT)
     time.sleep(4)  # the first member rejoins
     produce(broker.bootstrap_servers, topic_name, values[6_000:], partitions=1)
     try:

@@ -1,31 +1,51 @@
 """The ``streamem`` command: one subcommand per job, each with ``--help`` and examples.
 
-Errors are one line on stderr (``streamem: error: ...``) and exit code 1; ``--debug`` shows the
-traceback instead. Ctrl-C exits with 130.
+Errors are one line on stderr (``streamem: error: ...``) and exit code 1; ``--debug`` (before or
+after the command's name) shows the traceback instead. Ctrl-C exits with 130. A command whose
+optional extra is not installed says which one to install (:mod:`streamem.extras`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from argparse import SUPPRESS
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from streamem.extras import COMMAND_EXTRAS, missing_extra
+
 Handler = Callable[[argparse.Namespace], int]
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written, and every option's default shown unless its help states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or any(action.default is no for no in (None, False, SUPPRESS)):
+            return text
+        return text + " (default: %(default)s)"
 
 
 def _subcommand(
     commands: Any, name: str, summary: str, examples: str, handler: Handler
 ) -> argparse.ArgumentParser:
+    extra = COMMAND_EXTRAS[name]
+    needs = f' (needs the {extra} extra: pip install "streamem[{extra}]")' if extra else ""
     parser: argparse.ArgumentParser = commands.add_parser(
         name,
         help=summary,
-        description=summary[0].upper() + summary[1:] + ".",
+        description=summary[0].upper() + summary[1:] + "." + needs,
         epilog="examples:\n" + examples,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
-    parser.set_defaults(handler=handler)
+    parser.add_argument(  # also after the command's name; SUPPRESS keeps a --debug given before
+        "--debug", action="store_true", default=SUPPRESS, help="show tracebacks on errors"
+    )
+    parser.set_defaults(handler=handler, command_parser=parser)
     return parser
 
 
@@ -42,6 +62,16 @@ def _components(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -52,11 +82,28 @@ def _positive(text: str) -> float:
     return value
 
 
+def _extras_epilog() -> str:
+    by_extra: dict[str, list[str]] = {}
+    for command, extra in COMMAND_EXTRAS.items():
+        by_extra.setdefault(extra or "", []).append(command)
+    lines = ["extras (pip install streamem gives the library alone):"]
+    for extra, commands in by_extra.items():
+        names = ", ".join(commands)
+        if extra:
+            lines.append(f'  {names}: need the {extra} extra, pip install "streamem[{extra}]"')
+        else:
+            lines.append(f"  {names}: the library alone")
+    lines.append('  import streamem.river: needs the river extra, pip install "streamem[river]"')
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="streamem",
         description="Streaming (stepwise) EM: online Gaussian mixtures from data that never stops.",
+        epilog=_extras_epilog(),
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -69,10 +116,31 @@ def build_parser() -> argparse.ArgumentParser:
         "  streamem demo --duration 120 --rate 10000 --out-dir /tmp/demo",
         _demo,
     )
-    demo.add_argument("--duration", type=float, default=30.0, help="seconds (default 30)")
+    demo.add_argument("--duration", type=_positive, default=30.0, help="seconds of streaming")
     demo.add_argument("--rate", type=_positive, default=3000.0, help="readings per second")
     demo.add_argument("--out-dir", type=Path, default=Path("streamem-demo"), help="results")
     demo.add_argument("--seed", type=int, default=0, help="random seed")
+
+    broker = _subcommand(
+        commands,
+        "broker",
+        "run a Kafka-compatible broker (Tansu, memory only) on a loopback port until Ctrl-C",
+        "  streamem broker --port 9092       # then: streamem run --config configs/...\n"
+        "  streamem broker --topics sensors:4,streamem.models\n"
+        "It keeps everything in memory: stopping it loses every topic. For trying streamem,\n"
+        "never for production (point the daemon at a real Kafka).",
+        _broker,
+    )
+    broker.add_argument(
+        "--port", type=_positive_int, help="port on 127.0.0.1 (default: a free one, printed)"
+    )
+    broker.add_argument(
+        "--topics",
+        type=_names,
+        default=[],
+        help="topics to create, NAME or NAME:PARTITIONS, comma-separated (default: none; "
+        "producers create theirs with 1 partition)",
+    )
 
     quickstart = _subcommand(
         commands,
@@ -81,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  streamem quickstart --points 200000",
         _quickstart,
     )
-    quickstart.add_argument("--points", type=int, default=200_000, help="stream length")
-    quickstart.add_argument("--batch-size", type=int, default=1_000, help="mini-batch size")
+    quickstart.add_argument("--points", type=_positive_int, default=200_000, help="stream length")
+    quickstart.add_argument("--batch-size", type=_positive_int, default=1_000, help="mini-batch")
     quickstart.add_argument("--seed", type=int, default=0, help="random seed")
 
     fit = _subcommand(
@@ -99,16 +167,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--components",
         type=_components,
         default="auto",
-        help="number of components, or 'auto' to choose it by BIC (default)",
+        help="number of components, or 'auto' to choose it by BIC",
     )
-    fit.add_argument("--max-components", type=int, default=8, help="largest K tried by 'auto'")
     fit.add_argument(
-        "--covariance-type", default="full", choices=["full", "diag", "spherical", "tied"]
+        "--max-components", type=_positive_int, default=8, help="largest K tried by 'auto'"
+    )
+    fit.add_argument(
+        "--covariance-type",
+        default="full",
+        choices=["full", "diag", "spherical", "tied"],
+        help="shape of the covariances",
     )
     fit.add_argument("--features", type=_names, help="comma-separated columns (default: numeric)")
-    fit.add_argument("--batch-size", type=int, default=1_000, help="rows per partial_fit")
-    fit.add_argument("--init-size", type=int, default=10_000, help="rows before initialising")
-    fit.add_argument("--n-init", type=int, default=5, help="k-means++ restarts")
+    fit.add_argument("--batch-size", type=_positive_int, default=1_000, help="rows per partial_fit")
+    fit.add_argument(
+        "--init-size",
+        type=_positive_int,
+        default=10_000,
+        help="rows before initialising (a smaller file gets batch EM)",
+    )
+    fit.add_argument("--n-init", type=_positive_int, default=5, help="k-means++ restarts")
     fit.add_argument("--seed", type=int, default=0, help="random seed")
     fit.add_argument(
         "--out", type=Path, help="model JSON (default: ./<FILE without extension>.model.json)"
@@ -121,27 +199,37 @@ def build_parser() -> argparse.ArgumentParser:
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --rate 1000\n"
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --file readings.csv --rate 500\n"
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --count 10000 --change-after 5000\n"
-        "  streamem produce --bootstrap-servers kafka:9092 --rate 500 --bad-every 1000",
+        "  streamem produce --bootstrap-servers kafka:9092 --rate 500 --bad-every 1000\n"
+        "A progress line (records sent, rate) is printed every few seconds on stderr.",
         _produce,
     )
     produce.add_argument("--bootstrap-servers", required=True, help="host:port of a broker")
-    produce.add_argument("--topic", default="sensors", help="topic (default sensors)")
+    produce.add_argument("--topic", default="sensors", help="topic")
     produce.add_argument("--file", type=Path, help="CSV/NDJSON/.npy to replay (default: synthetic)")
     produce.add_argument("--features", type=_names, help="columns of --file to send")
-    produce.add_argument("--rate", type=_positive, help="records per second (default: at once)")
-    produce.add_argument("--count", type=int, help="records to send (default: all / forever)")
-    produce.add_argument("--change-after", type=int, help="synthetic regime change after N")
+    produce.add_argument(
+        "--rate", type=_positive, help="records per second (default: as fast as possible)"
+    )
+    produce.add_argument(
+        "--count",
+        type=_positive_int,
+        help="records to send (default: every row of --file; the synthetic stream: until Ctrl-C)",
+    )
+    produce.add_argument("--change-after", type=_positive_int, help="synthetic regime change")
     produce.add_argument("--seed", type=int, default=0, help="random seed (synthetic)")
     produce.add_argument(
-        "--bad-every", type=int, help="send a malformed record instead of every N-th one"
+        "--bad-every", type=_positive_int, help="send a malformed record instead of every N-th"
     )
+    _connect_timeout(produce)
 
     inspect = _subcommand(
         commands,
         "inspect",
         "print a model: the newest published on a topic, or a model/snapshot JSON file",
         "  streamem inspect model.json\n"
-        "  streamem inspect --bootstrap-servers 127.0.0.1:9092 --topic streamem.models",
+        "  streamem inspect --bootstrap-servers 127.0.0.1:9092 --topic streamem.models\n"
+        "On a topic it reads what was published before the call (up to the partitions' ends as\n"
+        "of its start) and stops.",
         _inspect,
     )
     inspect.add_argument("file", type=Path, nargs="?", help="model JSON, snapshot or NDJSON")
@@ -149,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--topic", default="streamem.models", help="output topic")
     inspect.add_argument("--model", help="model name (the records' key; default: any)")
     inspect.add_argument("--json", action="store_true", help="print the raw JSON document")
+    _connect_timeout(inspect)
 
     plot = _subcommand(
         commands,
@@ -161,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("model", type=Path, help="model JSON, snapshot or NDJSON of snapshots")
     plot.add_argument("--data", type=Path, help="a data file to draw a sample of")
     plot.add_argument("--features", type=_names, help="the two features to draw")
-    plot.add_argument("--sample", type=int, default=5_000, help="rows of --data drawn")
+    plot.add_argument("--sample", type=_positive_int, default=5_000, help="rows of --data drawn")
     plot.add_argument("--out", type=Path, default=Path("model.png"), help="PNG file")
 
     run = _subcommand(
@@ -176,6 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", required=True, metavar="FILE.yaml", help="the configuration")
     return parser
+
+
+def _connect_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--connect-timeout",
+        type=_positive,
+        default=6.0,
+        metavar="SECONDS",
+        help="give up when no broker of --bootstrap-servers answers within this time",
+    )
 
 
 def _console() -> Any:
@@ -204,6 +303,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker(args: argparse.Namespace) -> int:
+    from streamem.commands.broker import serve_broker, topic_specs
+
+    return serve_broker(args.port, topic_specs(args.topics))
+
+
 def _quickstart(args: argparse.Namespace) -> int:
     from streamem.quickstart import run
 
@@ -219,6 +324,7 @@ def _fit(args: argparse.Namespace) -> int:
     from streamem.datafiles import open_data
 
     data = open_data(args.file, args.features)
+    out = _writable(args.out or Path(data.path.stem + ".model.json"), "--out")
     passes = 2 if args.components == "auto" else 1
     console = _console()
     with Progress(
@@ -251,15 +357,29 @@ def _fit(args: argparse.Namespace) -> int:
     console.print(f"learned {result.n_rows:,} rows of {', '.join(data.features)} by {how}")
     if result.n_skipped:
         console.print(f"skipped {result.n_skipped:,} rows without any value")
-    out = args.out or Path(data.path.stem + ".model.json")
     out.write_text(result.model.to_json(), encoding="utf-8")
     console.print(MixtureSummary.from_model(result.model, name=out.stem).table())
     console.print(f"model written to {out}", soft_wrap=True)
     return 0
 
 
+def _writable(path: Path, option: str) -> Path:
+    """``path`` if a file can be written there: checked before the work, not after it."""
+    from streamem.errors import ValidationError
+
+    folder = path.parent
+    if path.is_dir():
+        raise ValidationError(f"{option} {str(path)!r} is a directory; give a file name")
+    if not folder.is_dir():
+        raise ValidationError(f"{option} {str(path)!r}: no directory {str(folder)!r}")
+    if not os.access(folder, os.W_OK):
+        raise ValidationError(f"{option} {str(path)!r}: the directory is not writable")
+    return path
+
+
 def _produce(args: argparse.Namespace) -> int:
     from streamem.commands.produce import (
+        ProgressLine,
         file_records,
         paced,
         send_records,
@@ -275,27 +395,50 @@ def _produce(args: argparse.Namespace) -> int:
         stream = SensorStream(change_after=args.change_after, seed=args.seed)
         messages = synthetic_records(stream)
     messages = with_malformed(messages, args.bad_every)
-    sent = send_records(args.bootstrap_servers, args.topic, paced(messages, args.rate), args.count)
+    _connecting(args)
+    sent = send_records(
+        args.bootstrap_servers,
+        args.topic,
+        paced(messages, args.rate),
+        args.count,
+        on_sent=ProgressLine(args.topic),
+        connect_timeout=args.connect_timeout,
+    )
     print(f"sent {sent:,} records to {args.topic} on {args.bootstrap_servers}")
     return 0
+
+
+def _connecting(args: argparse.Namespace) -> None:
+    print(
+        f"connecting to {args.bootstrap_servers} (--connect-timeout {args.connect_timeout:g} s)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _inspect(args: argparse.Namespace) -> int:
     import json
 
-    from streamem.commands.snapshots import latest_snapshots
-    from streamem.commands.summary import MixtureSummary, load_summary
     from streamem.errors import ValidationError
 
     if (args.file is None) == (args.bootstrap_servers is None):
         raise ValidationError("give a model FILE or --bootstrap-servers (one of the two)")
     if args.file is not None:
+        from streamem.commands.summary import load_summary
+
+        summary = load_summary(args.file)  # validated, also for --json
         if args.json:
             print(args.file.read_text(encoding="utf-8").strip())
             return 0
-        summary = load_summary(args.file)
     else:
-        snapshots = latest_snapshots(args.bootstrap_servers, args.topic, args.model)
+        from streamem.commands.snapshots import latest_snapshots
+
+        _connecting(args)  # before the model code is imported: at once
+        snapshots = latest_snapshots(
+            args.bootstrap_servers, args.topic, args.model, connect_timeout=args.connect_timeout
+        )
+        from streamem.commands.summary import MixtureSummary
+
         if args.json:
             print(json.dumps(snapshots[-1], indent=2))
             return 0
@@ -309,15 +452,17 @@ def _plot(args: argparse.Namespace) -> int:
     from streamem.commands.plot import plot_summary
     from streamem.commands.summary import load_summary
     from streamem.datafiles import open_data
+    from streamem.errors import ValidationError
 
+    if args.features is not None and len(args.features) != 2:
+        raise ValidationError(f"--features takes two names, got {args.features}")
+    out = _writable(args.out, "--out")
     summary = load_summary(args.model)
     data = None
     if args.data is not None:
         rows = open_data(args.data, summary.features).chunks()
         data = uniform_sample(rows, args.sample, seed=0)
-    if args.features is not None and len(args.features) != 2:
-        raise ValueError(f"--features takes two names, got {args.features}")
-    out = plot_summary(summary, args.out, data=data, features=args.features)
+    out = plot_summary(summary, out, data=data, features=args.features)
     print(f"plot written to {out}")
     return 0
 
@@ -331,10 +476,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamem`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # the command's own usage, not the top-level one
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         handler: Handler = args.handler
-        return handler(args)
+        try:
+            return handler(args)
+        except ModuleNotFoundError as error:
+            raise (missing_extra(error, args.command) or error) from error
     except KeyboardInterrupt:
         print("streamem: interrupted", file=sys.stderr)
         return 130

@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
@@ -141,6 +142,8 @@ def open_data(path: str | Path, features: Sequence[str] | None = None) -> DataFi
         If the file is missing, empty, of an unknown kind, or lacks a named feature.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValidationError(f"{str(path)!r} is a directory, not a data file")
     if not path.is_file():
         raise ValidationError(f"no such data file: {str(path)!r}")
     name = path.name.lower()
@@ -175,8 +178,22 @@ def _csv_features(path: Path) -> _Names:
         head = pd.read_csv(path, nrows=100, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise ValidationError(f"{str(path)!r} is empty") from None
+    _check_header(path)
     names = tuple(str(column) for column in head.columns)
     return names, tuple(name for name in names if all(_is_number(v) for v in head[name])), True
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a CSV whose first line is a row of numbers: it has no header naming the columns
+    (its first row would silently become the column names)."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        first = next(csv.reader(handle), [])
+    cells = [cell.strip() for cell in first]
+    if cells and all(_is_number(cell) and cell not in MISSING_TEXTS for cell in cells):
+        raise ValidationError(
+            f"{str(path)!r} line 1 is a row of numbers ({','.join(cells)[:60]}), not a header: "
+            "a CSV needs a first line naming its columns, e.g. temp,hum"
+        )
 
 
 def _ndjson_features(path: Path) -> _Names:
@@ -199,7 +216,7 @@ def _ndjson_features(path: Path) -> _Names:
 def _npy_features(path: Path) -> _Names:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as error:
+    except (ValueError, EOFError, OSError) as error:  # an empty file: EOFError
         raise ValidationError(f"{str(path)!r} is not a numeric .npy array: {error}") from None
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
         raise ValidationError(

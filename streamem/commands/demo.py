@@ -124,6 +124,7 @@ class _Producer(threading.Thread):
         self.recent: deque[bytes] = deque(maxlen=_PLOT_ROWS)  # parsed once, for the plot
         self.stop = threading.Event()
         self.sent = 0
+        """Readings handed to the producer so far (the live view and the final line show it)."""
         self.error: BaseException | None = None
         self._bootstrap_servers = bootstrap_servers
         self._rate = rate
@@ -134,9 +135,13 @@ class _Producer(threading.Thread):
                 self._bootstrap_servers,
                 INPUT_TOPIC,
                 paced(self._remembered(synthetic_records(self.stream)), self._rate, self.stop),
+                on_sent=self._count,
             )
         except BaseException as error:  # reported by the demo, which stops cleanly
             self.error = error
+
+    def _count(self, sent: int) -> None:
+        self.sent = sent
 
     def _remembered(self, messages: Iterator[Message]) -> Iterator[Message]:
         """``messages``, keeping the newest readings for the plot."""
@@ -290,8 +295,10 @@ def _view(
     table = Table(title=f"streamem demo: {elapsed:4.0f} s of {duration:.0f} s", show_header=False)
     table.add_column(justify="right", style="bold")
     table.add_column()
-    regime = "changed (hotter, heavier load)" if producer.stream.changed else "normal"
-    table.add_row("produced", f"{producer.stream.n_produced:,} readings, regime {regime}")
+    change_at = producer.stream.change_after
+    changed = change_at is not None and producer.sent >= change_at
+    regime = "changed (hotter, heavier load)" if changed else "normal"
+    table.add_row("produced", f"{producer.sent:,} readings, regime {regime}")
     if not snapshots:
         table.add_row("model", "warming up (the daemon joins the group, then buffers 2,000 points)")
         return table

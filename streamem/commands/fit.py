@@ -101,7 +101,8 @@ def fit_file(
     skipped = _RowsWithoutValues()
     read_before = 0
     if n_components == "auto":
-        sample = uniform_sample(skipped(data.chunks(chunk_rows, progress)), sample_size, seed)
+        rows = skipped(data.chunks(chunk_rows, progress))
+        sample = uniform_sample(rows, sample_size, seed, what=repr(str(data.path)))
         read_before = data.size
         n_components, bic = choose_components(
             sample, candidates, covariance_type=covariance_type, n_init=n_init, seed=seed
@@ -150,8 +151,12 @@ class _RowsWithoutValues:
             yield chunk[~empty] if empty.any() else chunk
 
 
-def uniform_sample(chunks: Iterator[np.ndarray], size: int, seed: int = 0) -> np.ndarray:
+def uniform_sample(
+    chunks: Iterator[np.ndarray], size: int, seed: int = 0, what: str = "the data file"
+) -> np.ndarray:
     """A uniform random sample of ``size`` rows (all rows if fewer), holding one chunk at a time.
+
+    ``what`` names the rows' file in the error raised when there is no row.
 
     Every row gets a random key and the ``size`` smallest keys are kept, so each subset of
     ``size`` rows is equally likely.
@@ -173,7 +178,7 @@ def uniform_sample(chunks: Iterator[np.ndarray], size: int, seed: int = 0) -> np
             rows, keys = rows[best], keys[best]
         kept = rows
     if kept is None:
-        raise ValidationError("the data file has no rows")
+        raise ValidationError(f"{what} has no row with a value")
     return kept
 
 

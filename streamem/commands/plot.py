@@ -151,7 +151,12 @@ def _draw_mixture(
 
 def _draw_curve(axes: Axes, summary: MixtureSummary, marks: Sequence[tuple[int, str]]) -> None:
     curve = summary.curve
-    axes.set_title("Learning curve (higher is better)")
+    partial = summary.n_updates is not None and len(curve) < summary.n_updates
+    axes.set_title(
+        f"Learning curve of the last {len(curve):,} of {summary.n_updates:,} updates"
+        if partial
+        else "Learning curve (higher is better)"
+    )
     axes.set_xlabel("points learned")
     axes.set_ylabel("mean log-likelihood per point")
     if not curve:

@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 
+from streamem.commands.connect import connect
 from streamem.datafiles import DataFile
 from streamem.errors import StreamemError, ValidationError
 from streamem.synthetic import SensorStream
 
 __all__ = [
     "MALFORMED",
+    "ProgressLine",
     "file_records",
     "paced",
     "send_records",
@@ -100,21 +103,36 @@ def send_records(
     topic: str,
     messages: Iterator[Message],
     count: int | None = None,
+    *,
+    on_sent: Callable[[int], None] | None = None,
+    connect_timeout: float = 10.0,
 ) -> int:
     """Send ``count`` messages (all if None) to ``topic`` with kafka-python; return how many.
 
     The producer is flushed before this returns, so every message was acknowledged by the broker
     or failed.
 
+    Parameters
+    ----------
+    on_sent
+        Called with the number of messages handed to the producer so far, after each one (a
+        progress line, a live view).
+    connect_timeout
+        Seconds to wait for a first broker.
+
     Raises
     ------
+    BrokerUnreachableError
+        If no broker answered within ``connect_timeout`` seconds.
     StreamemError
         If any message was not delivered (the first error and the number of failures).
     """
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+    producer = connect(
+        KafkaProducer,
+        bootstrap_servers,
+        connect_timeout,
         client_id="streamem-produce",
         linger_ms=20,
         acks=1,
@@ -127,6 +145,8 @@ def send_records(
         for key, value in islice(messages, count):
             producer.send(topic, key=key, value=value).add_errback(failures.append)
             sent += 1
+            if on_sent is not None:
+                on_sent(sent)
         producer.flush()
     finally:
         producer.close(timeout=5)
@@ -136,3 +156,40 @@ def send_records(
             f"{bootstrap_servers}: {failures[0]!r}"
         )
     return sent
+
+
+class ProgressLine:
+    """Prints ``sent N records (R/s)`` every ``every`` seconds, for :func:`send_records`.
+
+    Examples
+    --------
+    >>> lines = []
+    >>> ticks = iter([0.0, 1.0, 6.0, 7.0])
+    >>> progress = ProgressLine("sensors", every=5.0, out=lines.append, clock=lambda: next(ticks))
+    >>> progress(100); progress(3_000); progress(3_500)
+    >>> lines
+    ['sent 3,000 records to sensors (500/s)']
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        *,
+        every: float = 5.0,
+        out: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.topic = topic
+        self.every = every
+        self._out = out or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._clock = clock
+        self._started = clock()
+        self._next = self._started + every
+
+    def __call__(self, sent: int) -> None:
+        """Note that ``sent`` records were sent; print a line when one is due."""
+        now = self._clock()
+        if now >= self._next:
+            rate = sent / (now - self._started)
+            self._out(f"sent {sent:,} records to {self.topic} ({rate:,.0f}/s)")
+            self._next = now + self.every

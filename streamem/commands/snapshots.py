@@ -2,8 +2,13 @@
 
 :class:`SnapshotReader` reads a topic from its beginning, without a consumer group (so it never
 waits for a group join and never moves a group's offsets), and hands out the snapshots in the
-order of their versions. ``streamem inspect`` reads until the topic is quiet; ``streamem demo``
-polls it for its live view.
+order of their versions. ``streamem inspect`` reads up to the end of every partition as of
+its start (:func:`latest_snapshots`), so a daemon that keeps publishing does not keep it
+waiting; ``streamem demo`` polls it for its live view.
+
+The ends are the partitions' high watermarks as the first fetch reports them
+(``KafkaConsumer.highwater``): ``end_offsets()`` would be the usual way, but the test broker
+(Tansu) answers it wrongly, and the first fetch is sent at once anyway.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import json
 import time
 from typing import Any
 
-from streamem.errors import ValidationError
+from streamem.commands.connect import connect
+from streamem.errors import StreamemError, ValidationError
 
 __all__ = ["SnapshotReader", "latest_snapshots"]
+
+_TOPIC_WAIT_SECONDS = 5.0  # a topic whose metadata has not come within this time does not exist
 
 
 class SnapshotReader:
@@ -24,13 +32,22 @@ class SnapshotReader:
     shared with other writers.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str, model: str | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        model: str | None = None,
+        *,
+        connect_timeout: float = 10.0,
+    ) -> None:
         from kafka import KafkaConsumer
 
         self.topic = topic
         self.model = model
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
+        self._consumer = connect(
+            KafkaConsumer,
+            bootstrap_servers,
+            connect_timeout,
             client_id="streamem-snapshots",
             enable_auto_commit=False,
             fetch_max_bytes=64 * 1024 * 1024,
@@ -51,6 +68,20 @@ class SnapshotReader:
                 if snapshot is not None:
                     found.append(snapshot)
         return sorted(found, key=lambda snapshot: snapshot["version"])
+
+    def at_ends(self, ends: dict[Any, int]) -> bool:
+        """Whether every partition was read up to its offset in ``ends``; partitions whose
+        high watermark became known since the last call are added to ``ends`` first (so
+        ``ends`` holds each partition's end as of the first fetch)."""
+        if not self._assigned:
+            return False
+        for partition in self._consumer.assignment():
+            if partition not in ends:
+                highwater = self._consumer.highwater(partition)
+                if highwater is None:
+                    return False
+                ends[partition] = highwater
+        return all(self._consumer.position(p) >= end for p, end in ends.items())
 
     @property
     def assigned(self) -> bool:
@@ -91,29 +122,40 @@ def latest_snapshots(
     topic: str,
     model: str | None = None,
     *,
-    quiet_seconds: float = 2.0,
     timeout: float = 30.0,
+    connect_timeout: float = 10.0,
 ) -> list[dict[str, Any]]:
-    """Every snapshot of ``topic``, read until it stayed quiet ``quiet_seconds``, oldest first.
+    """Every snapshot of ``topic`` published before the call, oldest version first.
+
+    Reads each partition up to its end as of the start of the call (see the module docstring)
+    and stops; ``timeout`` bounds the whole read (a topic that does not exist or a broker that
+    stops answering).
 
     Raises
     ------
+    BrokerUnreachableError
+        If no broker answered within ``connect_timeout`` seconds.
     ValidationError
-        If the topic holds no snapshot (of ``model``) after ``timeout`` seconds or once quiet, or
-        snapshots of several models and ``model`` is None.
+        If the topic holds no snapshot (of ``model``), does not exist, or holds snapshots of
+        several models and ``model`` is None.
+    StreamemError
+        If the topic could not be read to its end within ``timeout`` seconds.
     """
-    reader = SnapshotReader(bootstrap_servers, topic, model)
+    reader = SnapshotReader(bootstrap_servers, topic, model, connect_timeout=connect_timeout)
     found: list[dict[str, Any]] = []
+    ends: dict[Any, int] = {}
     try:
-        deadline = time.monotonic() + timeout
-        last_news = time.monotonic()
-        while time.monotonic() < deadline:
-            news = reader.poll(0.25)
-            if news:
-                found.extend(news)
-                last_news = time.monotonic()
-            elif time.monotonic() - last_news >= quiet_seconds and (found or reader.assigned):
-                break
+        started = time.monotonic()
+        while not reader.at_ends(ends):
+            waited = time.monotonic() - started
+            if not reader.assigned and waited >= min(timeout, _TOPIC_WAIT_SECONDS):
+                raise ValidationError(f"no topic {topic!r} on {bootstrap_servers}")
+            if waited >= timeout:
+                raise StreamemError(
+                    f"topic {topic!r} on {bootstrap_servers} was not read to its end within "
+                    f"{timeout:g} s"
+                )
+            found.extend(reader.poll(0.25))
     finally:
         reader.close()
     if not found:

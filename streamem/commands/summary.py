@@ -28,7 +28,8 @@ import numpy as np
 
 from streamem.errors import ValidationError
 from streamem.models import covariance as cov
-from streamem.models.gaussian_mixture import FORMAT, GaussianMixture
+from streamem.models.document import FORMAT, check_mixture_parameters
+from streamem.models.gaussian_mixture import GaussianMixture
 
 __all__ = ["CurvePoint", "MixtureSummary", "load_summary"]
 
@@ -60,6 +61,9 @@ class MixtureSummary:
     covariances: np.ndarray
     facts: dict[str, Any] = field(default_factory=dict)
     curve: tuple[CurvePoint, ...] = ()
+    n_updates: int | None = None
+    """The number of updates the model made, when the curve may hold only the newest of them
+    (a model file keeps its newest 100); None when the curve is complete (snapshots)."""
 
     @classmethod
     def from_model(cls, model: GaussianMixture, name: str = "model") -> MixtureSummary:
@@ -76,10 +80,16 @@ class MixtureSummary:
                 CurvePoint(seen, record.mean_log_likelihood, record.smoothed_log_likelihood)
             )
         last = model.monitor_.last
+        if last is not None:  # stepwise EM: the last mini-batch's
+            facts: dict[str, Any] = {"updates": int(model.n_iter_)}
+            log_likelihood = last.mean_log_likelihood
+        else:  # batch EM: its iterations, and the mean log-likelihood of the data it fitted
+            facts = {"EM iterations": int(model.n_iter_)}
+            log_likelihood = float(model.lower_bound_)
         facts = {
             "points seen": n_seen,
-            "updates": int(model.n_iter_),
-            "mean log-likelihood": last.mean_log_likelihood if last else None,
+            **facts,
+            "mean log-likelihood": log_likelihood,
             "converged": bool(model.converged_),
         }
         return cls(
@@ -93,6 +103,7 @@ class MixtureSummary:
             ),
             facts=facts,
             curve=tuple(curve),
+            n_updates=int(model.n_iter_) if last is not None else None,
         )
 
     @classmethod
@@ -104,6 +115,12 @@ class MixtureSummary:
         try:
             k, d = int(last["n_components"]), int(last["n_features"])
             covariance_type = cov.check_covariance_type(last["covariance_type"])
+            check_mixture_parameters(last, covariance_type, k, d, "model snapshot", "")
+            if len(last["features"]) != d:
+                raise ValidationError(
+                    f"model snapshot: features must hold n_features = {d} names, got "
+                    f"{len(last['features'])}"
+                )
             covariances = np.asarray(last["covariances"], dtype=float)
             summary = cls(
                 name=str(last["model"]),
@@ -132,8 +149,12 @@ class MixtureSummary:
                     for s in snapshots
                 ),
             )
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValidationError(f"not a streamem model snapshot: {error!r}") from None
+        except ValidationError:
+            raise
+        except KeyError as error:
+            raise ValidationError(f"model snapshot: {error.args[0]} is missing") from None
+        except (TypeError, ValueError) as error:
+            raise ValidationError(f"not a streamem model snapshot: {error}") from None
         return summary
 
     def table(self) -> Any:
@@ -196,8 +217,14 @@ def load_summary(path: str | Path) -> MixtureSummary:
             raise ValidationError(f"{str(path)!r} is neither JSON nor NDJSON: {error}") from None
     if not documents or not all(isinstance(d, dict) for d in documents):
         raise ValidationError(f"{str(path)!r} holds no JSON object")
-    if documents[-1].get("format") == FORMAT:
-        model = GaussianMixture.from_dict(documents[-1])
+    last = documents[-1]
+    if "format" not in last and "schema_version" not in last:
+        raise ValidationError(
+            f"{str(path)!r} holds neither a {FORMAT} model (no 'format' key) nor a model "
+            "snapshot (no 'schema_version' key)"
+        )
+    if "format" in last:
+        model = GaussianMixture.from_dict(last)
         if not hasattr(model, "weights_"):
             raise ValidationError(f"{str(path)!r} holds a model that was never fitted")
         return MixtureSummary.from_model(model, name=path.stem)

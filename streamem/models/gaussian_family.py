@@ -102,6 +102,13 @@ class GaussianFamily(NoCarry):
         ``N_j`` gets ``(N_j * Sigma_ML + prior * Psi) / (N_j + prior)``, so a component that
         the data barely touch keeps a sane shape while one with many points is unaffected.
         0 is maximum likelihood.
+    prior_fade
+        Mass of the statistics (points) beyond which the prior fades: with ``N`` points behind
+        the statistics, the prior is worth ``prior_strength * min(1, prior_fade / N)``
+        pseudo-points. A fixed prior keeps a floor of about ``prior * Psi / N_j`` under every
+        covariance, far above the spread of a direction in which a component's readings are
+        all equal (integer sensors); a fading one protects the start of a stream and lets the
+        model reach the maximum-likelihood optimum that batch EM finds. ``inf``: never fades.
     fixed
         Names among ``"weights"``, ``"means"``, ``"covariances"`` held at ``anchor``'s values.
     anchor
@@ -127,6 +134,7 @@ class GaussianFamily(NoCarry):
     covariance_type: CovarianceType = "full"
     reg_covar: float = 1e-6
     prior_strength: float = 0.0
+    prior_fade: float = math.inf
     fixed: tuple[str, ...] = ()
     anchor: GaussianParams | None = None
     start: GaussianStart | None = None
@@ -214,7 +222,7 @@ class GaussianFamily(NoCarry):
         else:
             second = stats.second.sum(axis=0)
         spread = np.maximum(second / total - mean**2, 0.0) + self.reg_covar
-        strength = self.prior_strength
+        strength = self.prior_strength * min(1.0, self.prior_fade / float(total))
         if self.covariance_type == "full":
             f = stats.resp[:, np.newaxis, np.newaxis]
             shrunk = f * covariances
@@ -472,7 +480,8 @@ class GaussianFamily(NoCarry):
         self, X: NDArray[np.floating], resp: FloatArray
     ) -> GaussianStats:
         """Sums of statistics of complete rows X (n, d) under given responsibilities (n, K)."""
-        full_second = np.einsum("nk,na,nb->kab", resp, X, X)
+        # einsum may hand back a (K, d, d) array in a non-C order for large d.
+        full_second = np.ascontiguousarray(np.einsum("nk,na,nb->kab", resp, X, X))
         return GaussianStats(
             resp=resp.sum(axis=0),
             first=resp.T @ X,

@@ -1,4 +1,4 @@
-"""k-means (k-means++ seeding, Lloyd iterations, several restarts): starting points for EM."""
+"""k-means (greedy k-means++ seeding, Lloyd iterations, restarts): starting points for EM."""
 
 from __future__ import annotations
 
@@ -12,8 +12,20 @@ def _squared_distances(X: FloatArray, centres: FloatArray) -> FloatArray:
     return np.asarray(np.maximum(squared, 0.0))
 
 
-def kmeans_plus_plus(X: FloatArray, k: int, rng: np.random.Generator) -> FloatArray:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): centres (k, d) drawn from the rows.
+def local_trials(k: int) -> int:
+    """Candidates drawn per centre by greedy k-means++: ``2 + floor(log k)`` (scikit-learn's
+    choice, after Arthur & Vassilvitskii 2007)."""
+    return 2 + int(np.log(k))
+
+
+def kmeans_plus_plus(
+    X: FloatArray, k: int, rng: np.random.Generator, n_local_trials: int | None = None
+) -> FloatArray:
+    """Greedy k-means++ seeding: centres (k, d) drawn from the rows.
+
+    Each centre after the first is the best of ``n_local_trials`` rows drawn with probability
+    proportional to their squared distance to the nearest centre so far: the one that lowers
+    the sum of squared distances most (None: :func:`local_trials`; 1 is plain k-means++).
 
     Examples
     --------
@@ -21,14 +33,20 @@ def kmeans_plus_plus(X: FloatArray, k: int, rng: np.random.Generator) -> FloatAr
     >>> sorted(kmeans_plus_plus(X, 2, np.random.default_rng(0)).ravel().round().tolist())
     [0.0, 10.0]
     """
+    trials = local_trials(k) if n_local_trials is None else n_local_trials
     centres = np.empty((k, X.shape[1]))
     centres[0] = X[rng.integers(len(X))]
     closest = _squared_distances(X, centres[:1]).ravel()
     for j in range(1, k):
-        total = closest.sum()
-        index = rng.choice(len(X), p=closest / total) if total > 0 else rng.integers(len(X))
-        centres[j] = X[index]
-        closest = np.minimum(closest, _squared_distances(X, centres[j : j + 1]).ravel())
+        cumulative = np.cumsum(closest)
+        if cumulative[-1] > 0:
+            draws = rng.uniform(size=trials) * cumulative[-1]
+            candidates = np.minimum(np.searchsorted(cumulative, draws), len(X) - 1)
+        else:
+            candidates = rng.integers(len(X), size=trials)
+        distances = np.minimum(closest, _squared_distances(X, X[candidates]).T)
+        best = int(distances.sum(axis=1).argmin())
+        centres[j], closest = X[candidates[best]], distances[best]
     return centres
 
 

@@ -80,14 +80,15 @@ class StreamingModel(Protocol):
         covariance_type: str,
         reg_covar: float,
         init_size: int | None,
-        n_init: int,
+        n_init: int | None,
         seed: int | None,
         schedule: Schedule | None,
         averaging_start: int | None,
     ) -> Self:
         """A new model from the options every family's streaming face understands (the
         daemon's ``model`` section): number of latent classes, covariance structure and
-        regularisation, warm-up size and restarts, seed, step sizes, averaging."""
+        regularisation, warm-up size and restarts (None: the family's streaming defaults),
+        seed, step sizes, averaging."""
         ...
 
     def batch_from_rows(self, X: FloatArray, keys: tuple[str, ...] | None = None) -> Any:

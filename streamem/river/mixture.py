@@ -41,9 +41,15 @@ from collections.abc import Hashable, Iterator
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
-from river import base
+
+from streamem.extras import missing_extra
+
+try:
+    import pandas as pd
+    from river import base
+except ModuleNotFoundError as error:  # say which extra to install, not only the module
+    raise (missing_extra(error, "streamem.river", "river") or error) from error
 
 from streamem.engine import Schedule
 from streamem.errors import ValidationError
@@ -54,8 +60,6 @@ __all__ = ["GaussianMixtureClusterer", "GaussianMixtureDetector"]
 
 FloatArray = NDArray[np.float64]
 
-N_INIT = 3
-"""k-means++ restarts on the warm-up buffer."""
 HISTORY_SIZE = 100
 """Monitor records kept (one per update: the library default of 10,000 is megabytes at m=1)."""
 WARMUP_PER_COMPONENT = 10
@@ -123,7 +127,6 @@ class _MixtureCore:
             n_components,
             covariance_type=covariance_type,
             reg_covar=reg_covar,
-            n_init=N_INIT,
             random_state=seed,
             schedule=schedule,
             init_size=max(warmup, batch_size, n_components),
@@ -427,21 +430,21 @@ class GaussianMixtureClusterer(_MixtureEstimator, base.Clusterer):
     [1, 2] is assigned to cluster 0
     [-4, 2] is assigned to cluster 0
     [1, 4] is assigned to cluster 0
-    [-4, 4] is assigned to cluster 0
-    [1, 0] is assigned to cluster 1
-    [-4, 0] is assigned to cluster 0
-    [1, 3] is assigned to cluster 1
-    [-4, 1] is assigned to cluster 0
+    [-4, 4] is assigned to cluster 1
+    [1, 0] is assigned to cluster 0
+    [-4, 0] is assigned to cluster 1
+    [1, 3] is assigned to cluster 0
+    [-4, 1] is assigned to cluster 1
 
     A missing feature is marginalised out:
 
     >>> model.predict_one({0: 0.5, 1: 1.0}), model.predict_one({0: -3.5})
-    (1, 0)
+    (0, 1)
     >>> {k: round(p, 3) for k, p in model.predict_proba_one({0: 1, 1: 9}).items()}
-    {0: 0.0, 1: 1.0}
+    {0: 1.0, 1: 0.0}
     >>> model.mixture.means_.round(2)
-    array([[-4.  ,  1.65],
-           [ 1.  ,  2.29]])
+    array([[ 1.  ,  2.29],
+           [-4.  ,  1.65]])
     """
 
     def predict_one(self, x: dict[Hashable, Any]) -> int:

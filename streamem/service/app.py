@@ -222,6 +222,7 @@ class Daemon(AssignmentHandler):
         self._last_progress = clock()
         self._progress_consumed = 0
         self._failures_seen = 0
+        self._delivered_seen = 0
         self._checkpoint_failed = False  # the newest attempt could not write the file
         self._store_identity: tuple[int, int, int] | None = None  # the file as we left it
         self.logs = LogWatch()
@@ -566,16 +567,22 @@ class Daemon(AssignmentHandler):
         self._batches_since_publish = 0
         self._drift_since_publish = False
         self._last_publish = self._clock()
-        self.metrics.published.inc()
         self.metrics.state.version = self.version
-        self.metrics.state.last_publish = snapshot["timestamp"]
         return True
 
     def _count_failures(self) -> None:
+        """Bring the delivery metrics up to date: failures, acknowledged snapshots (only those
+        count as published) and the delivery problem that ``/readyz`` reports."""
         failures = self.publisher.failures
         if failures != self._failures_seen:
             self.metrics.delivery_failures.inc(failures - self._failures_seen)
             self._failures_seen = failures
+        delivered = self.publisher.delivered
+        if delivered != self._delivered_seen:
+            self.metrics.published.inc(delivered - self._delivered_seen)
+            self._delivered_seen = delivered
+            self.metrics.state.last_publish = self._wall_clock()
+        self.metrics.state.delivery_problem = self.publisher.problem
 
     # ---- checkpoint ---------------------------------------------------------------------------
 
@@ -878,9 +885,10 @@ class Daemon(AssignmentHandler):
             finally:
                 self._in_callback = False
         log.info(
-            "stopped: n_seen=%d, version=%d",
+            "stopped: n_seen=%d, version=%d, snapshots acknowledged by the broker: %d",
             self.learner.status.n_seen if self.learner is not None else 0,
             self.version,
+            self.publisher.delivered,
         )
         return clean
 

@@ -599,8 +599,10 @@ class ModelSettings(_Section):
     ``name`` is the key of the published messages and part of the checkpoint's file name;
     ``family`` the model family (see :mod:`streamem.models.registry`).
     ``init_size`` points (at least ``n_components``) are buffered before the first
-    initialisation, which keeps the best of ``n_init`` tries. Polyak-Ruppert ``averaging`` only
-    makes sense with the decreasing ``power`` schedule.
+    initialisation, which keeps the best of ``n_init`` tries. Both default to the library's
+    ``partial_fit`` defaults (null): a warm-up of the first micro-batch or ``3 K (d + 1)``
+    points if that is more, and three candidate starts kept by their log-likelihood.
+    Polyak-Ruppert ``averaging`` only makes sense with the decreasing ``power`` schedule.
 
     Examples
     --------
@@ -613,15 +615,15 @@ class ModelSettings(_Section):
     n_components: PositiveInt = 3
     covariance_type: Literal["full", "diag", "spherical", "tied"] = "full"
     reg_covar: Annotated[float, Field(ge=0)] = 1e-6
-    init_size: PositiveInt = 1_000
-    n_init: PositiveInt = 3
+    init_size: PositiveInt | None = None
+    n_init: PositiveInt | None = None
     seed: Annotated[int, Field(ge=0)] = 0
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     averaging: bool = False
 
     @_model_validator(mode="after")
     def _check_consistency(self) -> ModelSettings:
-        if self.init_size < self.n_components:
+        if self.init_size is not None and self.init_size < self.n_components:
             raise _rule_error(
                 "init_size",
                 f"expected at least n_components ({self.n_components}) points, "

@@ -14,7 +14,11 @@ so that the daemon dead-letters their records and learns the rest of the batch:
   ``P(chi2_d > d + 2 m)``: about 1e-12 for ``m = 30`` and ``d = 3``, so a clean stream loses
   nothing. When more than ``guard.max_outlier_fraction`` of a batch is below the threshold,
   the batch is a change of regime, not a few bad readings: nothing is refused, the model
-  learns it and the drift detector reports it.
+  learns it and the drift detector reports it. Scoring every point would cost more than the
+  update itself, so only *candidates* are scored: points with a feature outside the range of
+  the points kept since the model is warm, widened by that range's width on both sides
+  (``[low - w, high + w]``, ``w = high - low``; the first warm batch is scored whole). A point
+  inside that range is near the data on every feature and is not tested.
 
 A point with missing features is scored on its observed features (the model marginalises the
 others). Points waiting in the warm-up buffer are only checked for bounds and magnitude: the
@@ -129,6 +133,7 @@ class RowGuard:
             low[self.features.index(name)], high[self.features.index(name)] = lo, hi
         self._bounded = bool(bounds)
         self._low, self._high = low, high
+        self._seen: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
 
     def screen(self, X: Decoded, scorer: ModelScorer | None) -> list[Refusal]:
         """Return the points of ``X`` (shape ``(n_points, n_features)``) to keep out, by index."""
@@ -148,9 +153,32 @@ class RowGuard:
                 refusals.append(self._refusal(X, row, col, RejectReason.OUT_OF_BOUNDS, bounds))
                 refused[row] = True
         if self.settings.outliers and scorer is not None:
-            refusals.extend(self._outliers(X, refused, scorer))
+            outliers = self._outliers(X, refused, scorer)
+            refusals.extend(outliers)
+            for refusal in outliers:
+                refused[refusal.index] = True
         refusals.sort(key=lambda refusal: refusal.index)
         return refusals
+
+    def _candidates(self, X: Decoded, refused: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
+        """Points to score: outside the widened range of the points kept so far."""
+        kept = np.flatnonzero(~refused)
+        if self._seen is None:
+            return kept
+        low, high = self._seen
+        width = high - low
+        with np.errstate(invalid="ignore"):
+            outside = (X[kept] < low - width) | (X[kept] > high + width)
+        return kept[outside.any(axis=1)]
+
+    def _widen(self, X: Decoded) -> None:
+        """Extend the range of the points kept (NaN, a missing feature, is ignored)."""
+        if not len(X):
+            return
+        low, high = np.fmin.reduce(X, axis=0), np.fmax.reduce(X, axis=0)
+        if self._seen is not None:
+            low, high = np.fmin(low, self._seen[0]), np.fmax(high, self._seen[1])
+        self._seen = (low, high)
 
     def _refusal(self, X: Decoded, row: int, col: int, reason: RejectReason, why: str) -> Refusal:
         return Refusal(
@@ -164,17 +192,23 @@ class RowGuard:
         reference = scorer.reference_log_likelihood()
         if scorer.warm_updates() < settings.warm_batches or reference is None:
             return []
-        candidates = np.flatnonzero(~refused)
-        if not len(candidates):
-            return []
-        with np.errstate(all="ignore"):
-            scores = scorer.score(X[candidates])
+        candidates = self._candidates(X, refused)
+        scores = None
+        if len(candidates):
+            with np.errstate(all="ignore"):
+                scores = scorer.score(X[candidates])
         if scores is None:
+            self._widen(X[~refused])
             return []
         threshold = reference - settings.outlier_margin
         low = ~(scores >= threshold)  # NaN scores are outliers too
-        if low.sum() > settings.max_outlier_fraction * len(candidates):
+        n_kept = int((~refused).sum())
+        if low.sum() > settings.max_outlier_fraction * n_kept:
+            self._widen(X[~refused])
             return []  # a change of regime: learn it
+        keep = ~refused
+        keep[candidates[low]] = False
+        self._widen(X[keep])
         return [
             Refusal(
                 int(candidates[i]),

@@ -303,12 +303,13 @@ class Learner:
         gives each point's sequence for a sequential family (see ``batch_from_rows``).
 
         The first points fill the model's warm-up buffer until ``model.init_size`` of them
-        arrived; the model then initialises and makes its first update with all of them. A
-        degenerate batch is refused (the previous parameters are kept) and its points counted
-        as dropped; an error in the update is logged and its points dropped too: bad data never
-        stops the learner. With ``isolate`` (:func:`streamem.service.guard.isolate_refused`), a
-        refused update of an initialised model is retried without the points that ``isolate``
-        finds (by trial updates on copies of the model); they are in the outcome's ``isolated``.
+        arrived (the library's default when null); the model then initialises and makes its
+        first update with all of them. A degenerate batch is refused (the previous parameters
+        are kept) and its points counted as dropped; an error in the update is logged and its
+        points dropped too: bad data never stops the learner. With ``isolate``
+        (:func:`streamem.service.guard.isolate_refused`), a refused update of an initialised
+        model is retried without the points that ``isolate`` finds (by trial updates on copies
+        of the model); they are in the outcome's ``isolated``.
         """
         model = self.model
         before = model.status

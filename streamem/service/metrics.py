@@ -8,9 +8,10 @@ the daemon's own :class:`~prometheus_client.CollectorRegistry`.
 
 Counters (``streamem_..._total``): ``records_consumed`` (records read), ``records_rejected``
 (label ``reason``: sent to the dead letters), ``records_learned`` (valid records whose points were
-learned), ``points_learned``, ``batches``, ``delivery_failures`` (the producer is recreated),
-``checkpoints``, ``published`` (snapshots), ``drift_events`` (in the model's lifetime, kept in
-the checkpoint). Histogram: ``streamem_batch_duration_seconds`` (time to learn one micro-batch).
+learned), ``points_learned``, ``batches``, ``delivery_failures`` (failed deliveries, after which
+the producer is recreated, and failed attempts to create it), ``checkpoints``, ``published``
+(snapshots acknowledged by the broker), ``drift_events`` (in the model's lifetime, kept in the
+checkpoint). Histogram: ``streamem_batch_duration_seconds`` (time to learn one micro-batch).
 
 Gauges read from the model: ``streamem_batch_mean_log_likelihood`` (per point, of the last batch,
 before learning it), ``streamem_smoothed_log_likelihood``, ``streamem_log_likelihood_change``,
@@ -36,6 +37,8 @@ and ``streamem_build_info`` (labels ``version``, ``python``; always 1).
   which the group has expelled a silent member anyway). So: 503 at start until the first
   assignment, 200 in normal operation, 503 during a broker outage longer than the session
   timeout and 200 again once the brokers are back and the group has assigned the partitions.
+  It also fails while model snapshots cannot be delivered (the producer cannot be created, or
+  deliveries fail) for ``unreachable_after`` seconds: :attr:`MetricsState.delivery_problem`.
 """
 
 from __future__ import annotations
@@ -97,6 +100,8 @@ class MetricsState:
         Monotonic time of the daemon loop's last turn.
     broker_contact
         Monotonic time the consumer was last seen connected to a broker.
+    delivery_problem
+        Since when (monotonic time) and why snapshots are not delivered; None while they are.
     failed_batches
         Consecutive micro-batches whose update failed (0 after a good one).
     unready_after_failed_batches
@@ -113,6 +118,7 @@ class MetricsState:
     ready: bool = False
     heartbeat: float = field(default_factory=time.monotonic)
     broker_contact: float = field(default_factory=time.monotonic)
+    delivery_problem: tuple[float, str] | None = None
     failed_batches: int = 0
     unready_after_failed_batches: int = 3
     checkpoint_error: str | None = None
@@ -277,11 +283,14 @@ class DaemonMetrics:
         )
         self.delivery_failures = Counter(
             "streamem_delivery_failures",
-            "Failed deliveries of snapshots or dead letters (the producer is recreated).",
+            "Failed deliveries of snapshots or dead letters (the producer is recreated), and "
+            "failed attempts to create the producer.",
             registry=r,
         )
         self.checkpoints = Counter("streamem_checkpoints", "Checkpoints written.", registry=r)
-        self.published = Counter("streamem_published", "Model snapshots published.", registry=r)
+        self.published = Counter(
+            "streamem_published", "Model snapshots acknowledged by the broker.", registry=r
+        )
         self.refused_points = Counter(
             "streamem_points_refused",
             "Points kept out of the model, by reason (dead-lettered with their record, or "
@@ -381,6 +390,15 @@ class MetricsServer:
             reason = condition(state)
             if reason is not None:
                 return False, f"not ready: {reason}"
+        return self._delivering()
+
+    def _delivering(self) -> tuple[bool, str]:
+        """The ``/readyz`` condition of the outputs: snapshots are being delivered."""
+        problem = self.metrics.state.delivery_problem
+        if problem is not None:
+            lasted = self._clock() - problem[0]
+            if lasted >= self.unreachable_after:
+                return False, f"not ready: no snapshot delivered for {lasted:.0f} s: {problem[1]}"
         return True, "ready"
 
     def close(self) -> None:

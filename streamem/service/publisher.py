@@ -10,6 +10,12 @@ When a delivery fails (the broker went away, or the idempotent producer was brok
 restart) the publisher closes the producer, waits a backoff that doubles up to a limit, builds a
 new producer and sends the failed dead letters, and the newest snapshot if it failed, again.
 
+A snapshot counts as published (:attr:`Publisher.delivered`) only once the broker acknowledged
+it. While the producer cannot be created or deliveries fail, :attr:`Publisher.problem` says why
+and since when (the daemon turns it into a ``/readyz`` condition); a producer that cannot be
+created is logged once, not at every retry. A compression codec that this installation lacks is
+refused before any producer is built (:func:`check_compression`).
+
 A dead letter keeps the rejected record's key and value and says why in its headers
 (:func:`dead_letter_headers`); a value longer than the limit is truncated, and the headers say
 that too.
@@ -29,12 +35,14 @@ from streamem.service.codecs import RecordRejected
 from streamem.service.source import Partition, Record
 
 __all__ = [
+    "CODEC_PACKAGES",
     "DETAIL_MAX_CHARS",
     "DeadLetter",
     "Delivery",
     "KafkaSink",
     "Publisher",
     "Sink",
+    "check_compression",
     "dead_letter_headers",
     "is_permanent",
 ]
@@ -72,6 +80,38 @@ class Sink(Protocol):
         ...
 
 
+CODEC_PACKAGES = {"lz4": "lz4", "snappy": "python-snappy", "zstd": "zstandard"}
+"""The package that kafka-python needs for each compression codec (gzip is built in); the
+service extra installs all three."""
+
+
+def check_compression(compression_type: str | None) -> None:
+    """Refuse a ``kafka.producer.compression_type`` whose codec library is not installed.
+
+    Raises
+    ------
+    ValidationError
+        Naming the setting, the codec and what to install.
+
+    Examples
+    --------
+    >>> check_compression("gzip"), check_compression(None)
+    (None, None)
+    """
+    if compression_type is None or compression_type not in CODEC_PACKAGES:
+        return
+    from kafka import codec
+
+    installed = {"lz4": codec.has_lz4, "snappy": codec.has_snappy, "zstd": codec.has_zstd}
+    if not installed[compression_type]():
+        package = CODEC_PACKAGES[compression_type]
+        raise ValidationError(
+            f"kafka.producer.compression_type is {compression_type!r}, but its codec is not "
+            f'installed: pip install "streamem[service]" (it brings {package}), or '
+            f"pip install {package}"
+        )
+
+
 class KafkaSink:
     """A :class:`Sink` backed by :class:`kafka.KafkaProducer`.
 
@@ -86,6 +126,7 @@ class KafkaSink:
         from kafka import KafkaProducer
         from kafka.errors import KafkaConfigurationError
 
+        check_compression(producer_kwargs.get("compression_type"))
         # A short first contact: the publisher retries with its own backoff, and a stop request
         # is not stuck behind kafka-python's default of 30 s.
         kwargs = {"bootstrap_timeout_ms": 5_000, **producer_kwargs}
@@ -283,8 +324,16 @@ class Publisher:
         self._pending: deque[DeadLetter] = deque()
         self._snapshot: bytes | None = None  # the newest snapshot, kept until acknowledged
         self._snapshot_delivery: Delivery | None = None
+        self._superseded: list[Delivery] = []  # sent snapshots replaced by a newer one
+        self.delivered = 0
+        """Snapshots acknowledged by the broker so far."""
         self.failures = 0
-        """Failed deliveries so far (each one made the producer be recreated)."""
+        """Failed deliveries and failed attempts to create the producer so far."""
+        self.problem: tuple[float, str] | None = None
+        """Since when (the clock's time) and why snapshots and dead letters are not being
+        delivered: the producer cannot be created or a delivery failed; None once a delivery
+        is acknowledged, or a new producer has nothing left to send."""
+        self._creation_failures = 0
         self.given_up = 0
         """Records dropped because no producer can send them (too large, invalid)."""
         self._sink: Sink | None = None
@@ -300,13 +349,39 @@ class Publisher:
 
     def _new_sink(self) -> Sink | None:
         try:
-            return self._factory()
+            sink = self._factory()
         except StreamemError:  # a configuration error: retrying cannot help
             raise
         except Exception as error:  # kafka-python raises many types while brokers are away
-            log.warning("cannot create the Kafka producer: %s", error)
+            self.failures += 1
+            self._creation_failures += 1
+            reason = f"cannot create the Kafka producer: {error}"
+            if self.problem is None or self.problem[1] != reason:  # once, not at every retry
+                log.error(
+                    "%s; retrying with a backoff of up to %.0f s (counted in "
+                    "streamem_delivery_failures_total; /readyz fails while it lasts)",
+                    reason,
+                    self._backoff[1],
+                )
+            self._note_problem(reason, replace=True)
             self._schedule_retry()
             return None
+        if self._creation_failures:
+            log.info(
+                "the Kafka producer was created after %d failed attempts", self._creation_failures
+            )
+            self._creation_failures = 0
+        return sink
+
+    def _note_problem(self, reason: str, *, replace: bool = False) -> None:
+        if self.problem is None:
+            self.problem = (self._clock(), reason)
+        elif replace:
+            self.problem = (self.problem[0], reason)
+
+    def _delivered_something(self) -> None:
+        self._pause = self._backoff[0]  # a success ends the backoff
+        self.problem = None
 
     def _schedule_retry(self) -> None:
         if self._retry_at is None:
@@ -315,6 +390,7 @@ class Publisher:
 
     def _fail(self, what: str, error: BaseException | None) -> None:
         self.failures += 1
+        self._note_problem(f"delivery of {what} failed: {error}")
         if self._retry_at is None:
             log.warning(
                 "delivery of %s failed (%s); recreating the producer in %.1f s",
@@ -381,7 +457,15 @@ class Publisher:
                 self._fail("a model snapshot", error)
 
     def publish(self, value: bytes) -> None:
-        """Send a snapshot; it replaces any earlier one that still waits for a retry."""
+        """Send a snapshot; it replaces any earlier one that still waits for a retry.
+
+        It counts in :attr:`delivered` once the broker acknowledged it (an earlier snapshot
+        still in flight counts too if it is acknowledged).
+        """
+        if self._snapshot_delivery is not None and not self._snapshot_delivery.is_done:
+            self._superseded.append(self._snapshot_delivery)
+        elif self._snapshot_delivery is not None:
+            self._check_snapshot()  # done: count it before it is replaced
         self._snapshot = value
         self._snapshot_delivery = None
         self._send_snapshot()
@@ -422,12 +506,24 @@ class Publisher:
         pending = self._pending
         while pending and pending[0].acknowledged:
             pending.popleft()
-            self._pause = self._backoff[0]  # a success ends the backoff
+            self._delivered_something()
         if pending:
             self._review()
         self._check_snapshot()
         if self._retry_due():
             self._recover()
+        self._clear_problem_if_idle()
+
+    def _clear_problem_if_idle(self) -> None:
+        """A producer that exists and has nothing left to deliver has no problem to report."""
+        if (
+            self.problem is not None
+            and self._sink is not None
+            and self._retry_at is None
+            and not self._pending
+            and self._snapshot is None
+        ):
+            self.problem = None
 
     def _review(self) -> None:
         """Drop acknowledged and unsendable dead letters; start a retry if one failed."""
@@ -435,6 +531,7 @@ class Publisher:
         failed: DeadLetter | None = None
         for letter in self._pending:
             if letter.acknowledged:
+                self._delivered_something()
                 continue
             error = letter.delivery.exception if letter.delivery is not None else None
             if letter.failed and error is not None and is_permanent(error):
@@ -459,12 +556,18 @@ class Publisher:
         )
 
     def _check_snapshot(self) -> None:
+        if self._superseded:
+            for old in [d for d in self._superseded if d.is_done]:
+                self._superseded.remove(old)
+                if old.exception is None:
+                    self.delivered += 1
         delivery = self._snapshot_delivery
         if delivery is None or not delivery.is_done:
             return
         if delivery.exception is None:
-            self._snapshot = None
-            self._pause = self._backoff[0]  # a success ends the backoff
+            self._snapshot, self._snapshot_delivery = None, None
+            self.delivered += 1
+            self._delivered_something()
         elif is_permanent(delivery.exception):
             self._drop_snapshot(delivery.exception)
         else:
@@ -496,6 +599,7 @@ class Publisher:
             self._sink.flush(timeout=max(0.0, deadline - self._clock()))
         self._review()
         self._check_snapshot()
+        self._clear_problem_if_idle()
         return not self._pending and self._snapshot is None
 
     def unsettled_offsets(self) -> dict[Partition, int]:
@@ -511,8 +615,16 @@ class Publisher:
         """Dead letters not yet known to be acknowledged."""
         return len(self._pending)
 
+    @property
+    def snapshot_pending(self) -> bool:
+        """Whether the newest snapshot is not acknowledged yet."""
+        return self._snapshot is not None
+
     def close(self, timeout: float) -> None:
         """Close the producer, waiting up to ``timeout`` seconds for queued records."""
+        if self._snapshot is not None:
+            reason = f" ({self.problem[1]})" if self.problem is not None else ""
+            log.warning("the newest model snapshot was not acknowledged by the broker%s", reason)
         if self._sink is not None:
             sink, self._sink = self._sink, None
             try:

@@ -115,8 +115,8 @@ def build_snapshot(
     record = status.record
     if not status.initialized or record is None:
         raise NotFittedError(
-            f"model {name!r} is still warming up ({status.n_warmup} of "
-            f"{learner.settings.init_size} points): there is nothing to publish yet"
+            f"model {name!r} is still warming up ({status.n_warmup} points buffered): there "
+            "is nothing to publish yet"
         )
     model = learner.model
     return {

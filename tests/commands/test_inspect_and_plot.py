@@ -103,7 +103,10 @@ def test_plot_writes_a_png_with_the_data_behind(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("{}", "not a streamem model snapshot"),
+        ("{}", "holds neither a streamem.GaussianMixture model"),
+        ('{"format": "sklearn"}', "not a streamem.GaussianMixture document"),
+        ('{"schema_version": 1}', "model snapshot: n_components is missing"),
+        ('{"format": "streamem.GaussianMixture", "format_version": 1}', "hyperparameters is"),
         ("[1, 2]", "holds no JSON object"),
         ("{not json", "neither JSON nor NDJSON"),
     ],

@@ -44,8 +44,8 @@ model:
   n_components: 3
   covariance_type: full
   reg_covar: 1.0e-6
-  init_size: 1000
-  n_init: 3
+  init_size: null
+  n_init: null
   seed: 0
   schedule: {kind: power, alpha: 0.6, t0: 2.0, step_size: 0.01, half_life: 100000}
   averaging: false

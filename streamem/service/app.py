@@ -90,7 +90,6 @@ from streamem.service.snapshot import build_snapshot, encode_snapshot
 from streamem.service.source import AssignmentHandler, Partition, Record, Source
 from streamem.service.state_check import (
     StateFieldError,
-    check_engine_counts,
     check_learner_envelope,
     check_model_fits,
 )
@@ -770,7 +769,6 @@ class Daemon(AssignmentHandler):
         state = checkpoint.model
         try:
             check_learner_envelope(state)
-            check_engine_counts(state["estimator"])
             learner = Learner.from_state(
                 state, settings.model, settings.drift, settings.input.features
             )

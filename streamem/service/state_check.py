@@ -8,9 +8,8 @@ checkpoint, and refuses to start with one line that names the file and the field
 (:class:`StateFieldError` carries the field's path inside the checkpoint's ``model``).
 
 - :func:`check_learner_envelope`: the learner's own part (format, features, counters, drift);
-- :func:`check_engine_counts`: the ranges the model document's engine part must respect
-  (``n_seen`` and ``step`` whole numbers >= 0, weights >= 0 summing to 1), for what the
-  model's own ``from_dict`` does not check;
+- the model document itself is checked by the model's own ``from_dict``
+  (:func:`streamem.models.document.validate_model_document`: shapes, types, ranges);
 - :func:`check_model_fits`: the loaded model against ``model.n_components``,
   ``model.covariance_type`` and ``input.features``, through the model protocol's parameters
   document.
@@ -39,7 +38,6 @@ from streamem.models.protocol import StreamingModel
 
 __all__ = [
     "StateFieldError",
-    "check_engine_counts",
     "check_learner_envelope",
     "check_model_fits",
 ]
@@ -116,53 +114,6 @@ def check_learner_envelope(state: Any) -> None:
         type(x) in (int, float) and math.isfinite(x) for x in history
     ):
         raise StateFieldError("drift.history", "expected a list of finite numbers")
-
-
-def check_engine_counts(document: Any, prefix: str = "estimator") -> None:
-    """Check the ranges of a model document's engine part that a restore relies on.
-
-    ``state.engine.n_seen`` and ``state.engine.step`` are whole numbers >= 0, and the
-    weights of ``state.engine.params`` (when the model has parameters) are finite, >= 0 and
-    sum to 1. A model document without ``state`` (never trained) passes.
-
-    Parameters
-    ----------
-    document
-        The model's ``to_dict`` document.
-    prefix
-        The document's path in the error messages.
-
-    Raises
-    ------
-    StateFieldError
-        Naming the field (``estimator.state.engine.n_seen``).
-
-    Examples
-    --------
-    >>> check_engine_counts({"state": {"engine": {"n_seen": 5000.5, "step": 3}}})
-    Traceback (most recent call last):
-    ...
-    streamem.service.state_check.StateFieldError: estimator.state.engine.n_seen: expected an ...
-    """
-    if not isinstance(document, dict) or document.get("state") is None:
-        return
-    wrapped = {prefix: document}
-    _count(wrapped, f"{prefix}.state.engine.n_seen")
-    _count(wrapped, f"{prefix}.state.engine.step")
-    params = _get(wrapped, f"{prefix}.state.engine").get("params")
-    if not isinstance(params, dict) or "weights" not in params:
-        return
-    where = f"{prefix}.state.engine.params.weights"
-    try:
-        weights = np.asarray(params["weights"], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise StateFieldError(where, "expected a list of numbers") from None
-    if weights.ndim != 1 or not np.isfinite(weights).all() or (weights < 0).any():
-        raise StateFieldError(
-            where, f"expected finite weights >= 0, received {_received(params['weights'])}"
-        )
-    if not math.isclose(float(weights.sum()), 1.0, abs_tol=1e-6):
-        raise StateFieldError(where, f"expected weights summing to 1, received {weights.sum()}")
 
 
 def check_model_fits(

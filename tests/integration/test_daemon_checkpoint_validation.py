@@ -68,8 +68,8 @@ def _negative_weights(document: dict[str, Any]) -> None:
 DAMAGE: list[tuple[Callable[[dict[str, Any]], None], str]] = [
     (_means_1x3, "means"),
     (_negative_weights, "weights"),
-    (_set("estimator.state.engine.n_seen", -5), "model.estimator.state.engine.n_seen"),
-    (_set("estimator.state.engine.n_seen", 5000.5), "model.estimator.state.engine.n_seen"),
+    (_set("estimator.state.engine.n_seen", -5), "state.engine.n_seen"),
+    (_set("estimator.state.engine.n_seen", 5000.5), "state.engine.n_seen"),
     (_delete("counters"), "model.counters"),
     (_set("estimator", "a string"), "model.estimator"),
     (_set("drift", {"detector": "page_hinkley", "history": "x"}), "model.drift.history"),

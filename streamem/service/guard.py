@@ -168,8 +168,8 @@ class RowGuard:
         low, high = self._seen
         width = high - low
         with np.errstate(invalid="ignore"):
-            outside = (X[kept] < low - width) | (X[kept] > high + width)
-        return kept[outside.any(axis=1)]
+            outside = (np.less(X, low - width) | np.greater(X, high + width)).any(axis=1)
+        return np.flatnonzero(outside & ~refused)
 
     def _widen(self, X: Decoded) -> None:
         """Extend the range of the points kept (NaN, a missing feature, is ignored)."""
@@ -197,18 +197,21 @@ class RowGuard:
         if len(candidates):
             with np.errstate(all="ignore"):
                 scores = scorer.score(X[candidates])
+        kept = X if not refused.any() else X[~refused]
         if scores is None:
-            self._widen(X[~refused])
+            self._widen(kept)
             return []
         threshold = reference - settings.outlier_margin
         low = ~(scores >= threshold)  # NaN scores are outliers too
         n_kept = int((~refused).sum())
         if low.sum() > settings.max_outlier_fraction * n_kept:
-            self._widen(X[~refused])
+            self._widen(kept)
             return []  # a change of regime: learn it
-        keep = ~refused
-        keep[candidates[low]] = False
-        self._widen(X[keep])
+        if low.any():
+            keep = ~refused
+            keep[candidates[low]] = False
+            kept = X[keep]
+        self._widen(kept)
         return [
             Refusal(
                 int(candidates[i]),

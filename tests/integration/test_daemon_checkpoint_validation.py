@@ -34,24 +34,21 @@ def _engine(document: dict[str, Any]) -> dict[str, Any]:
     return document["model"]["estimator"]["state"]["engine"]
 
 
+_DELETE = object()
+
+
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """A change of the checkpoint's ``model`` at ``path`` (``_DELETE``: remove the key)."""
+
     def change(document: dict[str, Any]) -> None:
         node = document["model"]
         *parents, last = path.split(".")
         for part in parents:
             node = node[part]
-        node[last] = value
-
-    return change
-
-
-def _delete(path: str) -> Callable[[dict[str, Any]], None]:
-    def change(document: dict[str, Any]) -> None:
-        node = document["model"]
-        *parents, last = path.split(".")
-        for part in parents:
-            node = node[part]
-        del node[last]
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
 
     return change
 
@@ -70,7 +67,7 @@ DAMAGE: list[tuple[Callable[[dict[str, Any]], None], str]] = [
     (_negative_weights, "weights"),
     (_set("estimator.state.engine.n_seen", -5), "state.engine.n_seen"),
     (_set("estimator.state.engine.n_seen", 5000.5), "state.engine.n_seen"),
-    (_delete("counters"), "model.counters"),
+    (_set("counters", _DELETE), "model.counters"),
     (_set("estimator", "a string"), "model.estimator"),
     (_set("drift", {"detector": "page_hinkley", "history": "x"}), "model.drift.history"),
 ]

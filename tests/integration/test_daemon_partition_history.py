@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +32,6 @@ from tests.integration.daemon import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def own_broker(broker: EmbeddedBroker) -> Iterator[EmbeddedBroker]:
-    """A broker of this test only (``broker`` is requested so that Tansu's absence skips)."""
-    with EmbeddedBroker() as server:
-        yield server
 
 
 def test_a_recreated_topic_grown_past_the_offsets_is_learned_exactly_once(

@@ -16,9 +16,10 @@ so that the daemon dead-letters their records and learns the rest of the batch:
   the batch is a change of regime, not a few bad readings: nothing is refused, the model
   learns it and the drift detector reports it. Scoring every point would cost more than the
   update itself, so only *candidates* are scored: points with a feature outside the range of
-  the points kept since the model is warm, widened by that range's width on both sides
-  (``[low - w, high + w]``, ``w = high - low``; the first warm batch is scored whole). A point
-  inside that range is near the data on every feature and is not tested.
+  the data, widened by that range's width on both sides (``[low - w, high + w]``,
+  ``w = high - low``). The range is that of the first batch the warm model sees (scored
+  whole), grown by every candidate kept since. A point inside it is near the data on every
+  feature and is not tested.
 
 A point with missing features is scored on its observed features (the model marginalises the
 others). Points waiting in the warm-up buffer are only checked for bounds and magnitude: the
@@ -138,41 +139,37 @@ class RowGuard:
     def screen(self, X: Decoded, scorer: ModelScorer | None) -> list[Refusal]:
         """Return the points of ``X`` (shape ``(n_points, n_features)``) to keep out, by index."""
         refusals: list[Refusal] = []
-        with np.errstate(invalid="ignore"):
-            huge = np.abs(X) > MAX_MAGNITUDE  # NaN (missing) compares False
-            outside = ((self._low > X) | (self._high < X)) if self._bounded else None
         refused = np.zeros(len(X), dtype=bool)
-        for row in np.flatnonzero(huge.any(axis=1)).tolist():
-            col = int(np.flatnonzero(huge[row])[0])
+        with np.errstate(invalid="ignore"):  # NaN (missing) compares False
+            huge = np.abs(X) > MAX_MAGNITUDE
+            outside = np.less(X, self._low) | np.greater(X, self._high) if self._bounded else None
+        for row, col in _first_true(huge, refused):
             refusals.append(self._refusal(X, row, col, RejectReason.DEGENERATE, "too large"))
             refused[row] = True
         if outside is not None:
-            for row in np.flatnonzero(outside.any(axis=1) & ~refused).tolist():
-                col = int(np.flatnonzero(outside[row])[0])
+            for row, col in _first_true(outside, refused):
                 bounds = f"outside [{self._low[col]:g}, {self._high[col]:g}]"
                 refusals.append(self._refusal(X, row, col, RejectReason.OUT_OF_BOUNDS, bounds))
                 refused[row] = True
         if self.settings.outliers and scorer is not None:
             outliers = self._outliers(X, refused, scorer)
             refusals.extend(outliers)
-            for refusal in outliers:
-                refused[refusal.index] = True
-        refusals.sort(key=lambda refusal: refusal.index)
+            refusals.sort(key=lambda refusal: refusal.index)
         return refusals
 
     def _candidates(self, X: Decoded, refused: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
-        """Points to score: outside the widened range of the points kept so far."""
-        kept = np.flatnonzero(~refused)
+        """Points to score: outside the widened range of the points kept so far (the whole
+        batch while no range is known)."""
         if self._seen is None:
-            return kept
+            return np.flatnonzero(~refused)
         low, high = self._seen
         width = high - low
         with np.errstate(invalid="ignore"):
-            outside = (np.less(X, low - width) | np.greater(X, high + width)).any(axis=1)
-        return np.flatnonzero(outside & ~refused)
+            outside = np.less(X, low - width) | np.greater(X, high + width)
+        return np.array([row for row, _ in _first_true(outside, refused)], dtype=np.intp)
 
     def _widen(self, X: Decoded) -> None:
-        """Extend the range of the points kept (NaN, a missing feature, is ignored)."""
+        """Extend the range by points kept (NaN, a missing feature, is ignored)."""
         if not len(X):
             return
         low, high = np.fmin.reduce(X, axis=0), np.fmax.reduce(X, axis=0)
@@ -188,30 +185,24 @@ class RowGuard:
     def _outliers(
         self, X: Decoded, refused: npt.NDArray[np.bool_], scorer: ModelScorer
     ) -> list[Refusal]:
+        """Score the candidates; the range grows by the candidates that are kept."""
         settings = self.settings
         reference = scorer.reference_log_likelihood()
         if scorer.warm_updates() < settings.warm_batches or reference is None:
             return []
         candidates = self._candidates(X, refused)
-        scores = None
-        if len(candidates):
-            with np.errstate(all="ignore"):
-                scores = scorer.score(X[candidates])
-        kept = X if not refused.any() else X[~refused]
+        if not len(candidates):
+            return []
+        with np.errstate(all="ignore"):
+            scores = scorer.score(X[candidates])
         if scores is None:
-            self._widen(kept)
             return []
         threshold = reference - settings.outlier_margin
         low = ~(scores >= threshold)  # NaN scores are outliers too
-        n_kept = int((~refused).sum())
-        if low.sum() > settings.max_outlier_fraction * n_kept:
-            self._widen(kept)
+        if low.sum() > settings.max_outlier_fraction * int((~refused).sum()):
+            self._widen(X[candidates])
             return []  # a change of regime: learn it
-        if low.any():
-            keep = ~refused
-            keep[candidates[low]] = False
-            kept = X[keep]
-        self._widen(kept)
+        self._widen(X[candidates[~low]])
         return [
             Refusal(
                 int(candidates[i]),
@@ -221,6 +212,15 @@ class RowGuard:
             )
             for i in np.flatnonzero(low).tolist()
         ]
+
+
+def _first_true(mask: npt.NDArray[np.bool_], skip: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """``(row, first column)`` of the rows of ``mask`` with a True, not in ``skip``; the whole
+    array is tested first (one fast pass) since such rows are rare."""
+    if not mask.any():
+        return []
+    rows = np.flatnonzero(mask.any(axis=1) & ~skip)
+    return [(int(row), int(np.flatnonzero(mask[row])[0])) for row in rows.tolist()]
 
 
 def trial_accepts(model: StreamingModel, X: Decoded, keys: tuple[str, ...] | None = None) -> bool:

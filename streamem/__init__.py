@@ -1,7 +1,8 @@
 """streamem: streaming (stepwise) EM for latent-variable models.
 
-``import streamem`` needs numpy only; ``streamem.GaussianMixture`` loads scikit-learn's
-estimator base class the first time it is used.
+``import streamem`` needs numpy only; the models (``streamem.GaussianMixture``,
+``streamem.LinearGaussianSSM``, ``streamem.LatentDirichletAllocation``) load scikit-learn's
+estimator base class the first time they are used.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from streamem.errors import NotFittedError, StreamemError, ValidationError
 
 if TYPE_CHECKING:
     from streamem.models.gaussian_mixture import GaussianMixture
+    from streamem.models.lda import LatentDirichletAllocation
+    from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
 
 __version__ = "0.1.0"
 __all__ = [
@@ -20,6 +23,8 @@ __all__ = [
     "ConvergenceMonitor",
     "GaussianMixture",
     "HalfLife",
+    "LatentDirichletAllocation",
+    "LinearGaussianSSM",
     "NotFittedError",
     "PowerDecay",
     "StepwiseEM",
@@ -33,4 +38,12 @@ def __getattr__(name: str) -> Any:
         from streamem.models.gaussian_mixture import GaussianMixture
 
         return GaussianMixture
+    if name == "LinearGaussianSSM":
+        from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
+
+        return LinearGaussianSSM
+    if name == "LatentDirichletAllocation":
+        from streamem.models.lda import LatentDirichletAllocation
+
+        return LatentDirichletAllocation
     raise AttributeError(f"module 'streamem' has no attribute {name!r}")

@@ -9,7 +9,6 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, DensityMixin
-from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils.validation import validate_data
 
 from streamem.engine import (
@@ -23,16 +22,20 @@ from streamem.engine import (
 from streamem.engine.records import FloatArray
 from streamem.errors import (
     DegenerateUpdateError,
-    NotFittedError,
     RefusedUpdateWarning,
-    StreamemWarning,
     ValidationError,
 )
 from streamem.models import covariance as cov
 from streamem.models.document import FORMAT, FORMAT_VERSION, validate_model_document
+from streamem.models.engine_model import (
+    ConvergenceWarning,
+    EngineBackedModel,
+    as_float_array,
+    jsonable,
+)
 from streamem.models.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
 from streamem.models.gaussian_start import INIT_METHODS, GaussianStart
-from streamem.models.protocol import ModelStatus
+from streamem.models.protocol import StreamingOptions
 
 STREAMING_PRIOR = 0.01
 # Exponent of partial_fit's default PowerDecay schedule. The running statistics end up worth
@@ -61,15 +64,7 @@ FIXABLE = ("weights", "means", "covariances")
 MixtureEngine = StepwiseEM[NDArray[np.floating], GaussianParams, GaussianStats, None]
 
 
-class ModelNotFittedError(NotFittedError, SklearnNotFittedError):  # type: ignore[misc]
-    """A model was used before it learned anything (also scikit-learn's NotFittedError)."""
-
-
-class ConvergenceWarning(StreamemWarning):
-    """``fit`` stopped at ``max_iter`` before the log-likelihood settled."""
-
-
-class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
+class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: ignore[misc]
     """Gaussian mixture learned by batch EM (``fit``) or stepwise EM (``partial_fit``).
 
     ``fit(X)`` runs batch EM to convergence, as :class:`sklearn.mixture.GaussianMixture`
@@ -169,6 +164,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
     1000 [-3.1  3. ]
     """
 
+    engine_: MixtureEngine
     family = "gaussian_mixture"
     """The family's name in documents and configs (the model protocol)."""
     FORMAT = FORMAT
@@ -228,38 +224,24 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         self.history_size = history_size
 
     @classmethod
-    def from_options(
-        cls,
-        *,
-        n_components: int,
-        covariance_type: str,
-        reg_covar: float,
-        init_size: int | None,
-        n_init: int | None,
-        seed: int | None,
-        schedule: Schedule | None,
-        averaging_start: int | None,
-    ) -> GaussianMixture:
+    def from_options(cls, options: StreamingOptions) -> GaussianMixture:
         """A mixture for streaming from the model protocol's common options (``seed`` is
         ``random_state``)."""
         return cls(
-            n_components,
-            covariance_type=covariance_type,
-            reg_covar=reg_covar,
-            init_size=init_size,
-            n_init=n_init,
-            random_state=seed,
-            schedule=schedule,
-            averaging_start=averaging_start,
+            options.n_components,
+            covariance_type=options.covariance_type,
+            reg_covar=options.reg_covar,
+            init_size=options.init_size,
+            n_init=options.n_init,
+            random_state=options.seed,
+            schedule=options.schedule,
+            averaging_start=options.averaging_start,
         )
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         return tags
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "engine_") and self.engine_.initialized
 
     # ---- learning ----------------------------------------------------------------------------
 
@@ -463,8 +445,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             start=GaussianStart(
                 self.n_components,
                 method=self.init_params,
-                weights=None if self.weights_init is None else _array(self.weights_init),
-                means=None if self.means_init is None else _array(self.means_init),
+                weights=None if self.weights_init is None else as_float_array(self.weights_init),
+                means=None if self.means_init is None else as_float_array(self.means_init),
                 covariances=self._given_covariances(),
             ),
         )
@@ -482,18 +464,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         if self.prior_strength is None:
             family.prior_fade = PRIOR_FADE
         family.anchor = start
-        engine = StepwiseEM(
-            family,
-            self.schedule if self.schedule is not None else PowerDecay(alpha=STREAMING_ALPHA),
-            ConvergenceMonitor(
-                self.parameter_tol,
-                self.smoothing,
-                self.patience,
-                self.history_size,
-                criterion="parameters",
-            ),
-            self.averaging_start,
-        )
+        engine: MixtureEngine = self._stream_engine(family, PowerDecay(alpha=STREAMING_ALPHA))
         if start is not None:
             engine.initialize(start)
         return engine
@@ -501,9 +472,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
     def _given_covariances(self) -> FloatArray | None:
         covariance_type = cov.check_covariance_type(self.covariance_type)
         if self.covariances_init is not None:
-            return _array(self.covariances_init)
+            return as_float_array(self.covariances_init)
         if self.precisions_init is not None:
-            return cov.covariances_from_precisions(_array(self.precisions_init), covariance_type)
+            return cov.covariances_from_precisions(
+                as_float_array(self.precisions_init), covariance_type
+            )
         return None
 
     # ---- checks ------------------------------------------------------------------------------
@@ -579,16 +552,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         if self.covariances_init is not None and self.precisions_init is not None:
             raise ValidationError("give covariances_init or precisions_init, not both")
         if self.weights_init is not None:
-            _check_weights(_array(self.weights_init), k)
+            _check_weights(as_float_array(self.weights_init), k)
         if self.means_init is not None:
-            _check_shape("means_init", _array(self.means_init), (k, d))
+            _check_shape("means_init", as_float_array(self.means_init), (k, d))
         for name, given in (
             ("covariances_init", self.covariances_init),
             ("precisions_init", self.precisions_init),
         ):
             if given is not None:
-                _check_shape(name, _array(given), cov.expected_shape(covariance_type, k, d))
-                _check_positive_definite(name, _array(given), covariance_type)
+                _check_shape(name, as_float_array(given), cov.expected_shape(covariance_type, k, d))
+                _check_positive_definite(name, as_float_array(given), covariance_type)
         for name in self.fixed:
             if getattr(self, f"{name}_init") is None and not (
                 name == "covariances" and self.precisions_init is not None
@@ -617,31 +590,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             self.n_iter_ = self.engine_.step
             self.lower_bound_ = last.smoothed_log_likelihood if last else -np.inf
 
-    @property
-    def monitor_(self) -> ConvergenceMonitor:
-        """The convergence monitor of the stepwise updates (history of each batch)."""
-        self._check_fitted()
-        return self.engine_.monitor
-
     # ---- the model protocol (streamem.models.protocol.StreamingModel) -------------------------
 
-    @property
-    def status(self) -> ModelStatus:
-        """Counters, the newest monitor record and the weights (see :class:`ModelStatus`)."""
-        if not hasattr(self, "engine_"):
-            return ModelStatus()
-        engine = self.engine_
-        initialized = engine.initialized and hasattr(self, "weights_")
-        return ModelStatus(
-            initialized=initialized,
-            n_seen=int(engine.n_seen),
-            n_warmup=len(getattr(self, "warmup_", ())),
-            n_updates=int(engine.step),
-            n_refused=int(getattr(self, "n_refused_", 0)),
-            record=engine.monitor.last,
-            converged=bool(getattr(self, "converged_", False)),
-            weights=tuple(self.weights_.tolist()) if initialized else (),
-        )
+    def _class_weights(self) -> FloatArray:
+        return np.asarray(self.weights_, dtype=np.float64)
+
+    def _n_warmup(self) -> int:
+        return len(getattr(self, "warmup_", ()))
+
+    def _has_parameters(self) -> bool:
+        return hasattr(self, "weights_")
 
     def batch_from_rows(
         self, X: NDArray[np.floating], keys: tuple[str, ...] | None = None
@@ -678,15 +636,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             return np.log(params.weights)
         return self._gaussian_family.log_joint_row(params, x)
 
-    def next_step_size(self, n_units: int) -> float:
-        """The step size the next ``partial_fit`` of ``n_units`` rows will take."""
-        return float(self.engine_.next_step_size(n_units)) if hasattr(self, "engine_") else 1.0
-
-    def restart_schedule(self, step_size: float) -> None:
-        """Make the decreasing schedule continue from ``step_size`` (a drift response)."""
-        self._check_fitted()
-        self.engine_.restart_schedule(step_size)
-
     def parameters_document(self) -> dict[str, Any]:
         """The mixture's fields of a published snapshot: covariance type, weights, means and
         covariances (shapes (K,), (K, d) and the covariance type's)."""
@@ -704,13 +653,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         family = self.engine_.family
         assert isinstance(family, GaussianFamily)
         return family
-
-    def _check_fitted(self) -> None:
-        if not self.__sklearn_is_fitted__():
-            raise ModelNotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' or "
-                "'partial_fit' with enough rows first."
-            )
 
     def _log_joint(self, X: ArrayLike) -> FloatArray:
         self._check_fitted()
@@ -780,7 +722,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "hyperparameters": {
-                name: _jsonable(value) for name, value in self.get_params(deep=False).items()
+                name: jsonable(value) for name, value in self.get_params(deep=False).items()
             },
         }
         if hasattr(self, "engine_"):
@@ -859,13 +801,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         return cls.from_dict(document)
 
 
-def _array(value: ArrayLike) -> FloatArray:
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValidationError(f"expected an array of numbers, got {value!r}") from error
-
-
 def _check_shape(name: str, value: FloatArray, shape: tuple[int, ...]) -> None:
     if value.shape != shape:
         raise ValidationError(f"{name} must have shape {shape}, got {value.shape}")
@@ -900,16 +835,6 @@ def _check_positive_definite(
 def _logsumexp(joint: FloatArray) -> FloatArray:
     peak = joint.max(axis=1)
     return np.asarray(np.log(np.exp(joint - peak[:, np.newaxis]).sum(axis=1)) + peak)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray | list | tuple):
-        return np.asarray(value).tolist() if not isinstance(value, tuple) else list(value)
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _finite_or_none(value: float | None) -> float | None:

@@ -56,6 +56,44 @@ class ModelStatus:
     weights: tuple[float, ...] = ()
 
 
+@dataclass(frozen=True)
+class StreamingOptions:
+    """The options every family's streaming face understands (the daemon's ``model`` section).
+
+    Attributes
+    ----------
+    n_components
+        Number of latent classes (mixture components, hidden states, topics).
+    covariance_type
+        Covariance structure of Gaussian families (``full``, ``diag``, ``spherical``, ``tied``).
+    reg_covar
+        Added to the diagonal of Gaussian covariances.
+    init_size, n_init
+        Units buffered before the first initialisation, and starting candidates tried on them
+        (None: the family's streaming defaults).
+    seed
+        Seed of the starting values.
+    schedule
+        Step sizes (None: the family's default).
+    averaging_start
+        Polyak-Ruppert averaging from this update on (None: off).
+
+    Examples
+    --------
+    >>> StreamingOptions(n_components=3).covariance_type
+    'full'
+    """
+
+    n_components: int
+    covariance_type: str = "full"
+    reg_covar: float = 1e-6
+    init_size: int | None = None
+    n_init: int | None = None
+    seed: int | None = None
+    schedule: Schedule | None = None
+    averaging_start: int | None = None
+
+
 @runtime_checkable
 class StreamingModel(Protocol):
     """A stepwise-EM model as the faces above ``models/`` see it.
@@ -73,22 +111,9 @@ class StreamingModel(Protocol):
     """Whether units form sequences (a batch's rows continue per-key sequence states)."""
 
     @classmethod
-    def from_options(
-        cls,
-        *,
-        n_components: int,
-        covariance_type: str,
-        reg_covar: float,
-        init_size: int | None,
-        n_init: int | None,
-        seed: int | None,
-        schedule: Schedule | None,
-        averaging_start: int | None,
-    ) -> Self:
+    def from_options(cls, options: StreamingOptions) -> Self:
         """A new model from the options every family's streaming face understands (the
-        daemon's ``model`` section): number of latent classes, covariance structure and
-        regularisation, warm-up size and restarts (None: the family's streaming defaults),
-        seed, step sizes, averaging."""
+        daemon's ``model`` section); a family uses those that have a meaning for it."""
         ...
 
     def batch_from_rows(self, X: FloatArray, keys: tuple[str, ...] | None = None) -> Any:

@@ -8,7 +8,7 @@ Examples
 >>> model_class("gaussian_mixture").__name__
 'GaussianMixture'
 >>> family_names()
-('gaussian_mixture',)
+('gaussian_mixture', 'linear_gaussian_ssm', 'lda')
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from streamem.models.protocol import StreamingModel
 
 _FAMILIES: dict[str, tuple[str, str]] = {
     "gaussian_mixture": ("streamem.models.gaussian_mixture", "GaussianMixture"),
+    "linear_gaussian_ssm": ("streamem.models.linear_gaussian_ssm", "LinearGaussianSSM"),
+    "lda": ("streamem.models.lda", "LatentDirichletAllocation"),
 }
 """Family name -> (module, estimator class)."""
 

@@ -1,10 +1,18 @@
 """river adapters: streamem's models as river online learners.
 
 ``import streamem`` does not import river; ``import streamem.river`` does. Each family has its
-module (:mod:`streamem.river.mixture` for the Gaussian mixture); this package exports their
-estimators.
+module (:mod:`streamem.river.mixture` for the Gaussian mixture, :mod:`streamem.river.state_space`
+for the linear-Gaussian state space model, :mod:`streamem.river.topics` for the topic model);
+this package exports their estimators.
 """
 
 from streamem.river.mixture import GaussianMixtureClusterer, GaussianMixtureDetector
+from streamem.river.state_space import KalmanDetector
+from streamem.river.topics import LDATransformer
 
-__all__ = ["GaussianMixtureClusterer", "GaussianMixtureDetector"]
+__all__ = [
+    "GaussianMixtureClusterer",
+    "GaussianMixtureDetector",
+    "KalmanDetector",
+    "LDATransformer",
+]

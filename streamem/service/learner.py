@@ -29,7 +29,7 @@ from river import drift as river_drift
 from streamem.engine.monitor import MonitorRecord
 from streamem.engine.schedules import Constant, HalfLife, PowerDecay, Schedule
 from streamem.errors import RefusedUpdateWarning, StreamemError
-from streamem.models.protocol import ModelStatus, StreamingModel
+from streamem.models.protocol import ModelStatus, StreamingModel, StreamingOptions
 from streamem.models.registry import model_class
 from streamem.service.codecs import Decoded
 from streamem.service.config import DriftSettings, ModelSettings, ScheduleSettings
@@ -76,7 +76,7 @@ def build_model(settings: ModelSettings) -> StreamingModel:
     >>> build_model(ModelSettings(n_components=2)).family
     'gaussian_mixture'
     """
-    return model_class(settings.family).from_options(
+    options = StreamingOptions(
         n_components=settings.n_components,
         covariance_type=settings.covariance_type,
         reg_covar=settings.reg_covar,
@@ -86,6 +86,7 @@ def build_model(settings: ModelSettings) -> StreamingModel:
         schedule=build_schedule(settings.schedule),
         averaging_start=AVERAGING_START if settings.averaging else None,
     )
+    return model_class(settings.family).from_options(options)
 
 
 def build_schedule(settings: ScheduleSettings) -> Schedule:

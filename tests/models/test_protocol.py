@@ -9,35 +9,30 @@ import pytest
 
 from streamem.errors import ValidationError
 from streamem.models.gaussian_mixture import GaussianMixture
-from streamem.models.protocol import ModelStatus, StreamingModel
+from streamem.models.protocol import ModelStatus, StreamingModel, StreamingOptions
 from streamem.models.registry import family_names, model_class, model_from_dict
 from streamem.synthetic import random_mixture_sample
+from streamem.synthetic_corpus import TopicCorpus
 
 
 def test_every_registered_family_implements_the_protocol(rng: np.random.Generator) -> None:
     X, _ = random_mixture_sample(rng, 100, n_features=2, n_components=2, spread=4.0)
+    counts, _ = TopicCorpus.random(2, 20, rng).sample(100, doc_length=30, rng=rng)
+    rows = {"lda": counts.toarray()}  # a family whose rows are not any real numbers
     for family in family_names():
         kind = model_class(family)
         assert kind.family == family
-        model = kind.from_options(**OPTIONS).learn(X)
+        model = kind.from_options(OPTIONS)
+        model.learn(model.batch_from_rows(rows.get(family, X)))
         assert isinstance(model, StreamingModel)
 
 
-OPTIONS = {
-    "n_components": 2,
-    "covariance_type": "diag",
-    "reg_covar": 1e-6,
-    "init_size": 50,
-    "n_init": 2,
-    "seed": 3,
-    "schedule": None,
-    "averaging_start": None,
-}
+OPTIONS = StreamingOptions(n_components=2, covariance_type="diag", init_size=50, n_init=2, seed=3)
 
 
 def test_status_follows_the_model_through_warm_up_and_updates(rng: np.random.Generator) -> None:
     X, _ = random_mixture_sample(rng, 300, n_features=2, n_components=2, spread=4.0)
-    model = GaussianMixture.from_options(**OPTIONS)
+    model = GaussianMixture.from_options(OPTIONS)
     assert model.status == ModelStatus()
     model.learn(X[:30])
     assert model.status.n_warmup == 30

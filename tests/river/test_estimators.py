@@ -13,6 +13,9 @@ Two departures from river's data, both because of what river feeds its checks:
 * river feeds clusterers no data at all (only the data-free checks run), so the clusterer gets
   Shuttle rows too: the data checks (learn_one purity, shuffled / emerging / disappearing
   features, pickling, clone independence, state aliasing, memory growth...) then run on it.
+
+The topic model's transformer gets what river gives a transformer (``datasets.TrumpApproval``,
+bundled, its numbers read as counts) and documents of token counts.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from unittest import mock
 
+import numpy as np
 import pytest
 from river import base, checks, datasets, preprocessing
 
 import streamem.river
+from streamem.synthetic_corpus import TopicCorpus
 
 
 def _offline_datasets(model: base.Estimator, scale: int = 1) -> Iterator[Iterable[Any]]:
@@ -40,6 +45,22 @@ def _offline_datasets(model: base.Estimator, scale: int = 1) -> Iterator[Iterabl
         yield datasets.Shuttle().take(1000 * scale)
     elif isinstance(model, base.Clusterer):
         yield datasets.Shuttle().take(500 * scale)
+    elif isinstance(model, base.Transformer):
+        yield datasets.TrumpApproval().take(200 * scale)  # what river gives a transformer
+        yield _token_counts(200 * scale)
+
+
+def _token_counts(n_documents: int) -> list[tuple[dict[str, float], None]]:
+    """Documents as token counts, drawn from the LDA generative model (the topic model's
+    own kind of input)."""
+    rng = np.random.default_rng(0)
+    counts, _ = TopicCorpus.random(n_topics=3, n_words=40, rng=rng).sample(
+        n_documents, doc_length=30, rng=rng
+    )
+    return [
+        ({f"w{j}": float(v) for j, v in zip(row.indices, row.data, strict=True)}, None)
+        for row in counts
+    ]
 
 
 def exported_estimators() -> Iterator[base.Estimator]:
@@ -97,11 +118,18 @@ def test_check_estimator(estimator: base.Estimator, check: Callable[..., None]) 
 
 def test_check_estimator_as_a_whole() -> None:
     """The public entry point, on the default estimators, with the offline data."""
-    for cls in (streamem.river.GaussianMixtureClusterer, streamem.river.GaussianMixtureDetector):
+    for cls in (
+        streamem.river.GaussianMixtureClusterer,
+        streamem.river.GaussianMixtureDetector,
+        streamem.river.LDATransformer,
+    ):
         model = cls(seed=3, batch_size=20)
         with mock.patch.object(checks, "_yield_datasets", _small_datasets):
             checks.check_estimator(model)
 
 
 def _small_datasets(model: base.Estimator, scale: int = 1) -> Iterator[Iterable[Any]]:
-    yield itertools.islice(datasets.Shuttle(), 300 * scale)
+    if isinstance(model, base.Transformer):  # counts >= 0: Shuttle has negative readings
+        yield _token_counts(300 * scale)
+    else:
+        yield itertools.islice(datasets.Shuttle(), 300 * scale)

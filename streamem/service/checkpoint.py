@@ -6,9 +6,16 @@ model before the checkpoint is never applied twice and one after it is never los
 
 The file is one JSON document (never a pickle)::
 
-    {"schema_version": 1, "key": "...", "version": 42, "created_at": 1700000000.0,
-     "offsets": [{"topic": "sensors", "partition": 0, "offset": 1234}, ...],
+    {"schema_version": 2, "key": "...", "version": 42, "created_at": 1700000000.0,
+     "offsets": [{"topic": "sensors", "partition": 0, "offset": 1234,
+                  "log": {"topic_id": "01a2...", "last": [1233, 1700000000123, 2961574170]}},
+                 ...],
      "model": {...}}
+
+``log`` (schema version 2; version 1 files, without it, are read too) identifies the log the
+offset belongs to: the broker's topic id where it gives one, and the fingerprint of the last
+record settled below the offset (its offset, timestamp and the CRC-32 of its value), which the
+daemon compares with what it reads again after a restart (see :mod:`streamem.service.app`).
 
 It is written atomically: to a temporary file in the same directory, flushed and fsynced, renamed
 over the previous file with :func:`os.replace`, and then the directory itself is fsynced so that
@@ -19,6 +26,7 @@ never a mixture; a temporary file left behind by a crash is ignored (and may be 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -37,16 +45,22 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "CheckpointStore",
+    "highest_version",
     "partition_set_key",
+    "prepare_state_dir",
 ]
 
-SCHEMA_VERSION = 1
-"""Version of the checkpoint file layout that this module writes and reads."""
+SCHEMA_VERSION = 2
+"""Version of the checkpoint file layout that this module writes (it reads 1 and 2)."""
+
+_READABLE = (1, 2)
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
 _SUFFIX = ".checkpoint.json"
 _TMP_SUFFIX = ".tmp"
+_ORPHAN_AGE_SECONDS = 60.0  # a write takes milliseconds: an older temporary file is an orphan
+_PROBE = ".streamem-write-probe"
 
 
 class CheckpointError(StreamemError):
@@ -76,6 +90,9 @@ class Checkpoint:
         The model version (monotonic, >= 0).
     created_at
         Unix time of the checkpoint; now by default.
+    logs
+        Per ``(topic, partition)``, what identifies its log: ``{"topic_id": str or None,
+        "last": [offset, timestamp, crc32] or None}`` (see the module docstring).
 
     Examples
     --------
@@ -89,6 +106,7 @@ class Checkpoint:
     offsets: dict[tuple[str, int], int]
     version: int
     created_at: float = field(default_factory=time.time)
+    logs: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, dict):
@@ -112,6 +130,12 @@ class Checkpoint:
                 raise ValidationError(
                     f"offsets[{tp!r}]: expected an integer >= 0, received {offset!r}"
                 )
+        for tp, mark in self.logs.items():
+            if not _is_log_mark(mark):
+                raise ValidationError(
+                    f"logs[{tp!r}]: expected {{topic_id: str or null, last: [offset, "
+                    f"timestamp, crc32] or null}}, received {mark!r}"
+                )
 
     def to_json(self) -> dict[str, Any]:
         """Return the file's JSON document (without ``schema_version`` and ``key``).
@@ -127,10 +151,105 @@ class Checkpoint:
             "created_at": float(self.created_at),
             "offsets": [
                 {"topic": topic, "partition": partition, "offset": offset}
+                | (
+                    {"log": self.logs[(topic, partition)]}
+                    if (topic, partition) in self.logs
+                    else {}
+                )
                 for (topic, partition), offset in sorted(self.offsets.items())
             ],
             "model": self.model,
         }
+
+
+def prepare_state_dir(directory: str | Path, *, now: float | None = None) -> list[Path]:
+    """Make sure checkpoints can be written in ``directory``; remove orphaned temporary files.
+
+    The directory is created if missing; a probe file is written, fsynced, renamed, fsynced
+    with its directory and removed (every step a checkpoint takes). Temporary files of
+    checkpoint writes that were killed (``.<key>.*.tmp``, older than a minute, so that a
+    replica writing in the same directory is left alone) are deleted.
+
+    Parameters
+    ----------
+    directory
+        The state directory (``state.dir``).
+    now
+        Unix time to judge the age of temporary files by (now by default).
+
+    Returns
+    -------
+    list of Path
+        The orphaned temporary files removed.
+
+    Raises
+    ------
+    CheckpointError
+        If the directory cannot be created, written or synced; the message names it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> prepare_state_dir(tempfile.mkdtemp())
+    []
+    """
+    path = Path(directory)
+    where = f"the state directory {str(path)!r} (state.dir)"
+    probe = path / _PROBE
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with open(probe.with_suffix(_TMP_SUFFIX), "wb") as handle:
+            handle.write(b"streamem")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(probe.with_suffix(_TMP_SUFFIX), probe)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot write checkpoints in {where}: {exc.strerror or exc}; make it writable by "
+            f"this user (or point state.dir elsewhere)"
+        ) from exc
+    limit = (time.time() if now is None else now) - _ORPHAN_AGE_SECONDS
+    removed = []
+    for orphan in sorted(path.glob(f".*{_TMP_SUFFIX}")):
+        with contextlib.suppress(OSError):
+            if orphan.is_file() and orphan.stat().st_mtime < limit:
+                orphan.unlink()
+                removed.append(orphan)
+    return removed
+
+
+def highest_version(directory: str | Path, model_name: str) -> int:
+    """The highest version stored by a checkpoint of ``model_name`` in ``directory`` (0: none).
+
+    Every partition set of a model has its own checkpoint, but they publish under one key: a
+    new partition set continues above this, so that versions never go backwards on the output
+    topic. Unreadable files are skipped (their own load reports them).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> directory = tempfile.mkdtemp()
+    >>> key = partition_set_key("sensors", [("sensors", 0)])
+    >>> CheckpointStore(directory, key).save(Checkpoint(model={}, offsets={}, version=7))
+    >>> highest_version(directory, "sensors"), highest_version(directory, "other")
+    (7, 0)
+    """
+    prefix = f"{_SAFE.sub('_', model_name).lstrip('.')}."
+    highest = 0
+    for path in Path(directory).glob(f"{glob.escape(prefix)}*{_SUFFIX}"):
+        try:
+            version = json.loads(path.read_bytes()).get("version")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if type(version) is int:
+            highest = max(highest, version)
+    return highest
 
 
 def partition_set_key(model_name: str, partitions: Iterable[tuple[str, int]]) -> str:
@@ -272,6 +391,19 @@ class CheckpointStore:
             raise
         self._fsync_directory()
 
+    def identity(self) -> tuple[int, int, int] | None:
+        """What identifies the file now on disk (inode, modification time, size), or None.
+
+        Each save replaces the file, so a different identity than the one after this store's
+        own last :meth:`save` or :meth:`load` means another writer (a replica that took the
+        partitions) advanced the checkpoint.
+        """
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return (info.st_ino, info.st_mtime_ns, info.st_size)
+
     def _fsync_directory(self) -> None:
         try:
             fd = os.open(self.directory, os.O_RDONLY)
@@ -332,10 +464,10 @@ def _from_document(document: Any, path: Path, key: str) -> Checkpoint:
     if not isinstance(document, dict):
         raise CheckpointError(f"{where} is corrupt: expected a JSON object")
     schema = document.get("schema_version")
-    if schema != SCHEMA_VERSION:
+    if schema not in _READABLE:
         raise CheckpointError(
             f"{where} has schema_version {schema!r}; this streamem reads schema_version "
-            f"{SCHEMA_VERSION} only"
+            f"{' or '.join(map(str, _READABLE))} only"
         )
     expected = {"schema_version", "key", "version", "created_at", "offsets", "model"}
     if set(document) != expected:
@@ -350,6 +482,7 @@ def _from_document(document: Any, path: Path, key: str) -> Checkpoint:
             f"{where} is corrupt: 'offsets' must be a list of {{topic, partition, offset}}"
         )
     table = {(entry["topic"], entry["partition"]): entry["offset"] for entry in offsets}
+    logs = {(e["topic"], e["partition"]): e["log"] for e in offsets if "log" in e}
     if len(table) != len(offsets):
         raise CheckpointError(f"{where} is corrupt: a partition appears twice in 'offsets'")
     try:
@@ -358,15 +491,26 @@ def _from_document(document: Any, path: Path, key: str) -> Checkpoint:
             offsets=table,
             version=document["version"],
             created_at=document["created_at"],
+            logs=logs,
         )
     except ValidationError as exc:
         raise CheckpointError(f"{where} is corrupt: {exc}") from exc
 
 
+def _is_log_mark(mark: Any) -> bool:
+    if not isinstance(mark, Mapping) or set(mark) != {"topic_id", "last"}:
+        return False
+    last = mark["last"]
+    return (mark["topic_id"] is None or isinstance(mark["topic_id"], str)) and (
+        last is None
+        or (isinstance(last, list) and len(last) == 3 and all(type(x) is int for x in last))
+    )
+
+
 def _is_offset(entry: Any) -> bool:
     return (
         isinstance(entry, Mapping)
-        and set(entry) == {"topic", "partition", "offset"}
+        and set(entry) - {"log"} == {"topic", "partition", "offset"}
         and isinstance(entry["topic"], str)
         and type(entry["partition"]) is int
         and type(entry["offset"]) is int

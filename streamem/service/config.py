@@ -41,6 +41,7 @@ __all__ = [
     "ConfigProblem",
     "ConsumerSettings",
     "DriftSettings",
+    "GuardSettings",
     "InputSettings",
     "KafkaSettings",
     "LoggingSettings",
@@ -452,13 +453,17 @@ class InputSettings(_Section):
     the field whose value says which sequence a reading continues (e.g. ``sensor``: each
     sensor's readings are one sequence with its own filter state); the producer must key the
     records by it, so that one sequence stays in one partition, in order. Without it a
-    sequential family takes each partition as one sequence.
+    sequential family takes each partition as one sequence. ``bounds`` gives some features a
+    closed interval ``[low, high]``; a point with a feature outside it is dead-lettered as
+    ``out_of_bounds`` (a missing feature is not checked).
 
     Examples
     --------
     >>> spec = InputSettings(format="csv", features=["temp", "hum", "pressure"])
     >>> spec.dimension
     3
+    >>> InputSettings(features=["temp", "hum"], bounds={"temp": [-40, 125]}).bounds
+    {'temp': [-40.0, 125.0]}
     """
 
     format: Literal["json", "json_array", "csv", "packed_f32", "packed_f64"] = "json"
@@ -469,6 +474,9 @@ class InputSettings(_Section):
     allow_missing: bool = False
     csv_delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] = ","
     sequence_key: FeatureName | None = None
+    bounds: dict[FeatureName, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+        default_factory=dict
+    )
 
     @_model_validator(mode="after")
     def _check_sequence_key(self) -> InputSettings:
@@ -485,6 +493,20 @@ class InputSettings(_Section):
                 "sequence_key",
                 f"expected a field that is not a feature, received {self.sequence_key!r}",
             )
+        return self
+
+    @_model_validator(mode="after")
+    def _check_bounds(self) -> InputSettings:
+        for name, (low, high) in self.bounds.items():
+            if name not in self.features:
+                raise _rule_error(
+                    "bounds", f"expected names of input.features {self.features}, received {name!r}"
+                )
+            if not low < high:
+                raise _rule_error(
+                    "bounds",
+                    f"expected [low, high] with low < high for {name!r}, received [{low}, {high}]",
+                )
         return self
 
     @field_validator("features")
@@ -657,6 +679,33 @@ class DriftSettings(_Section):
         return self
 
 
+class GuardSettings(_Section):
+    """What keeps absurd points out of the model (``guard``); see :mod:`streamem.service.guard`.
+
+    A refused update never drops its good points: the daemon finds the points that made the
+    engine refuse it and dead-letters them (``degenerate``), then learns the others. Points
+    whose values are too large for their statistics (``abs(x) > 1e150``) are ``degenerate``
+    before they reach the model, warm-up included. Once the model made ``warm_batches``
+    updates, a point whose log-density is more than ``outlier_margin`` nats below the model's
+    smoothed mean log-likelihood per point is an ``outlier`` (dead-lettered), unless more than
+    ``max_outlier_fraction`` of its batch is: that is a change of regime, learned in full so
+    the model can follow it. ``outliers: false`` learns every finite point, like the
+    library's ``partial_fit`` (parity with ``fit``). ``/readyz`` answers 503 after
+    ``unready_after_failed_batches`` consecutive batches whose update failed.
+
+    Examples
+    --------
+    >>> GuardSettings().outlier_margin
+    30.0
+    """
+
+    outliers: bool = True
+    outlier_margin: PositiveFloat = 30.0
+    warm_batches: PositiveInt = 10
+    max_outlier_fraction: Fraction = 0.05
+    unready_after_failed_batches: PositiveInt = 3
+
+
 class StateSettings(_Section):
     """Where and how often the checkpoint is written (``state``).
 
@@ -667,6 +716,16 @@ class StateSettings(_Section):
     """
 
     dir: Annotated[Path, Field(strict=False)] = Path("./state")
+
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise PydanticCustomError(
+                "config_rule", "expected a directory path, received an empty string"
+            )
+        return value
+
     checkpoint_every_batches: PositiveInt = 10
     checkpoint_every_seconds: PositiveFloat = 5.0
 
@@ -721,6 +780,7 @@ class Settings(_Section):
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
@@ -762,7 +822,19 @@ class Settings(_Section):
 
 
 class _Loader(yaml.SafeLoader):
-    """A safe loader with YAML 1.2 booleans and numbers (``1e-6`` is a float, ``no`` a string)."""
+    """A safe loader with YAML 1.2 booleans and numbers (``1e-6`` is a float, ``no`` a string).
+
+    Anchors and aliases are refused: a config has no need of them, and nested aliases expand
+    exponentially (a "billion laughs" document takes minutes and gigabytes before failing).
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a streamem config", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Hashable] = set()

@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,9 @@ _FORMAT = "streamem.daemon.learner"
 _FORMAT_VERSION = 1
 # Hyper-parameters whose change makes a checkpoint unusable (the statistics' shapes differ).
 _STRUCTURAL = ("n_components", "covariance_type")
+
+
+_Isolate = Callable[[Decoded, tuple[str, ...] | None], list[int]]
 
 
 class LearnerStateError(StreamemError):
@@ -188,12 +192,16 @@ class BatchOutcome:
         The monitor's record of the update (None if no update).
     drift
         Whether the drift detector fired on this batch.
+    isolated
+        Indices of the points left out because the engine refused the update with them
+        (see the ``isolate`` argument of :meth:`Learner.learn`).
     """
 
     n_points: int
     learned: bool
     record: MonitorRecord | None = None
     drift: bool = False
+    isolated: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -289,7 +297,9 @@ class Learner:
         """Whether the model has parameters."""
         return self.model.status.initialized
 
-    def learn(self, X: Decoded, keys: tuple[str, ...] | None = None) -> BatchOutcome:
+    def learn(
+        self, X: Decoded, keys: tuple[str, ...] | None = None, isolate: _Isolate | None = None
+    ) -> BatchOutcome:
         """Learn one micro-batch of shape ``(n_points, n_features)`` (NaN = missing); ``keys``
         gives each point's sequence for a sequential family (see ``batch_from_rows``).
 
@@ -297,7 +307,10 @@ class Learner:
         arrived (the library's default when null); the model then initialises and makes its
         first update with all of them. A degenerate batch is refused (the previous parameters
         are kept) and its points counted as dropped; an error in the update is logged and its
-        points dropped too: bad data never stops the learner.
+        points dropped too: bad data never stops the learner. With ``isolate``
+        (:func:`streamem.service.guard.isolate_refused`), a refused update of an initialised
+        model is retried without the points that ``isolate`` finds (by trial updates on copies
+        of the model); they are in the outcome's ``isolated``.
         """
         model = self.model
         before = model.status
@@ -309,6 +322,13 @@ class Learner:
             log.error("the update with a batch of %d points failed, dropped: %s", len(X), error)
         after = model.status
         dropped = before.n_seen + before.n_warmup + len(X) - after.n_seen - after.n_warmup
+        if dropped == len(X) and isolate is not None and before.initialized and len(X) > 1:
+            offending = isolate(X, keys)  # the refused update left the model as it was
+            if 0 < len(offending) < len(X):
+                kept = np.delete(np.arange(len(X)), offending)
+                rest = None if keys is None else tuple(keys[i] for i in kept.tolist())
+                outcome = self.learn(X[kept], rest)
+                return replace(outcome, n_points=len(X), isolated=offending)
         if dropped > 0:
             self._counters.n_dropped += dropped
             log.warning(

@@ -59,13 +59,23 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from streamem import __version__
+from streamem.errors import StreamemError
 from streamem.service.codecs import RejectReason
 from streamem.service.learner import LearnerStatus
 from streamem.service.source import Partition
 
-__all__ = ["DaemonMetrics", "MetricsServer", "MetricsState"]
+__all__ = ["MAX_CONNECTIONS", "REFUSED_REASONS", "DaemonMetrics", "MetricsServer", "MetricsState"]
 
 log = logging.getLogger(__name__)
+
+MAX_CONNECTIONS = 32
+"""Connections the endpoint serves at once; more are closed at once (no thread each)."""
+
+_IDLE_SECONDS = 5.0  # a connection that sends nothing for this long is closed
+
+REFUSED_REASONS = (RejectReason.OUT_OF_BOUNDS, RejectReason.DEGENERATE, RejectReason.OUTLIER)
+"""Reasons of ``streamem_points_refused_total``: points kept out of a batch by the guard, plus
+``dropped`` for points of an update that failed without a culprit (lost, not dead-lettered)."""
 
 _BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -92,6 +102,12 @@ class MetricsState:
         Monotonic time the consumer was last seen connected to a broker.
     delivery_problem
         Since when (monotonic time) and why snapshots are not delivered; None while they are.
+    failed_batches
+        Consecutive micro-batches whose update failed (0 after a good one).
+    unready_after_failed_batches
+        ``/readyz`` fails from this many consecutive failed batches on.
+    checkpoint_error
+        Why the newest checkpoint attempt failed (None: it was written).
     """
 
     status: LearnerStatus = field(default_factory=LearnerStatus)
@@ -103,6 +119,9 @@ class MetricsState:
     heartbeat: float = field(default_factory=time.monotonic)
     broker_contact: float = field(default_factory=time.monotonic)
     delivery_problem: tuple[float, str] | None = None
+    failed_batches: int = 0
+    unready_after_failed_batches: int = 3
+    checkpoint_error: str | None = None
 
 
 def _gauge(name: str, documentation: str, value: float | None) -> GaugeMetricFamily | None:
@@ -272,6 +291,20 @@ class DaemonMetrics:
         self.published = Counter(
             "streamem_published", "Model snapshots acknowledged by the broker.", registry=r
         )
+        self.refused_points = Counter(
+            "streamem_points_refused",
+            "Points kept out of the model, by reason (dead-lettered with their record, or "
+            "'dropped' with a failed update).",
+            ["reason"],
+            registry=r,
+        )
+        for label in (*(refused.value for refused in REFUSED_REASONS), "dropped"):
+            self.refused_points.labels(reason=label)
+        self.checkpoint_failures = Counter(
+            "streamem_checkpoint_failures",
+            "Checkpoints that could not be written (the state directory failed).",
+            registry=r,
+        )
         Info("streamem_build", "Versions of streamem and Python.", registry=r).info(
             {"version": __version__, "python": platform.python_version()}
         )
@@ -324,8 +357,13 @@ class MetricsServer:
         self.stale_after = stale_after
         self.unreachable_after = unreachable_after
         handler = _handler(metrics, {"/healthz": self.healthy, "/readyz": self.ready})
-        self._server = ThreadingHTTPServer((address, port), handler)
-        self._server.daemon_threads = True
+        try:
+            self._server = _BoundedServer((address, port), handler)
+        except OSError as exc:
+            raise StreamemError(
+                f"metrics.address, metrics.port: cannot listen on {address}:{port}: "
+                f"{exc.strerror or exc}"
+            ) from exc
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="streamem-metrics", daemon=True
@@ -340,13 +378,18 @@ class MetricsServer:
         return False, f"loop stalled: no turn for {age:.0f} s"
 
     def ready(self) -> tuple[bool, str]:
-        """``/readyz``: whether partitions are assigned and a broker is reachable, and why."""
+        """``/readyz``: whether partitions are assigned, a broker is reachable, updates and
+        checkpoints succeed; if not, why (the first failing condition)."""
         state = self.metrics.state
         if not state.ready:
             return False, "not ready: no partitions assigned (yet)"
         silence = self._clock() - state.broker_contact
         if silence >= self.unreachable_after:
             return False, f"not ready: no broker connection for {silence:.0f} s"
+        for condition in (_updates_succeed, _checkpoints_succeed):
+            reason = condition(state)
+            if reason is not None:
+                return False, f"not ready: {reason}"
         return self._delivering()
 
     def _delivering(self) -> tuple[bool, str]:
@@ -364,11 +407,54 @@ class MetricsServer:
         self._server.server_close()
 
 
+def _updates_succeed(state: MetricsState) -> str | None:
+    """``/readyz`` condition: the model's updates are not failing batch after batch."""
+    if state.failed_batches >= state.unready_after_failed_batches:
+        return f"the last {state.failed_batches} updates of the model failed"
+    return None
+
+
+def _checkpoints_succeed(state: MetricsState) -> str | None:
+    """``/readyz`` condition: the newest checkpoint attempt was written."""
+    if state.checkpoint_error is not None:
+        return f"the checkpoint cannot be written: {state.checkpoint_error}"
+    return None
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A threading HTTP server with at most :data:`MAX_CONNECTIONS` connections at once."""
+
+    daemon_threads = True
+    request_queue_size = 128  # the listen backlog: a burst of connections waits, not retries
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # over the cap: closed, no thread
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 _Probe = Callable[[], tuple[bool, str]]
 
 
 def _handler(metrics: DaemonMetrics, probes: Mapping[str, _Probe]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = _IDLE_SECONDS
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":

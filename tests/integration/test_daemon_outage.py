@@ -5,7 +5,7 @@ daemon keeps its model, reconnects, recreates its producer and learns what comes
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +22,6 @@ from tests.integration.daemon import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def own_broker(broker: EmbeddedBroker) -> Iterator[EmbeddedBroker]:
-    """A broker of this test only (``broker`` is requested so that Tansu's absence skips)."""
-    with EmbeddedBroker() as server:
-        yield server
 
 
 def _latest(broker: EmbeddedBroker, topic: str, n_seen: int, timeout: float) -> dict:

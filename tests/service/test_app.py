@@ -301,7 +301,10 @@ def test_the_same_partitions_resume_and_another_set_has_its_own_model(
     assert harness.source.positions == {p: 0 for p in PARTITIONS[:2]}
     harness.source.assign(PARTITIONS)  # back: the first checkpoint, exactly where it was
     assert harness.daemon.learner.status.n_seen == valid
-    assert harness.source.positions == {p: len(log.partitions[p]) for p in PARTITIONS}
+    # one record before the stored offset: read again to check the log is the same one
+    assert harness.source.positions == {p: len(log.partitions[p]) - 1 for p in PARTITIONS}
+    harness.drain()
+    assert harness.daemon.learner.status.n_seen == valid
 
 
 def test_a_corrupt_checkpoint_stops_the_daemon_with_a_clear_error(
@@ -369,3 +372,59 @@ def test_the_probes_at_start_in_operation_in_a_broker_outage_and_when_stalled(
         assert daemon.waiting_for_brokers() is True
     finally:
         server.close()
+
+
+def test_an_unexpected_error_on_one_record_is_its_dead_letter(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    valid = _fill(log, rng, 900)
+    log.append(PARTITIONS[0], [b"boom"])
+    harness = Harness(_settings(tmp_path), log, sinks)
+    decoder = harness.daemon._row_decoder
+    assert decoder is not None
+
+    def faulty(value: bytes | None) -> list[float]:
+        if value == b"boom":
+            raise ZeroDivisionError("a bug in a decoder")
+        return decoder(value)
+
+    harness.daemon._row_decoder = faulty
+    harness.drain()
+    dead = sinks.on("streamem.dead-letter")
+    assert [(h["reason"], h["detail"]) for _, _, h in dead] == [
+        (b"internal", b"ZeroDivisionError: a bug in a decoder")
+    ]
+    assert _snapshots(sinks)[-1]["n_seen"] == valid
+
+
+def test_a_checkpoint_advanced_by_another_member_is_reloaded_before_publishing(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()  # one output topic for both members
+    valid = _fill(log, rng, 1500)
+    settings = _settings(tmp_path)
+    first = Harness(settings, log, sinks)
+    first.drain()
+    other = Harness(settings, log, sinks)  # took the partitions while the first was paused
+    valid += _fill(log, rng, 600)
+    other.drain()
+    valid += _fill(log, rng, 300)
+    first.drain()  # the first member comes back, still holding its partitions
+    versions = [s["version"] for s in _snapshots(sinks)]
+    assert versions == sorted(set(versions)), versions  # never backwards, never twice
+    assert _snapshots(sinks)[-1]["n_seen"] == valid
+
+
+def test_a_recreated_log_grown_past_the_offsets_is_read_from_its_start(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    valid = _fill(log, rng, 1500)
+    settings = _settings(tmp_path)
+    Harness(settings, log, sinks).drain()
+    new_log = FakeLog()
+    more = _fill(new_log, rng, 3000)  # longer than the old log, other records
+    harness = Harness(settings, new_log, sinks)
+    harness.drain()
+    assert _snapshots(sinks)[-1]["n_seen"] == valid + more

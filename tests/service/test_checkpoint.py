@@ -77,7 +77,7 @@ def test_file_layout(store: CheckpointStore) -> None:
     store.save(make_checkpoint(p1=7, p0=120))
     assert store.path == store.directory / f"{KEY}.checkpoint.json"
     document = json.loads(store.path.read_text(encoding="utf-8"))
-    assert document["schema_version"] == SCHEMA_VERSION == 1
+    assert document["schema_version"] == SCHEMA_VERSION == 2
     assert document["key"] == KEY
     assert document["version"] == 3
     assert document["created_at"] == 1700000000.25

@@ -157,6 +157,10 @@ def test_the_reasons_are_a_stable_small_set() -> None:
         "missing_feature",
         "all_missing",
         "missing_key",
+        "out_of_bounds",
+        "degenerate",
+        "outlier",
+        "internal",
     }
 
 
@@ -288,8 +292,17 @@ def test_rejections(
 
 
 def test_every_reason_is_exercised() -> None:
-    # missing_key is the sequence-key decoder's reason (its own test above)
-    assert {case[3] for case in CASES} | {RejectReason.MISSING_KEY} == set(RejectReason)
+    # missing_key is the sequence-key decoder's reason (its own test above); the others are
+    # given after decoding: by the row guard (tests/service/test_guard.py) and by the loop for an
+    # unexpected error (tests/service/test_app.py).
+    after_decoding = {
+        RejectReason.MISSING_KEY,
+        RejectReason.OUT_OF_BOUNDS,
+        RejectReason.DEGENERATE,
+        RejectReason.OUTLIER,
+        RejectReason.INTERNAL,
+    }
+    assert {case[3] for case in CASES} == set(RejectReason) - after_decoding
 
 
 def test_detail_names_the_feature() -> None:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamem.errors import ValidationError
-from streamem.service.codecs import RecordRejected, decode, row_decoder
+from streamem.service.codecs import JSON_PARSERS, RecordRejected, decode, row_decoder
 from streamem.service.config import InputSettings
 
 FEATURES = ["temp", "hum", "vib"]
@@ -82,10 +82,40 @@ def test_rows_match_decode_on_any_bytes(value: bytes, which: int) -> None:
     assert _same(_outcome(row_decoder(spec), value), _reference(value, spec))
 
 
-@pytest.mark.parametrize("value", [None, b"", b" " * 300, b"1,2,3", b"1,,3", b"[1, 2, 3]"])
+# Where msgspec and Python's json differ, the standard library decides (the slow path).
+JSON_EDGES = [
+    b'\xef\xbb\xbf{"temp": 1, "hum": 2, "vib": 3}',  # a UTF-8 byte order mark
+    b'{"\\ud800": 1, "temp": 1, "hum": 2, "vib": 3}',  # a lone surrogate escape
+    b'{"temp": 1, "temp": 5, "hum": 2, "vib": 3}',  # a duplicate key: the last one wins
+    b'{"temp": NaN, "hum": 2, "vib": 3}',
+    b'{"temp": 1e999, "hum": 2, "vib": 3}',
+    b'{"temp": 18446744073709551616, "hum": 2, "vib": 3}',  # beyond 64 bits
+    b'{"temp": "a\tb", "hum": 2, "vib": 3}',  # a raw tab in a string
+    b"[" * 150 + b"]" * 150,  # 300 bytes: too large for the specs, at their limit
+    b"[" * 90 + b"]" * 90,
+    b"[NaN, 2, 3]",
+    b"[1, 2, 3] ",
+]
+
+
+@pytest.mark.parametrize(
+    "value", [None, b"", b" " * 300, b"1,2,3", b"1,,3", b"[1, 2, 3]", *JSON_EDGES]
+)
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.format}-{s.allow_missing}")
-def test_rows_match_decode_on_edge_cases(value: bytes | None, spec: InputSettings) -> None:
-    assert _same(_outcome(row_decoder(spec), value), _reference(value, spec))
+@pytest.mark.parametrize("parser", JSON_PARSERS)
+def test_rows_match_decode_on_edge_cases(
+    value: bytes | None, spec: InputSettings, parser: str
+) -> None:
+    assert _same(_outcome(row_decoder(spec, parser), value), _reference(value, spec))
+
+
+def test_nesting_far_deeper_than_the_parsers_allow_is_malformed() -> None:
+    spec = InputSettings(format="json", features=FEATURES)
+    for parser in JSON_PARSERS:
+        for depth in (1_000, 100_000):
+            with pytest.raises(RecordRejected, match="nested deeper") as error:
+                row_decoder(spec, parser)(b"[" * depth + b"]" * depth)
+            assert error.value.reason.value == "malformed"
 
 
 def test_rows_become_the_same_batch_as_arrays() -> None:

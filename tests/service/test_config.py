@@ -552,3 +552,43 @@ def test_a_sequence_key_needs_a_sequential_family_and_named_fields() -> None:
         )
     with pytest.raises(ConfigError, match="expected a field that is not a feature"):
         load_config(None, {"STREAMEM_INPUT__SEQUENCE_KEY": "temp"})
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("state: {dir: ''}", "state.dir"),
+        ("input: {features: [temp, hum], bounds: {vib: [0, 1]}}", "input.bounds"),
+        ("input: {features: [temp, hum], bounds: {temp: [5, 1]}}", "input.bounds"),
+        ("input: {features: [temp, hum], bounds: {temp: [1]}}", "input.bounds.temp"),
+        ("guard: {outlier_margin: 0}", "guard.outlier_margin"),
+        ("guard: {max_outlier_fraction: 2}", "guard.max_outlier_fraction"),
+        ("guard: {unknown: 1}", "guard.unknown"),
+    ],
+)
+def test_new_keys_are_validated_with_the_bad_key_named(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / "daemon.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path, {})
+    assert key in error.value.keys
+
+
+def test_bounds_and_guard_keys_load(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.yaml"
+    path.write_text(
+        "input: {features: [temp, hum], bounds: {temp: [-40, 125]}}\n"
+        "guard: {outliers: false, outlier_margin: 50}\n"
+    )
+    settings = load_config(path, {})
+    assert settings.input.bounds == {"temp": [-40.0, 125.0]}
+    assert (settings.guard.outliers, settings.guard.outlier_margin) == (False, 50.0)
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.yaml"
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 12)]
+    path.write_text("\n".join(levels))
+    with pytest.raises(ConfigError, match="aliases"):
+        load_config(path, {})

@@ -151,3 +151,50 @@ def test_the_endpoint_serves_metrics_and_probes() -> None:
         assert _get(f"{base}/nothing")[0] == 404
     finally:
         server.close()
+
+
+def test_readyz_fails_while_updates_or_checkpoints_fail() -> None:
+    metrics = DaemonMetrics()
+    now = [100.0]
+    server = MetricsServer(metrics, "127.0.0.1", 0, clock=lambda: now[0])
+    try:
+        state = metrics.state
+        state.ready, state.broker_contact = True, now[0]
+        assert server.ready() == (True, "ready")
+        state.failed_batches = state.unready_after_failed_batches
+        assert server.ready() == (False, "not ready: the last 3 updates of the model failed")
+        state.failed_batches = 0
+        state.checkpoint_error = "cannot write checkpoint file 'x': Operation not permitted"
+        ok, reason = server.ready()
+        assert not ok
+        assert "checkpoint cannot be written" in reason
+        assert "'x'" in reason
+    finally:
+        server.close()
+
+
+def test_a_port_in_use_names_the_address() -> None:
+    server = MetricsServer(DaemonMetrics(), "127.0.0.1", 0)
+    try:
+        with pytest.raises(streamem.StreamemError, match=f"127.0.0.1:{server.port}"):
+            MetricsServer(DaemonMetrics(), "127.0.0.1", server.port)
+    finally:
+        server.close()
+
+
+def test_connections_beyond_the_cap_get_no_thread() -> None:
+    import socket
+    import threading
+
+    from streamem.service.metrics import MAX_CONNECTIONS
+
+    server = MetricsServer(DaemonMetrics(), "127.0.0.1", 0)
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(200)]
+    try:
+        time.sleep(0.5)
+        assert threading.active_count() <= before + MAX_CONNECTIONS
+    finally:
+        for connection in idle:
+            connection.close()
+        server.close()

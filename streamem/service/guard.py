@@ -1,0 +1,303 @@
+"""The row guard: keeps absurd points out of the model, and never drops good points with them.
+
+Three tests, each naming the points it refuses with a :class:`~streamem.service.codecs.RejectReason`
+so that the daemon dead-letters their records and learns the rest of the batch:
+
+- ``out_of_bounds``: a feature outside its ``input.bounds`` interval (optional, per feature);
+- ``degenerate``: a value whose statistics overflow (``abs(x) > MAX_MAGNITUDE``: its square
+  in the second moments would be infinite), or a point that made the engine refuse an update
+  (found by :func:`isolate_refused` on copies of the model, see below);
+- ``outlier``: once the model is warm (``guard.warm_batches`` updates), a point whose
+  log-density under the current model is more than ``guard.outlier_margin`` nats below the
+  model's smoothed mean log-likelihood per point. For a point of a ``d``-dimensional Gaussian
+  component, the log-density falls ``m`` nats below its mean with probability
+  ``P(chi2_d > d + 2 m)``: about 1e-12 for ``m = 30`` and ``d = 3``, so a clean stream loses
+  nothing. When more than ``guard.max_outlier_fraction`` of a batch is below the threshold,
+  the batch is a change of regime, not a few bad readings: nothing is refused, the model
+  learns it and the drift detector reports it. Scoring every point would cost more than the
+  update itself, so only *candidates* are scored: points with a feature outside the range of
+  the data, widened by that range's width on both sides (``[low - w, high + w]``,
+  ``w = high - low``). The range is that of the first batch the warm model sees (scored
+  whole), grown by every candidate kept since. A point inside it is near the data on every
+  feature and is not tested.
+
+A point with missing features is scored on its observed features (the model marginalises the
+others). Points waiting in the warm-up buffer are only checked for bounds and magnitude: the
+outlier test needs a model.
+
+Examples
+--------
+>>> import numpy as np
+>>> from streamem.service.config import GuardSettings
+>>> guard = RowGuard(GuardSettings(), ["temp", "hum"], {"temp": [-40.0, 125.0]})
+>>> refusals = guard.screen(np.array([[21.0, 0.4], [1e300, 0.4], [200.0, 0.5]]), None)
+>>> [(r.index, r.reason.value) for r in refusals]
+[(1, 'degenerate'), (2, 'out_of_bounds')]
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from streamem.errors import RefusedUpdateWarning, StreamemError
+from streamem.models.protocol import StreamingModel
+from streamem.service.codecs import Decoded, RejectReason
+from streamem.service.config import GuardSettings
+
+__all__ = [
+    "MAX_MAGNITUDE",
+    "MAX_TRIALS",
+    "ModelScorer",
+    "Refusal",
+    "RowGuard",
+    "bisect_refused",
+    "isolate_refused",
+    "trial_accepts",
+]
+
+MAX_MAGNITUDE = 1e150
+"""Larger absolute values are ``degenerate``: a batch of them has infinite second moments."""
+
+MAX_TRIALS = 256
+"""Most trial updates :func:`isolate_refused` makes for one refused batch."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One point kept out of the model: its index in the batch, the reason, an explanation."""
+
+    index: int
+    reason: RejectReason
+    detail: str
+
+
+class ModelScorer:
+    """What the outlier test reads from a model, through the model protocol only.
+
+    Parameters
+    ----------
+    model
+        The model being learned.
+    """
+
+    def __init__(self, model: StreamingModel) -> None:
+        self.model = model
+
+    def warm_updates(self) -> int:
+        """Stepwise updates the model made (0 before its initialisation)."""
+        status = self.model.status
+        return status.n_updates if status.initialized else 0
+
+    def reference_log_likelihood(self) -> float | None:
+        """The model's smoothed batch mean log-likelihood per point (None: no update yet)."""
+        record = self.model.status.record
+        return None if record is None else float(record.smoothed_log_likelihood)
+
+    def score(self, X: Decoded) -> npt.NDArray[np.float64] | None:
+        """Log-density of each point under the current model, shape ``(n_points,)`` (None if
+        the family scores other units than points)."""
+        model = self.model
+        scores = np.asarray(model.log_density(model.batch_from_rows(X)), dtype=np.float64)
+        return scores if scores.shape == (len(X),) else None
+
+
+class RowGuard:
+    """Screens a micro-batch before it is learned; see the module docstring.
+
+    Parameters
+    ----------
+    settings
+        The ``guard`` section.
+    features
+        ``input.features``, to name a feature in a refusal's detail.
+    bounds
+        ``input.bounds``: feature name -> ``[low, high]``.
+    """
+
+    def __init__(
+        self,
+        settings: GuardSettings,
+        features: Sequence[str],
+        bounds: Mapping[str, Sequence[float]],
+    ) -> None:
+        self.settings = settings
+        self.features = tuple(features)
+        low = np.full(len(features), -np.inf)
+        high = np.full(len(features), np.inf)
+        for name, (lo, hi) in bounds.items():
+            low[self.features.index(name)], high[self.features.index(name)] = lo, hi
+        self._bounded = bool(bounds)
+        self._low, self._high = low, high
+        self._seen: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+
+    def screen(self, X: Decoded, scorer: ModelScorer | None) -> list[Refusal]:
+        """Return the points of ``X`` (shape ``(n_points, n_features)``) to keep out, by index."""
+        refusals: list[Refusal] = []
+        refused = np.zeros(len(X), dtype=bool)
+        with np.errstate(invalid="ignore"):  # NaN (missing) compares False
+            huge = np.abs(X) > MAX_MAGNITUDE
+            outside = np.less(X, self._low) | np.greater(X, self._high) if self._bounded else None
+        for row, col in _first_true(huge, refused):
+            refusals.append(self._refusal(X, row, col, RejectReason.DEGENERATE, "too large"))
+            refused[row] = True
+        if outside is not None:
+            for row, col in _first_true(outside, refused):
+                bounds = f"outside [{self._low[col]:g}, {self._high[col]:g}]"
+                refusals.append(self._refusal(X, row, col, RejectReason.OUT_OF_BOUNDS, bounds))
+                refused[row] = True
+        if self.settings.outliers and scorer is not None:
+            outliers = self._outliers(X, refused, scorer)
+            refusals.extend(outliers)
+            refusals.sort(key=lambda refusal: refusal.index)
+        return refusals
+
+    def _candidates(self, X: Decoded, refused: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
+        """Points to score: outside the widened range of the points kept so far (the whole
+        batch while no range is known)."""
+        if self._seen is None:
+            return np.flatnonzero(~refused)
+        low, high = self._seen
+        width = high - low
+        with np.errstate(invalid="ignore"):
+            outside = np.less(X, low - width) | np.greater(X, high + width)
+        return np.array([row for row, _ in _first_true(outside, refused)], dtype=np.intp)
+
+    def _widen(self, X: Decoded) -> None:
+        """Extend the range by points kept (NaN, a missing feature, is ignored)."""
+        if not len(X):
+            return
+        low, high = np.fmin.reduce(X, axis=0), np.fmax.reduce(X, axis=0)
+        if self._seen is not None:
+            low, high = np.fmin(low, self._seen[0]), np.fmax(high, self._seen[1])
+        self._seen = (low, high)
+
+    def _refusal(self, X: Decoded, row: int, col: int, reason: RejectReason, why: str) -> Refusal:
+        return Refusal(
+            row, reason, f"feature {self.features[col]!r} is {float(X[row, col])!r}: {why}"
+        )
+
+    def _outliers(
+        self, X: Decoded, refused: npt.NDArray[np.bool_], scorer: ModelScorer
+    ) -> list[Refusal]:
+        """Score the candidates; the range grows by the candidates that are kept."""
+        settings = self.settings
+        reference = scorer.reference_log_likelihood()
+        if scorer.warm_updates() < settings.warm_batches or reference is None:
+            return []
+        candidates = self._candidates(X, refused)
+        if not len(candidates):
+            return []
+        with np.errstate(all="ignore"):
+            scores = scorer.score(X[candidates])
+        if scores is None:
+            return []
+        threshold = reference - settings.outlier_margin
+        low = ~(scores >= threshold)  # NaN scores are outliers too
+        if low.sum() > settings.max_outlier_fraction * int((~refused).sum()):
+            self._widen(X[candidates])
+            return []  # a change of regime: learn it
+        self._widen(X[candidates[~low]])
+        return [
+            Refusal(
+                int(candidates[i]),
+                RejectReason.OUTLIER,
+                f"log-density {float(scores[i]):.6g} is more than {settings.outlier_margin:g} "
+                f"nats below the model's smoothed mean log-likelihood ({reference:.6g})",
+            )
+            for i in np.flatnonzero(low).tolist()
+        ]
+
+
+def _first_true(mask: npt.NDArray[np.bool_], skip: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """``(row, first column)`` of the rows of ``mask`` with a True, not in ``skip``; the whole
+    array is tested first (one fast pass) since such rows are rare."""
+    if not mask.any():
+        return []
+    rows = np.flatnonzero(mask.any(axis=1) & ~skip)
+    return [(int(row), int(np.flatnonzero(mask[row])[0])) for row in rows.tolist()]
+
+
+def trial_accepts(model: StreamingModel, X: Decoded, keys: tuple[str, ...] | None = None) -> bool:
+    """Whether the engine takes an update of ``model`` with ``X``: a trial on a copy."""
+    trial = copy.deepcopy(model)
+    refused = trial.status.n_refused
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RefusedUpdateWarning)
+            trial.learn(trial.batch_from_rows(X, keys))
+    except (StreamemError, ValueError, ArithmeticError, np.linalg.LinAlgError):
+        return False
+    return trial.status.n_refused == refused
+
+
+def isolate_refused(
+    model: StreamingModel, X: Decoded, keys: tuple[str, ...] | None = None
+) -> list[int]:
+    """The points of a batch that ``model`` refused, without which it takes the update.
+
+    :func:`bisect_refused` over :func:`trial_accepts`; see there.
+    """
+
+    def accepts(rows: npt.NDArray[np.intp]) -> bool:
+        subset = None if keys is None else tuple(keys[i] for i in rows.tolist())
+        return trial_accepts(model, X[rows], subset)
+
+    return bisect_refused(len(X), accepts)
+
+
+def bisect_refused(
+    n_points: int, accepts: Callable[[npt.NDArray[np.intp]], bool], max_trials: int = MAX_TRIALS
+) -> list[int]:
+    """Find the points of a refused batch without which the update is accepted.
+
+    Bisection on trial updates (``accepts`` learns the points of the given indices on a copy
+    of the model and says whether the engine took them): a half that is accepted is clean, a
+    refused half is split again down to single points. ``k`` offending points among ``n``
+    take about ``2 k log2(n)`` trials. Trials stop after ``max_trials``; the points still
+    undecided are returned too (refusing a few good points beats losing the whole batch).
+
+    Parameters
+    ----------
+    n_points
+        Points in the refused batch.
+    accepts
+        Whether a trial update with the points of the given indices is accepted.
+    max_trials
+        Budget of trial updates.
+
+    Returns
+    -------
+    list of int
+        Sorted indices of the offending points (empty if every half was accepted: the
+        refusal came from the points together, not from some of them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.arange(16.0).reshape(8, 2)
+    >>> bisect_refused(len(X), lambda rows: not (X[rows] == 6.0).any())
+    [3]
+    """
+    offending: list[int] = []
+    pending: list[npt.NDArray[np.intp]] = [np.arange(n_points)]
+    trials = 0
+    while pending:
+        subset = pending.pop()
+        if trials >= max_trials:
+            offending.extend(subset.tolist())
+            continue
+        trials += 1
+        if trials > 1 and accepts(subset):  # the whole batch is known to be refused
+            continue
+        if len(subset) == 1:
+            offending.append(int(subset[0]))
+            continue
+        half = len(subset) // 2
+        pending.extend((subset[half:], subset[:half]))
+    return sorted(offending)

@@ -237,7 +237,9 @@ class _MixtureCore:
     def learn(self, row: FloatArray) -> None:
         """Learn one row (d,): one online EM step, or one row of the current mini-batch
         (the mixture keeps its own warm-up buffer until it can initialise)."""
-        if self.batch_size == 1:
+        if self.initialized and self.batch_size == 1:
+            self.mixture.learn_row(row)
+        elif self.batch_size == 1:
             self._learn(row[np.newaxis])
         else:
             self.pending.append(row)

@@ -52,9 +52,15 @@ N_SCALARS = 4
 
 
 def _jit(function: F) -> F:
+    """``numba.njit`` with an on-disk cache where numba finds a writable place for one
+    (``__pycache__``, the user's cache directory or ``NUMBA_CACHE_DIR``), else without: the
+    kernels are then compiled once per process (about a second, measured in the README)."""
     if _numba is None:
         return function
-    compiled: F = _numba.njit(cache=True, nogil=True)(function)
+    try:
+        compiled: F = _numba.njit(cache=True, nogil=True)(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        compiled = _numba.njit(nogil=True)(function)
     return compiled
 
 
@@ -64,8 +70,8 @@ class Layout:
 
     In order: statistics ``resp`` (K,), ``first`` (K, d), ``second`` (K, S); parameters
     ``weights`` (K,), ``means`` (K, d), ``covariances`` (K, S), ``precisions_cholesky``
-    (K, S); the precisions (K, S) that the estimator publishes; then :data:`N_SCALARS`
-    scalars. ``S`` is ``d * d`` for full covariances, ``d`` for diagonal ones.
+    (K, S); then :data:`N_SCALARS` scalars. ``S`` is ``d * d`` for full covariances, ``d``
+    for diagonal ones.
     """
 
     k: int
@@ -77,7 +83,7 @@ class Layout:
         """The number of values of each array, in order."""
         s = self.d * self.d if self.full else self.d
         k, d = self.k, self.d
-        return (k, k * d, k * s, k, k * d, k * s, k * s, k * s)
+        return (k, k * d, k * s, k, k * d, k * s, k * s)
 
     @functools.cached_property
     def size(self) -> int:
@@ -89,7 +95,7 @@ class Layout:
         """Each array's slice of the buffer and its shape (None: 1-D, no reshape)."""
         k, d = self.k, self.d
         second = (k, d, d) if self.full else (k, d)
-        shapes = (None, (k, d), second, None, (k, d), second, second, second)
+        shapes = (None, (k, d), second, None, (k, d), second, second)
         ends = np.cumsum(self.blocks).tolist()
         starts = [0, *ends[:-1]]
         return tuple(
@@ -98,14 +104,14 @@ class Layout:
         )
 
     def pack(self, arrays: tuple[NDArray[np.float64], ...]) -> NDArray[np.float64]:
-        """A buffer holding ``arrays`` (the first seven blocks; precisions and scalars 0)."""
+        """A buffer holding ``arrays`` (the seven blocks in order; the scalars 0)."""
         buffer = np.zeros(self.size)
         for array, (where, _) in zip(arrays, self._slices, strict=False):
             buffer[where] = np.ravel(array)
         return buffer
 
     def views(self, buffer: NDArray[np.float64]) -> list[NDArray[np.float64]]:
-        """The eight arrays of ``buffer``, as views in their shapes."""
+        """The seven arrays of ``buffer``, as views in their shapes."""
         return [
             buffer[where] if shape is None else buffer[where].reshape(shape)
             for where, shape in self._slices
@@ -132,10 +138,10 @@ def one_row_log_joint(
             base = o_factor + j * s
             for a in range(d):
                 log_det += math.log(state[base + a * d + a])
-            for b in range(d):
+            for b in range(d):  # U is upper triangular: rows a <= b of column b
                 xu = 0.0
                 mu = 0.0
-                for a in range(d):
+                for a in range(b + 1):
                     xu += x[a] * state[base + a * d + b]
                     mu += state[o_means + j * d + a] * state[base + a * d + b]
                 whitened[b] = xu - mu
@@ -183,9 +189,9 @@ def one_row_step(
     o_means = o_weights + k
     o_cov = o_means + k * d
     o_factor = o_cov + k * s
-    o_prec = o_factor + k * s
-    o_scalars = o_prec + k * s
-    out = np.zeros(o_scalars + 4)
+    o_scalars = o_factor + k * s
+    out = np.empty(o_scalars + 4)
+    out[o_scalars : o_scalars + 4] = 0.0
     for a in range(d):
         if x[a] != x[a]:
             out[o_scalars] = 1.0
@@ -282,24 +288,14 @@ def one_row_step(
         if not _factor_into(cov, d, full, out, o_factor + j * s):
             out[o_scalars] = 2.0
             return out
-        # precisions (published) and the parameter change (GaussianFamily.parameter_change)
+        # the parameter change (GaussianFamily.parameter_change)
         for a in range(d):
             old_variance = state[o_cov + j * s + (a * d + a if full else a)]
             new_variance = out[o_cov + j * s + (a * d + a if full else a)]
             mean_change = out[o_means + j * d + a] - state[o_means + j * d + a]
             change = max(change, abs(mean_change / math.sqrt(old_variance)))
             change = max(change, abs(math.log(new_variance / old_variance)))
-            if full:
-                for b in range(d):
-                    precision = 0.0
-                    for c in range(d):
-                        precision += (
-                            out[o_factor + j * s + a * d + c] * out[o_factor + j * s + b * d + c]
-                        )
-                    out[o_prec + j * s + a * d + b] = precision
-            else:
-                out[o_prec + j * d + a] = out[o_factor + j * d + a] ** 2
-    for i in range(o_weights, o_prec):
+    for i in range(o_weights, o_scalars):
         if not math.isfinite(out[i]):
             out[o_scalars] = 2.0
             return out

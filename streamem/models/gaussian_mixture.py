@@ -610,25 +610,30 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
     def _publish(self, from_fit: bool) -> None:
         """Copy the engine's output parameters to the fitted attributes."""
-        params = self.engine_.output_params
-        covariance_type = cov.check_covariance_type(self.covariance_type)
+        engine = self.engine_
+        params = engine.output_params
         self.weights_ = params.weights
         self.means_ = params.means
         self.covariances_ = params.covariances
         self.precisions_cholesky_ = params.precisions_cholesky
-        fast: OneRowStep | None = getattr(self, "_one_row", None)
-        if fast is not None and fast.params is params and fast.precisions is not None:
-            self.precisions_ = fast.precisions  # computed with the parameters
-        else:
-            self.precisions_ = cov.precisions_from_cholesky(
-                params.precisions_cholesky, covariance_type
-            )
-        self.n_seen_ = self.engine_.n_seen
+        self.n_seen_ = engine.n_seen
         if not from_fit:
-            last = self.engine_.monitor.last
-            self.converged_ = self.engine_.monitor.converged
-            self.n_iter_ = self.engine_.step
+            monitor = engine.monitor
+            last = monitor.last
+            self.converged_ = monitor.converged
+            self.n_iter_ = engine.step
             self.lower_bound_ = last.smoothed_log_likelihood if last else -np.inf
+
+    @property
+    def precisions_(self) -> FloatArray:
+        """Precision matrices (or inverse variances) in the covariance type's shape, from
+        ``precisions_cholesky_`` when asked (not on every update)."""
+        factors = self.__dict__.get("precisions_cholesky_")
+        if factors is None:
+            raise AttributeError(f"{type(self).__name__} has no precisions_ before it is fitted")
+        return cov.precisions_from_cholesky(
+            factors, cov.check_covariance_type(self.covariance_type)
+        )
 
     # ---- the model protocol (streamem.models.protocol.StreamingModel) -------------------------
 

@@ -34,9 +34,9 @@ class OneRowStep:
 
     Attributes
     ----------
-    params, stats, precisions
-        What the last compiled step left in the engine (views of :attr:`buffer`) and the
-        precisions of those parameters, (K, d, d) or (K, d); None before the first step.
+    params, stats
+        What the last compiled step left in the engine (views of :attr:`buffer`); None
+        before the first step.
     smallest_weight
         The smallest weight after the last compiled step (the re-seeding check).
 
@@ -72,7 +72,6 @@ class OneRowStep:
         self.buffer: FloatArray | None = None
         self.params: GaussianParams | None = None
         self.stats: GaussianStats | None = None
-        self.precisions: FloatArray | None = None
         self.smallest_weight = 0.0
 
     def step(self, x: NDArray[np.floating]) -> bool:
@@ -103,7 +102,7 @@ class OneRowStep:
         outcome, log_likelihood, change, smallest = out[-kernels.N_SCALARS :].tolist()
         if outcome != kernels.OK:
             return False
-        resp, first, second, weights, means, covariances, factors, precisions = layout.views(out)
+        resp, first, second, weights, means, covariances, factors = layout.views(out)
         stats = GaussianStats(resp, first, second)
         params = GaussianParams(weights, means, covariances, factors)
         engine.replace(params, stats)
@@ -112,7 +111,7 @@ class OneRowStep:
         engine.n_seen += 1
         engine.monitor.record(log_likelihood, 1, change, eta)
         self.buffer, self.params, self.stats = out, params, stats
-        self.precisions, self.smallest_weight = precisions, smallest
+        self.smallest_weight = smallest
         return True
 
     def log_joint(self, params: GaussianParams, x: NDArray[np.floating]) -> FloatArray | None:

@@ -26,6 +26,8 @@ from streamem.models.gaussian_family import GaussianFamily, GaussianParams, Gaus
 
 FloatArray = NDArray[np.float64]
 FLOAT64 = np.dtype(np.float64)
+SCALARS = slice(-kernels.N_SCALARS, None)
+OK = kernels.OK
 Engine = StepwiseEM[NDArray[np.floating], GaussianParams, GaussianStats, None]
 
 
@@ -69,6 +71,8 @@ class OneRowStep:
         )
         k, d = engine.params.means.shape if engine.initialized else (0, 0)
         self.layout = kernels.Layout(k, d, family.covariance_type == "full")
+        # The family's settings are fixed when its engine is made (GaussianMixture._family).
+        self._settings = (family.reg_covar, family.prior_strength, family.prior_fade)
         self.buffer: FloatArray | None = None
         self.params: GaussianParams | None = None
         self.stats: GaussianStats | None = None
@@ -80,27 +84,21 @@ class OneRowStep:
         engine = self.engine
         # _units_behind: statistics without schedule history (the engine restarts its
         # schedule on the next update, which the numpy path does).
-        if not self.usable or engine.stats is None or engine._units_behind:
+        if not self.usable or engine._units_behind or x.dtype is not FLOAT64 or x.ndim != 1:
             return False
-        if x.dtype is not FLOAT64 or x.ndim != 1:
-            return False
+        state = self.buffer
+        if state is None or engine.params is not self.params or engine.stats is not self.stats:
+            if engine.stats is None:
+                return False
+            state = self._pack()
         eta = engine.next_step_size(1)
         squared_weights = eta**2 + (1.0 - eta) ** 2 * engine._squared_weights
-        family = self.family
         layout = self.layout
         out = kernels.one_row_step(
-            self._state(),
-            x,
-            layout.k,
-            layout.full,
-            eta,
-            squared_weights,
-            family.reg_covar,
-            family.prior_strength,
-            family.prior_fade,
+            state, x, layout.k, layout.full, eta, squared_weights, *self._settings
         )
-        outcome, log_likelihood, change, smallest = out[-kernels.N_SCALARS :].tolist()
-        if outcome != kernels.OK:
+        outcome, log_likelihood, change, smallest = out[SCALARS].tolist()
+        if outcome != OK:
             return False
         resp, first, second, weights, means, covariances, factors = layout.views(out)
         stats = GaussianStats(resp, first, second)
@@ -124,11 +122,9 @@ class OneRowStep:
         )
         return joint if joint[0] == joint[0] else None
 
-    def _state(self) -> FloatArray:
-        """The engine's statistics and parameters as a buffer (the last one if unchanged)."""
+    def _pack(self) -> FloatArray:
+        """The engine's statistics and parameters as a buffer (after a numpy-path update)."""
         engine = self.engine
-        if self.buffer is not None and engine.params is self.params and engine.stats is self.stats:
-            return self.buffer
         stats, params = engine.stats, engine.params
         assert stats is not None
         arrays: tuple[Any, ...] = (

@@ -317,7 +317,17 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
     def learn_row(self, x: NDArray[np.floating]) -> Self:
         """:meth:`learn` of one validated row ``x`` (d,): one online-EM step, by the compiled
-        step where it applies (:mod:`streamem.models.gaussian_online`)."""
+        step where it applies (:mod:`streamem.models.gaussian_online`).
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> model = GaussianMixture(2, init_size=20, random_state=0)
+        >>> for row in rng.normal(size=(100, 2)):
+        ...     model = model.learn_row(row)
+        >>> model.n_seen_, model.n_iter_
+        (100, 81)
+        """
         engine = getattr(self, "engine_", None)
         if engine is None or not engine.initialized:
             return self.learn(x[np.newaxis])

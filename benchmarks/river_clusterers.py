@@ -12,7 +12,11 @@ Two tables:
    overlapping anisotropic 2-D Gaussians of different shapes. The "oracle" ARI is that of
    the Bayes classifier with the true parameters: the ceiling. A summary table gives the
    throughput over both streams and the final ARI on each.
-2. Anomaly detection on river's bundled ``datasets.Shuttle`` (NASA shuttle sensors, 9
+2. The speed grid of the default online-EM clusterer (``batch_size=1``, one step per point)
+   against ``cluster.KMeans`` with the same K: d = 2 (the overlapping stream) and d = 9 (the
+   features of river's ``datasets.Shuttle``), K = 3 and 8, full and diagonal covariances;
+   learn_one + predict_one per point, best of ``--repeats``, taking turns.
+3. Anomaly detection on river's bundled ``datasets.Shuttle`` (NASA shuttle sensors, 9
    features, ``anomaly`` label), progressive: every row is scored, then learned. ROC AUC of the
    scores and rows per second.
 
@@ -20,6 +24,10 @@ BLAS is pinned to one thread (threadpoolctl) so that the numbers compare per-cor
 
     python benchmarks/river_clusterers.py            # the default run, a few minutes
     python benchmarks/river_clusterers.py --quick    # 3,000 points and 5,000 Shuttle rows
+    python benchmarks/river_clusterers.py --numpy-path   # streamem without the compiled step
+
+``--numpy-path`` turns off the compiled one-row step (``streamem.models.gaussian_kernels``),
+as if numba were not installed: every step then takes the numpy path, the reference.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from scipy.stats import multivariate_normal
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
+from streamem.models import gaussian_kernels
 from streamem.river import GaussianMixtureClusterer, GaussianMixtureDetector
 
 
@@ -187,6 +196,42 @@ def table(title: str, header: list[str], lines: list[list[str]]) -> None:
 
 
 KMEANS = "river cluster.KMeans"
+GRID = [(n_components, covariance) for n_components in (3, 8) for covariance in ("full", "diag")]
+
+
+def speed_grid(
+    grid_streams: list[tuple[str, list[dict[int, float]]]], seed: int, repeats: int
+) -> None:
+    """Points per second of the m = 1 clusterer and of KMeans with the same K, per stream."""
+    lines = []
+    for name, rows in grid_streams:
+        for n_components, covariance in GRID:
+            makers: dict[str, Callable[[], base.Clusterer]] = {
+                "streamem": lambda k=n_components, c=covariance: GaussianMixtureClusterer(
+                    n_components=k, covariance_type=c, seed=seed
+                ),
+                "kmeans": lambda k=n_components: cluster.KMeans(n_clusters=k, seed=seed),
+            }
+            speeds = dict.fromkeys(makers, 0.0)
+            for _ in range(repeats):
+                for key, make in makers.items():
+                    speeds[key] = max(speeds[key], run_clusterer(make(), rows)[0])
+            lines.append(
+                [
+                    name,
+                    str(n_components),
+                    covariance,
+                    f"{speeds['streamem']:,.0f}",
+                    f"{speeds['kmeans']:,.0f}",
+                    f"{speeds['kmeans'] / speeds['streamem']:.2f}x",
+                ]
+            )
+    table(
+        f"GaussianMixtureClusterer (batch_size=1) against cluster.KMeans with the same K: "
+        f"learn_one + predict_one, best of {repeats}",
+        ["stream", "K", "covariance", "streamem points/s", "KMeans points/s", "time / KMeans"],
+        lines,
+    )
 
 
 def main() -> None:
@@ -196,15 +241,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeats", type=int, default=3, help="passes per clusterer, best kept")
     parser.add_argument("--quick", action="store_true", help="--n 3000 --shuttle-rows 5000")
+    parser.add_argument(
+        "--numpy-path", action="store_true", help="streamem without the compiled one-row step"
+    )
     args = parser.parse_args()
     if args.quick:
         args.n, args.shuttle_rows = 3_000, 5_000
+    if args.numpy_path:
+        gaussian_kernels.AVAILABLE = False
+    print(f"compiled one-row step: {'on' if gaussian_kernels.AVAILABLE else 'off'}")
+    overlapping_rows: list[dict[int, float]] = []
     makers = clusterers(args.seed)
     seconds: dict[str, float] = dict.fromkeys(makers, 0.0)
     final_ari: dict[str, list[str]] = {name: [] for name in makers}
     with threadpool_limits(limits=1):
         for stream in streams(args.n, args.seed):
             rows = [dict(enumerate(row)) for row in stream.X.tolist()]
+            overlapping_rows = rows
             oracle = adjusted_rand_score(stream.labels, stream.oracle)
             speeds: dict[str, float] = dict.fromkeys(makers, 0.0)
             aris: dict[str, tuple[float, float]] = {}
@@ -253,6 +306,12 @@ def main() -> None:
             ],
         )
         shuttle = list(itertools.islice(datasets.Shuttle(), args.shuttle_rows))
+        shuttle_rows = [x for x, _ in shuttle[: args.n]]
+        speed_grid(
+            [("d=2 (overlapping)", overlapping_rows), ("d=9 (Shuttle)", shuttle_rows)],
+            args.seed,
+            args.repeats,
+        )
         lines = []
         for name, make in detectors(args.seed).items():
             auc, speed = run_detector(make(), shuttle)

@@ -34,6 +34,7 @@ from streamem.models.engine_model import (
     jsonable,
 )
 from streamem.models.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
+from streamem.models.gaussian_online import OneRowStep
 from streamem.models.gaussian_start import INIT_METHODS, GaussianStart
 from streamem.models.protocol import StreamingOptions
 
@@ -314,6 +315,26 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
             self._stepwise_update(X)
         return self
 
+    def learn_row(self, x: NDArray[np.floating]) -> Self:
+        """:meth:`learn` of one validated row ``x`` (d,): one online-EM step, by the compiled
+        step where it applies (:mod:`streamem.models.gaussian_online`).
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> model = GaussianMixture(2, init_size=20, random_state=0)
+        >>> for row in rng.normal(size=(100, 2)):
+        ...     model = model.learn_row(row)
+        >>> model.n_seen_, model.n_iter_
+        (100, 81)
+        """
+        engine = getattr(self, "engine_", None)
+        if engine is None or not engine.initialized:
+            return self.learn(x[np.newaxis])
+        if not self._compiled_step(x):
+            self._numpy_update(x[np.newaxis])
+        return self
+
     def _warm_up(self, X: NDArray[np.floating]) -> None:
         """Buffer rows until ``init_size`` of them (at least K distinct) are there, then
         initialise on them and make the first update with all of them."""
@@ -386,6 +407,11 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         return engine.params
 
     def _stepwise_update(self, X: NDArray[np.floating]) -> None:
+        if len(X) > 1 or not self._compiled_step(X[0]):
+            self._numpy_update(X)
+
+    def _numpy_update(self, X: NDArray[np.floating]) -> None:
+        """The update with the mini-batch X by the engine (the reference path)."""
         try:
             self.engine_.update(X)
         except DegenerateUpdateError as error:
@@ -399,6 +425,24 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
             return
         self._reseed_collapsed(X)
         self._publish(from_fit=False)
+
+    def _compiled_step(self, x: NDArray[np.floating]) -> bool:
+        """The update with one row ``x`` (d,) by the compiled step, where it applies (see
+        :mod:`streamem.models.gaussian_online`); whether it was made."""
+        fast = self._one_row_step()
+        if not fast.step(x):
+            return False
+        if fast.smallest_weight < self.reseed_weight:
+            self._reseed_collapsed(x[np.newaxis])
+        self._publish(from_fit=False)
+        return True
+
+    def _one_row_step(self) -> OneRowStep:
+        """The compiled one-row step bound to the current engine."""
+        fast: OneRowStep | None = getattr(self, "_one_row", None)
+        if fast is None or fast.engine is not self.engine_:
+            fast = self._one_row = OneRowStep(self.engine_)
+        return fast
 
     def _reseed_collapsed(self, X: NDArray[np.floating]) -> None:
         """Move components whose weight collapsed to the worst-explained rows of X."""
@@ -576,19 +620,30 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
     def _publish(self, from_fit: bool) -> None:
         """Copy the engine's output parameters to the fitted attributes."""
-        params = self.engine_.output_params
-        covariance_type = cov.check_covariance_type(self.covariance_type)
+        engine = self.engine_
+        params = engine.output_params
         self.weights_ = params.weights
         self.means_ = params.means
         self.covariances_ = params.covariances
         self.precisions_cholesky_ = params.precisions_cholesky
-        self.precisions_ = cov.precisions_from_cholesky(params.precisions_cholesky, covariance_type)
-        self.n_seen_ = self.engine_.n_seen
+        self.n_seen_ = engine.n_seen
         if not from_fit:
-            last = self.engine_.monitor.last
-            self.converged_ = self.engine_.monitor.converged
-            self.n_iter_ = self.engine_.step
+            monitor = engine.monitor
+            last = monitor.last
+            self.converged_ = monitor.converged
+            self.n_iter_ = engine.step
             self.lower_bound_ = last.smoothed_log_likelihood if last else -np.inf
+
+    @property
+    def precisions_(self) -> FloatArray:
+        """Precision matrices (or inverse variances) in the covariance type's shape, from
+        ``precisions_cholesky_`` when asked (not on every update)."""
+        factors = self.__dict__.get("precisions_cholesky_")
+        if factors is None:
+            raise AttributeError(f"{type(self).__name__} has no precisions_ before it is fitted")
+        return cov.precisions_from_cholesky(
+            factors, cov.check_covariance_type(self.covariance_type)
+        )
 
     # ---- the model protocol (streamem.models.protocol.StreamingModel) -------------------------
 
@@ -632,6 +687,11 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
     def log_joint_row(self, x: NDArray[np.floating]) -> FloatArray:
         """:meth:`log_joint_rows` (K,) of one validated row (d,), on the fast one-row path."""
         params = self.engine_.output_params
+        fast: OneRowStep | None = getattr(self, "_one_row", None)
+        if fast is not None:
+            joint = fast.log_joint(params, x)
+            if joint is not None:
+                return joint
         if np.isnan(x).all():
             return np.log(params.weights)
         return self._gaussian_family.log_joint_row(params, x)

@@ -72,6 +72,11 @@ def _number(key: Hashable, value: Any) -> float:
     """``value`` as a float, NaN for missing (None, NaN); raise on anything else."""
     if type(value) is float:
         number = value
+    elif type(value) is int:  # the common cases first: no ABC check (bool is not int here)
+        try:
+            return float(value)
+        except OverflowError as error:
+            raise ValidationError(f"feature {key!r} does not fit a float: {value!r}") from error
     elif value is None:
         return _NAN
     elif isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
@@ -91,8 +96,9 @@ def _number(key: Hashable, value: Any) -> float:
 
 def _log_normaliser(joint: FloatArray) -> float:
     """``log sum_j exp(joint_j)`` of one row of log-joint values."""
-    peak: float = max(joint.tolist())  # a short list: cheaper than a numpy reduction
-    return peak + math.log(sum(np.exp(joint - peak).tolist()))
+    values: list[float] = joint.tolist()  # a short list: cheaper than numpy reductions
+    peak = max(values)
+    return peak + math.log(sum([math.exp(value - peak) for value in values]))
 
 
 class _MixtureCore:
@@ -161,7 +167,8 @@ class _MixtureCore:
         index = self.index
         observed = 0
         for key, value in x.items():
-            number = _number(key, value)
+            # a finite float as it is, without a call; anything else through the checks
+            number = value if type(value) is float and value - value == 0.0 else _number(key, value)
             position = index.get(key)
             if position is not None:
                 values[position] = number
@@ -237,7 +244,9 @@ class _MixtureCore:
     def learn(self, row: FloatArray) -> None:
         """Learn one row (d,): one online EM step, or one row of the current mini-batch
         (the mixture keeps its own warm-up buffer until it can initialise)."""
-        if self.batch_size == 1:
+        if self.initialized and self.batch_size == 1:
+            self.mixture.learn_row(row)
+        elif self.batch_size == 1:
             self._learn(row[np.newaxis])
         else:
             self.pending.append(row)

@@ -1,0 +1,139 @@
+"""The compiled one-row online-EM step of a Gaussian mixture, applied to its engine.
+
+:class:`OneRowStep` makes :meth:`StepwiseEM.update <streamem.engine.StepwiseEM.update>` of
+one complete row by one call of :func:`~streamem.models.gaussian_kernels.one_row_step` and
+leaves the engine in the state that the numpy path leaves (statistics, parameters, Kish's
+sum of squared weights, step counter, points seen, monitor record), so that everything that
+reads the engine (``to_dict``, the daemon, the numpy path itself on the next mini-batch)
+sees no difference. It applies where that step is the whole update: full or diagonal
+covariances, nothing held fixed, no Polyak-Ruppert averaging, running statistics whose
+schedule history is known (not the first update after a warm start, which restarts the
+schedule), a complete float64 row. Elsewhere, and when the kernel reports a row with a NaN
+or a degenerate M-step, :meth:`OneRowStep.step` returns False and the caller takes the numpy
+path, which marginalises, refuses or re-seeds as it always did.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streamem.engine import StepwiseEM
+from streamem.models import gaussian_kernels as kernels
+from streamem.models.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
+
+FloatArray = NDArray[np.float64]
+FLOAT64 = np.dtype(np.float64)
+SCALARS = slice(-kernels.N_SCALARS, None)
+OK = kernels.OK
+Engine = StepwiseEM[NDArray[np.floating], GaussianParams, GaussianStats, None]
+
+
+class OneRowStep:
+    """The compiled one-row step bound to one engine (see the module documentation).
+
+    Attributes
+    ----------
+    params, stats
+        What the last compiled step left in the engine (views of :attr:`buffer`); None
+        before the first step.
+    smallest_weight
+        The smallest weight after the last compiled step (the re-seeding check).
+
+    Examples
+    --------
+    >>> from streamem import GaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> model = GaussianMixture(2, random_state=0).partial_fit(rng.normal(size=(40, 2)))
+    >>> model = model.partial_fit(rng.normal(size=(1, 2)))  # after the warm start: numpy
+    >>> fast = OneRowStep(model.engine_)
+    >>> fast.usable == kernels.AVAILABLE
+    True
+    >>> fast.step(rng.normal(size=2)) == kernels.AVAILABLE
+    True
+    >>> model.engine_.step == (3 if kernels.AVAILABLE else 2)
+    True
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        family = engine.family
+        assert isinstance(family, GaussianFamily)
+        self.family = family
+        self.usable = (
+            kernels.AVAILABLE
+            and family.covariance_type in ("full", "diag")
+            and not family.fixed
+            and engine.averaging_start is None
+            and engine.initialized
+        )
+        k, d = engine.params.means.shape if engine.initialized else (0, 0)
+        self.layout = kernels.Layout(k, d, family.covariance_type == "full")
+        # The family's settings are fixed when its engine is made (GaussianMixture._family).
+        self._settings = (family.reg_covar, family.prior_strength, family.prior_fade)
+        self.buffer: FloatArray | None = None
+        self.params: GaussianParams | None = None
+        self.stats: GaussianStats | None = None
+        self.smallest_weight = 0.0
+
+    def step(self, x: NDArray[np.floating]) -> bool:
+        """One online-EM step with the row ``x`` (d,) if the compiled step applies; whether
+        it was made (False: nothing changed, take the numpy path)."""
+        engine = self.engine
+        # _units_behind: statistics without schedule history (the engine restarts its
+        # schedule on the next update, which the numpy path does).
+        if not self.usable or engine._units_behind or x.dtype is not FLOAT64 or x.ndim != 1:
+            return False
+        state = self.buffer
+        if state is None or engine.params is not self.params or engine.stats is not self.stats:
+            if engine.stats is None:
+                return False
+            state = self._pack()
+        eta = engine.next_step_size(1)
+        squared_weights = eta**2 + (1.0 - eta) ** 2 * engine._squared_weights
+        layout = self.layout
+        out = kernels.one_row_step(
+            state, x, layout.k, layout.full, eta, squared_weights, *self._settings
+        )
+        outcome, log_likelihood, change, smallest = out[SCALARS].tolist()
+        if outcome != OK:
+            return False
+        resp, first, second, weights, means, covariances, factors = layout.views(out)
+        stats = GaussianStats(resp, first, second)
+        params = GaussianParams(weights, means, covariances, factors)
+        engine.replace(params, stats)
+        engine._squared_weights = squared_weights
+        engine.step += 1
+        engine.n_seen += 1
+        engine.monitor.record(log_likelihood, 1, change, eta)
+        self.buffer, self.params, self.stats = out, params, stats
+        self.smallest_weight = smallest
+        return True
+
+    def log_joint(self, params: GaussianParams, x: NDArray[np.floating]) -> FloatArray | None:
+        """``log w_j + log N(x | mu_j, Sigma_j)`` (K,) of the row ``x`` (d,) if ``params``
+        are those of the last compiled step and ``x`` is complete; else None."""
+        if params is not self.params or self.buffer is None or x.dtype is not FLOAT64:
+            return None
+        joint: FloatArray = kernels.one_row_log_joint(
+            self.buffer, x, self.layout.k, self.layout.full
+        )
+        return joint if joint[0] == joint[0] else None
+
+    def _pack(self) -> FloatArray:
+        """The engine's statistics and parameters as a buffer (after a numpy-path update)."""
+        engine = self.engine
+        stats, params = engine.stats, engine.params
+        assert stats is not None
+        arrays: tuple[Any, ...] = (
+            stats.resp,
+            stats.first,
+            stats.second,
+            params.weights,
+            params.means,
+            params.covariances,
+            params.precisions_cholesky,
+        )
+        return self.layout.pack(arrays)

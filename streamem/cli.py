@@ -426,10 +426,10 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.file is not None:
         from streamem.commands.summary import load_summary
 
-        summary = load_summary(args.file)  # validated, also for --json
-        if args.json:
+        if args.json:  # any family's document, as it is
             print(args.file.read_text(encoding="utf-8").strip())
             return 0
+        summary = load_summary(args.file)
     else:
         from streamem.commands.snapshots import latest_snapshots
 

@@ -30,6 +30,7 @@ from streamem.errors import ValidationError
 from streamem.models import covariance as cov
 from streamem.models.document import FORMAT, check_mixture_parameters
 from streamem.models.gaussian_mixture import GaussianMixture
+from streamem.models.registry import family_names
 
 __all__ = ["CurvePoint", "MixtureSummary", "load_summary"]
 
@@ -112,6 +113,7 @@ class MixtureSummary:
         if not snapshots:
             raise ValidationError("no model snapshot to summarise")
         last = snapshots[-1]
+        _check_mixture_family(last.get("family", "gaussian_mixture"))
         try:
             k, d = int(last["n_components"]), int(last["n_features"])
             covariance_type = cov.check_covariance_type(last["covariance_type"])
@@ -224,8 +226,21 @@ def load_summary(path: str | Path) -> MixtureSummary:
             "snapshot (no 'schema_version' key)"
         )
     if "format" in last:
+        if last["format"] != FORMAT:
+            _check_mixture_family(str(last["format"]))
         model = GaussianMixture.from_dict(last)
         if not hasattr(model, "weights_"):
             raise ValidationError(f"{str(path)!r} holds a model that was never fitted")
         return MixtureSummary.from_model(model, name=path.stem)
     return MixtureSummary.from_snapshots(documents)
+
+
+def _check_mixture_family(family: str) -> None:
+    """The summary is a mixture's table; another streamem family's document (a snapshot's
+    ``family``, a model's ``format``) is named, not misread."""
+    other_family = family in family_names() or family.startswith("streamem.")
+    if other_family and family not in ("gaussian_mixture", FORMAT):
+        raise ValidationError(
+            f"the summary shows Gaussian mixtures, this is a {family!r} model: --json prints "
+            "its document"
+        )

@@ -22,8 +22,9 @@ so that the daemon dead-letters their records and learns the rest of the batch:
   feature and is not tested.
 
 A point with missing features is scored on its observed features (the model marginalises the
-others). Points waiting in the warm-up buffer are only checked for bounds and magnitude: the
-outlier test needs a model.
+others). A sequential family (a hidden Markov model, a state space model) has no outlier test:
+its points' densities depend on their sequence's filter at their step. Points waiting in the
+warm-up buffer are only checked for bounds and magnitude: the outlier test needs a model.
 
 Examples
 --------
@@ -101,8 +102,13 @@ class ModelScorer:
 
     def score(self, X: Decoded) -> npt.NDArray[np.float64] | None:
         """Log-density of each point under the current model, shape ``(n_points,)`` (None if
-        the family scores other units than points)."""
+        the family scores other units than points, or if its points form sequences: a
+        reading's density depends on its sequence's filter at that step, which scoring a few
+        candidates out of their order cannot give, so a sequential family has no outlier test).
+        """
         model = self.model
+        if model.sequential:
+            return None
         scores = np.asarray(model.log_density(model.batch_from_rows(X)), dtype=np.float64)
         return scores if scores.shape == (len(X),) else None
 

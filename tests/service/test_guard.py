@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
+from streamem.models.protocol import StreamingOptions
 from streamem.service.codecs import RejectReason
 from streamem.service.config import DriftSettings, GuardSettings, ModelSettings
 from streamem.service.guard import ModelScorer, RowGuard, bisect_refused, isolate_refused
@@ -94,3 +96,13 @@ def test_a_refused_update_is_retried_without_its_culprits(
     assert outcome.learned
     assert learner.status.n_seen == n_seen + 999
     assert learner.status.n_dropped == 0
+
+
+def test_a_sequential_family_has_no_outlier_test(rng: np.random.Generator) -> None:
+    """A reading of a sequence is scored by its sequence's filter at its step, which a few
+    candidates scored out of order cannot have: the scorer gives no scores."""
+    model = LinearGaussianSSM.from_options(StreamingOptions(n_components=1, covariance_type="diag"))
+    walk = np.cumsum(rng.normal(size=(200, 2)), axis=0)
+    model.learn(model.batch_from_rows(walk, tuple(["s1"] * 200)))
+    assert model.status.initialized
+    assert ModelScorer(model).score(walk[:5] + 100.0) is None

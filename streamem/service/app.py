@@ -450,7 +450,9 @@ class Daemon(AssignmentHandler):
         started = time.perf_counter()
         metrics = self.metrics
         dropped_before = learner.status.n_dropped
-        refusals = self.guard.screen(batch.points, ModelScorer(learner.model))
+        refusals = _whole_records(
+            batch, self.guard.screen(batch.points, ModelScorer(learner.model))
+        )
         points, keys = batch.points, batch.keys
         kept = np.arange(len(batch))
         if refusals:
@@ -909,6 +911,24 @@ def _internal(error: Exception) -> RecordRejected:
     """The dead-letter reason of a record whose handling raised an unexpected error (logged,
     rate-limited, by :meth:`Daemon._reject`)."""
     return RecordRejected(RejectReason.INTERNAL, f"{type(error).__name__}: {error}"[:500])
+
+
+def _whole_records(batch: MicroBatch, refusals: list[Refusal]) -> list[Refusal]:
+    """Refusals extended to every point of a record with a refused point: a record of several
+    points (a packed batch) is learned whole or dead-lettered whole, never both."""
+    if not refusals or batch.sizes is None or max(batch.sizes) == 1:
+        return refusals
+    owners = batch.owners()
+    refused = {refusal.index for refusal in refusals}
+    first_of: dict[int, Refusal] = {}
+    for refusal in refusals:
+        first_of.setdefault(int(owners[refusal.index]), refusal)
+    extra = [
+        Refusal(int(index), first_of[int(owner)].reason, first_of[int(owner)].detail)
+        for index, owner in enumerate(owners.tolist())
+        if owner in first_of and index not in refused
+    ]
+    return sorted([*refusals, *extra], key=lambda refusal: refusal.index)
 
 
 def _names(partitions: Sequence[Partition]) -> str:

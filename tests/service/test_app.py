@@ -338,6 +338,27 @@ def test_packed_records_are_learned_whole(tmp_path: Path, rng: np.random.Generat
     assert headers["reason"] == b"wrong_dimension"
 
 
+def test_a_packed_record_with_a_refused_point_is_dead_lettered_whole_and_none_of_it_learned(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    settings = _settings(
+        tmp_path, input={"format": "packed_f64"}, batching={"batch_size": 1000, "max_wait_ms": 100}
+    )
+    X, _ = SensorModes.default().sample(20_000, rng)
+    chunks = np.split(X, 40)
+    chunks[25] = chunks[25].copy()
+    chunks[25][3, 0] = 1e300  # one absurd point among the 500 of record 25
+    for i, chunk in enumerate(chunks):
+        log.append(PARTITIONS[i % 3], [encode_points(chunk, settings.input)])
+    harness = Harness(settings, log, sinks)
+    harness.drain()
+    assert _snapshots(sinks)[-1]["n_seen"] == 20_000 - 500  # the record's other points too
+    ((_, value, headers),) = sinks.on("streamem.dead-letter")
+    assert headers["reason"] == b"degenerate"
+    assert value == encode_points(chunks[25], settings.input)
+
+
 def test_the_probes_at_start_in_operation_in_a_broker_outage_and_when_stalled(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:

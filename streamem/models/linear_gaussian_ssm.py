@@ -404,7 +404,7 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
         given to :meth:`batch_from_rows`, each key continuing its carried filter state; the carry
         is not changed."""
         self._check_fitted()
-        params, carry = self.engine_.params, self.engine_.carry or {}
+        params, carry = self.engine_.output_params, self.engine_.carry or {}
         out = []
         for key, Y in batch.segments():
             state = carry.get(key) if key is not None else None

@@ -650,10 +650,11 @@ class Daemon(AssignmentHandler):
                     ),
                 )
             )
-            self._store_identity = self.store.identity()
         except CheckpointError as error:
             self._note_checkpoint_failure(error)
             return False
+        finally:  # a save can fail after its rename (the directory fsync): the file is ours
+            self._store_identity = self.store.identity()
         self._checkpoint_failed = False
         self.metrics.state.checkpoint_error = None
         self.metrics.checkpoints.inc()
@@ -704,6 +705,7 @@ class Daemon(AssignmentHandler):
             marks = {p: self.logs.current_mark(p) for p in partitions}
         else:
             self.batcher.discard()
+            self.guard.reset()  # the data range it knows is the old model's
             self.store = CheckpointStore(settings.state.dir, key)
             checkpoint = self.store.load()
             self._store_identity = self.store.identity()

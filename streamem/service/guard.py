@@ -142,6 +142,10 @@ class RowGuard:
         self._low, self._high = low, high
         self._seen: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
 
+    def reset(self) -> None:
+        """Forget the range of the points kept so far (a new or restored model starts)."""
+        self._seen = None
+
     def screen(self, X: Decoded, scorer: ModelScorer | None) -> list[Refusal]:
         """Return the points of ``X`` (shape ``(n_points, n_features)``) to keep out, by index."""
         refusals: list[Refusal] = []

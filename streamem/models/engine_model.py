@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
-from streamem.engine import ConvergenceMonitor, Schedule, StepwiseEM
+from streamem.engine import ConvergenceMonitor, Schedule, StepwiseEM, schedule_from_dict
 from streamem.engine.family import Family
 from streamem.engine.records import FloatArray
 from streamem.errors import NotFittedError, StreamemWarning, ValidationError
@@ -28,6 +28,7 @@ __all__ = [
     "EngineBackedModel",
     "ModelNotFittedError",
     "as_float_array",
+    "document_hyperparameters",
     "jsonable",
 ]
 
@@ -165,3 +166,34 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def document_hyperparameters(document: Any, fmt: str, version: int) -> dict[str, Any]:
+    """The hyper-parameters of a model document, after its ``format`` and ``format_version``
+    are checked; a stored schedule comes back as its object.
+
+    Examples
+    --------
+    >>> document_hyperparameters({"format": "f", "format_version": 1,
+    ...                           "hyperparameters": {"schedule": None}}, "f", 1)
+    {'schedule': None}
+    >>> document_hyperparameters({"format": "f", "format_version": 2}, "f", 1)
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ValidationError: format_version 2 is not supported (this streamem reads 1)
+    """
+    found = document.get("format") if isinstance(document, dict) else type(document).__name__
+    if found != fmt:
+        raise ValidationError(f"not a {fmt} document: format={found!r}")
+    if document.get("format_version") != version:
+        raise ValidationError(
+            f"format_version {document.get('format_version')!r} is not supported "
+            f"(this streamem reads {version})"
+        )
+    hyper = document.get("hyperparameters")
+    if not isinstance(hyper, dict):
+        raise ValidationError(f"a {fmt} document needs its hyperparameters (an object)")
+    hyper = dict(hyper)
+    if hyper.get("schedule") is not None:
+        hyper["schedule"] = schedule_from_dict(hyper["schedule"])
+    return hyper

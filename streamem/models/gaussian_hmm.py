@@ -19,12 +19,15 @@ from streamem.engine import (
     PowerDecay,
     Schedule,
     StepwiseEM,
-    schedule_from_dict,
 )
 from streamem.engine.records import FloatArray
 from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, ValidationError
 from streamem.models import covariance as cov
-from streamem.models.engine_model import EngineBackedModel, ModelNotFittedError
+from streamem.models.engine_model import (
+    EngineBackedModel,
+    ModelNotFittedError,
+    document_hyperparameters,
+)
 from streamem.models.gaussian_mixture import STREAMING_ALPHA, STREAMING_PRIOR, _finite_or_none
 from streamem.models.hmm_family import Carry, GaussianHMMFamily, HMMParams, HMMStats, Sequences
 from streamem.models.hmm_start import LETTERS, HMMStart
@@ -662,16 +665,7 @@ class GaussianHMM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> GaussianHMM:
         """Rebuild a model from :meth:`to_dict`'s output."""
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise ValidationError(f"not a {FORMAT} document: format={_format_of(document)!r}")
-        if document.get("format_version") != FORMAT_VERSION:
-            raise ValidationError(
-                f"format_version {document.get('format_version')!r} is not supported "
-                f"(this streamem reads {FORMAT_VERSION})"
-            )
-        hyper = dict(document["hyperparameters"])
-        if hyper.get("schedule") is not None:
-            hyper["schedule"] = schedule_from_dict(hyper["schedule"])
+        hyper = document_hyperparameters(document, FORMAT, FORMAT_VERSION)
         model = cls(**hyper)
         state = document.get("state")
         if state is None:
@@ -782,7 +776,3 @@ def _array(name: str, value: ArrayLike) -> FloatArray:
     if not np.all(np.isfinite(array)):
         raise ValidationError(f"{name} must be finite, got {array.tolist()}")
     return array
-
-
-def _format_of(document: Any) -> Any:
-    return document.get("format") if isinstance(document, dict) else type(document).__name__

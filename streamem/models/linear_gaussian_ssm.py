@@ -13,9 +13,12 @@ from sklearn.base import BaseEstimator
 
 from streamem.engine import PowerDecay, Schedule, StepwiseEM
 from streamem.engine.records import FloatArray
-from streamem.engine.schedules import schedule_from_dict
 from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, ValidationError
-from streamem.models.engine_model import ConvergenceWarning, EngineBackedModel
+from streamem.models.engine_model import (
+    ConvergenceWarning,
+    EngineBackedModel,
+    document_hyperparameters,
+)
 from streamem.models.kalman_filter import STEADY_TOL, Filtered, kalman_filter, rts_smoother
 from streamem.models.protocol import StreamingOptions
 from streamem.models.squarem import squarem_step
@@ -562,16 +565,7 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> LinearGaussianSSM:
         """Rebuild a model from :meth:`to_dict`'s output."""
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise ValidationError(f"not a {FORMAT} document: format={document.get('format')!r}")
-        if document.get("format_version") != FORMAT_VERSION:
-            raise ValidationError(
-                f"format_version {document.get('format_version')!r} is not supported "
-                f"(this streamem reads {FORMAT_VERSION})"
-            )
-        hyper = dict(document["hyperparameters"])
-        if hyper.get("schedule") is not None:
-            hyper["schedule"] = schedule_from_dict(hyper["schedule"])
+        hyper = document_hyperparameters(document, FORMAT, FORMAT_VERSION)
         if isinstance(hyper.get("em_vars"), list):
             hyper["em_vars"] = tuple(hyper["em_vars"])
         model = cls(**hyper)

@@ -11,6 +11,7 @@ classes weigh (``_class_weights``), and may say how many units wait in a warm-up
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "as_float_array",
     "document_hyperparameters",
     "jsonable",
+    "parse_json_document",
 ]
 
 
@@ -168,6 +170,26 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def parse_json_document(text: str | bytes) -> Any:
+    """The JSON value of a model document's text, or a :class:`ValidationError` that says
+    where it stops being JSON.
+
+    Examples
+    --------
+    >>> parse_json_document('{"format": "f"}')
+    {'format': 'f'}
+    >>> parse_json_document('[1, 2')
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ValidationError: model document: not JSON (Expecting ',' delimiter: ...)
+    """
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise ValidationError(f"model document: not JSON ({reason})") from None
+
+
 def document_hyperparameters(document: Any, fmt: str, version: int) -> dict[str, Any]:
     """The hyper-parameters of a model document, after its ``format`` and ``format_version``
     are checked; a stored schedule comes back as its object.
@@ -182,7 +204,9 @@ def document_hyperparameters(document: Any, fmt: str, version: int) -> dict[str,
     ...
     streamem.errors.ValidationError: format_version 2 is not supported (this streamem reads 1)
     """
-    found = document.get("format") if isinstance(document, dict) else type(document).__name__
+    if not isinstance(document, dict):
+        raise ValidationError(f"model document: expected a JSON object, got {document!r:.60}")
+    found = document.get("format")
     if found != fmt:
         raise ValidationError(f"not a {fmt} document: format={found!r}")
     if document.get("format_version") != version:

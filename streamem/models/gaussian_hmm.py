@@ -27,6 +27,7 @@ from streamem.models.engine_model import (
     EngineBackedModel,
     ModelNotFittedError,
     document_hyperparameters,
+    parse_json_document,
 )
 from streamem.models.gaussian_mixture import STREAMING_ALPHA, STREAMING_PRIOR, _finite_or_none
 from streamem.models.hmm_family import Carry, GaussianHMMFamily, HMMParams, HMMStats, Sequences
@@ -693,8 +694,8 @@ class GaussianHMM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
 
     @classmethod
     def from_json(cls, text: str) -> GaussianHMM:
-        """Inverse of :meth:`to_json`."""
-        return cls.from_dict(json.loads(text))
+        """Inverse of :meth:`to_json` (the document is validated as by :meth:`from_dict`)."""
+        return cls.from_dict(parse_json_document(text))
 
 
 def merge_sequences(batches: Sequence[Sequences]) -> Sequences:

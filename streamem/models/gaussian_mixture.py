@@ -32,6 +32,7 @@ from streamem.models.engine_model import (
     EngineBackedModel,
     as_float_array,
     jsonable,
+    parse_json_document,
 )
 from streamem.models.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
 from streamem.models.gaussian_online import OneRowStep
@@ -854,11 +855,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
     @classmethod
     def from_json(cls, text: str) -> GaussianMixture:
         """Inverse of :meth:`to_json` (the document is validated as by :meth:`from_dict`)."""
-        try:
-            document = json.loads(text)
-        except ValueError as error:
-            raise ValidationError(f"model document: not JSON ({error})") from None
-        return cls.from_dict(document)
+        return cls.from_dict(parse_json_document(text))
 
 
 def _check_shape(name: str, value: FloatArray, shape: tuple[int, ...]) -> None:

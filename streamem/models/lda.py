@@ -18,12 +18,17 @@ from streamem.engine import (
     PowerDecay,
     Schedule,
     StepwiseEM,
-    schedule_from_dict,
 )
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError
 from streamem.models.compact import decode_fields, encode_fields
-from streamem.models.engine_model import EngineBackedModel, as_float_array, jsonable
+from streamem.models.engine_model import (
+    EngineBackedModel,
+    as_float_array,
+    document_hyperparameters,
+    jsonable,
+    parse_json_document,
+)
 from streamem.models.lda_family import (
     Documents,
     LDAFamily,
@@ -591,15 +596,7 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> LatentDirichletAllocation:
         """Rebuild a model from :meth:`to_dict`'s output."""
-        found = (document.get("format"), document.get("format_version"))
-        if found != (FORMAT, FORMAT_VERSION):
-            raise ValidationError(
-                f"expected a {FORMAT} document of format_version {FORMAT_VERSION}, got "
-                f"format={found[0]!r}, format_version={found[1]!r}"
-            )
-        hyper = dict(document["hyperparameters"])
-        if hyper.get("schedule") is not None:
-            hyper["schedule"] = schedule_from_dict(hyper["schedule"])
+        hyper = document_hyperparameters(document, FORMAT, FORMAT_VERSION)
         if hyper.get("components_init") is not None:
             hyper["components_init"] = decode_fields({"a": hyper["components_init"]})["a"]
         if isinstance(hyper.get("vocabulary"), list):
@@ -633,8 +630,8 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
 
     @classmethod
     def from_json(cls, text: str) -> LatentDirichletAllocation:
-        """Inverse of :meth:`to_json`."""
-        return cls.from_dict(json.loads(text))
+        """Inverse of :meth:`to_json` (the document is validated as by :meth:`from_dict`)."""
+        return cls.from_dict(parse_json_document(text))
 
 
 def _check_record(path: str, fields: dict[str, FloatArray], shape: tuple[int, int]) -> None:

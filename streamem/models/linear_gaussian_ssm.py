@@ -18,6 +18,7 @@ from streamem.models.engine_model import (
     ConvergenceWarning,
     EngineBackedModel,
     document_hyperparameters,
+    parse_json_document,
 )
 from streamem.models.kalman_filter import STEADY_TOL, Filtered, kalman_filter, rts_smoother
 from streamem.models.protocol import StreamingOptions
@@ -593,5 +594,5 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
 
     @classmethod
     def from_json(cls, text: str) -> LinearGaussianSSM:
-        """Inverse of :meth:`to_json`."""
-        return cls.from_dict(json.loads(text))
+        """Inverse of :meth:`to_json` (the document is validated as by :meth:`from_dict`)."""
+        return cls.from_dict(parse_json_document(text))

@@ -298,5 +298,5 @@ def test_a_damaged_document_is_refused_with_the_field_named(
         LatentDirichletAllocation.from_dict(
             {**document, "hyperparameters": {"n_topics": 4}, "state": None}
         )
-    with pytest.raises(ValidationError, match="format_version 1"):
+    with pytest.raises(ValidationError, match="format_version 2 is not supported"):
         LatentDirichletAllocation.from_dict({**document, "format_version": 2})

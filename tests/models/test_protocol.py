@@ -72,3 +72,19 @@ def test_the_registry_refuses_what_is_not_a_model_document(document: object, mes
 def test_an_unknown_family_is_named() -> None:
     with pytest.raises(ValidationError, match=r"family must be one of .* got 'lda2'"):
         model_class("lda2")
+
+
+@pytest.mark.parametrize("family", family_names())
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"format": ', "model document: not JSON"),
+        ("[" * 100_000, "model document: not JSON \\(nested too deeply\\)"),
+        ("[1, 2]", "model document: expected a JSON object, got \\[1, 2\\]"),
+    ],
+)
+def test_every_family_refuses_text_that_is_not_its_document(
+    family: str, text: str, message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        model_class(family).from_json(text)

@@ -604,7 +604,17 @@ class GaussianHMM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
 
     def filtered(self, batch: Sequences) -> FloatArray:
         """``p(z_t | x_1..x_t)`` (T, K) of each step of a validated batch, continuing the
-        carried filters; the model does not change."""
+        carried filters; the model does not change.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.concatenate([rng.normal(-2, 1, (300, 1)), rng.normal(2, 1, (300, 1))])
+        >>> model = GaussianHMM(2, init_size=200, random_state=0).partial_fit(X)
+        >>> p = model.filtered(model.batch_from_rows(np.array([[-2.0], [2.1], [2.0]])))
+        >>> p.shape, p.sum(axis=1).round(6).tolist()
+        ((3, 2), [1.0, 1.0, 1.0])
+        """
         self._check_fitted()
         return self._hmm_family.filter(self.engine_.output_params, batch, self.engine_.carry)[0]
 

@@ -435,7 +435,16 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
         return document
 
     def filter_states(self) -> dict[str, FilterState]:
-        """Each sequence key's newest filter state (the engine's carry)."""
+        """Each sequence key's newest filter state (the engine's carry); ``partial_fit``'s
+        stream is the key ``"default"``.
+
+        Examples
+        --------
+        >>> model = LinearGaussianSSM(n_dim_state=1).partial_fit(np.arange(50.0))
+        >>> state = model.filter_states()["default"]
+        >>> state.mean.shape, state.covariance.shape
+        ((1,), (1, 1))
+        """
         self._check_fitted()
         return dict(self.engine_.carry or {})
 

@@ -54,6 +54,14 @@ def model_class(family: str) -> type[StreamingModel]:
 def model_from_dict(document: dict[str, Any]) -> StreamingModel:
     """Rebuild any family's model from its ``to_dict`` document (its ``format`` decides).
 
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamem import LinearGaussianSSM
+    >>> fitted = LinearGaussianSSM(n_dim_state=1).partial_fit(np.arange(50.0))
+    >>> type(model_from_dict(fitted.to_dict())).__name__
+    'LinearGaussianSSM'
+
     Raises
     ------
     ValidationError

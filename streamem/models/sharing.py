@@ -4,7 +4,7 @@ A model backed by a stepwise engine keeps its statistics as a running average ``
 ``n`` units it learned. A shard's :class:`Share` is that average with its unit count and its
 effective count. Shares merge by the count-weighted average ``sum_p n_p s_p / sum_p n_p``, and
 the global parameters are the M-step of that average scaled to the summed effective counts
-(:func:`merge`). With the equal-weight step ``eta = m / (n + m)`` the merged average is the
+(:func:`merged`). With the equal-weight step ``eta = m / (n + m)`` the merged average is the
 average over every unit of every shard: what one model would hold for the same units (each
 E-step with the parameters it was given). With a forgetting schedule each shard forgets on its
 own count, which the merge weighs as it weighs equal-weight shards: an approximation.
@@ -22,9 +22,8 @@ Examples
 >>> shares = [share_of(first), share_of(second)]
 >>> [share.n_seen for share in shares]
 [600, 600]
->>> merged = start_like(first)
->>> merge(merged, shares)
->>> merged.status.n_seen, sorted(np.round(merged.means_.ravel()).tolist())
+>>> model = merged(start_like(first), shares)
+>>> model.status.n_seen, sorted(np.round(model.means_.ravel()).tolist())
 (1200, [-3.0, 3.0])
 """
 
@@ -38,7 +37,7 @@ from typing import Any, TypeVar
 from streamem.errors import ValidationError
 from streamem.models.engine_model import EngineBackedModel
 
-__all__ = ["Share", "adopt_parameters", "merge", "share_of", "start_like"]
+__all__ = ["Share", "adopt_parameters", "merged", "share_of", "start_like"]
 
 M = TypeVar("M")
 
@@ -125,12 +124,12 @@ def adopt_parameters(model: Any, source: Any) -> None:
         target.replace(params, target.stats)
 
 
-def merge(model: Any, shares: Sequence[Share], latest: Any = None) -> None:
-    """Set ``model`` to the merged statistics of ``shares`` and their M-step.
+def merged(model: M, shares: Sequence[Share], latest: Any = None) -> M:
+    """A model of ``model``'s family and hyper-parameters holding the merged statistics of
+    ``shares`` and their M-step.
 
-    The model's ``n_seen`` and ``n_updates`` become the shares' totals, its monitor a copy of
-    the ``latest`` model's (the shard that learned last), if given. A model of no shares is
-    left as it is.
+    Its ``n_seen`` and ``n_updates`` are the shares' totals, its monitor a copy of the
+    ``latest`` model's (the shard that learned last), if given. Of no shares, ``model`` itself.
 
     Raises
     ------
@@ -139,7 +138,7 @@ def merge(model: Any, shares: Sequence[Share], latest: Any = None) -> None:
     """
     engine = _engine_model(model).engine_
     if not shares:
-        return
+        return model
     family = engine.family
     total = sum(share.n_seen for share in shares)
     summed = None
@@ -153,3 +152,6 @@ def merge(model: Any, shares: Sequence[Share], latest: Any = None) -> None:
     engine.step = sum(share.n_updates for share in shares)
     if latest is not None:
         engine.monitor = copy.deepcopy(_engine_model(latest).engine_.monitor)
+    # A family derives its fitted attributes from the engine when it loads its document.
+    document = model.to_dict()  # type: ignore[attr-defined]
+    return type(model).from_dict(document)  # type: ignore[attr-defined,no-any-return]

@@ -4,7 +4,7 @@
 (its running statistics, its sequences' carry) and the newest
 :class:`~streamem.service.statistics.PartitionStatistics` of every partition read from the
 statistics topic. After every change it merges the shares of all partitions, its own live ones
-and the others' newest records (:func:`streamem.models.sharing.merge`), into the global model
+and the others' newest records (:func:`streamem.models.sharing.merged`), into the global model
 :attr:`Shards.merged`, whose parameters every owned partition's next E-step then uses.
 
 All partitions start from the same parameters: the lowest partition (:attr:`Shards.leader`)
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from streamem.models.sharing import Share, adopt_parameters, merge, share_of, start_like
+from streamem.models.sharing import Share, adopt_parameters, merged, share_of, start_like
 from streamem.service.config import Settings
 from streamem.service.learner import Learner
 from streamem.service.source import Partition
@@ -150,12 +150,12 @@ class Shards:
         global model reports)."""
         if self.merged is None:
             self._start_merged()
-        merged = self.merged
-        if merged is None:
+        glob = self.merged
+        if glob is None:
             return
         latest = self.owned.get(learned) if learned is not None else None
-        merge(merged.model, self.shares(), None if latest is None else latest.model)
-        merged.refresh()
+        glob.model = merged(glob.model, self.shares(), None if latest is None else latest.model)
+        glob.refresh()
         for learner in self.owned.values():
             if learner is not None and learner.initialized:
-                adopt_parameters(learner.model, merged.model)
+                adopt_parameters(learner.model, glob.model)

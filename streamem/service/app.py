@@ -63,6 +63,7 @@ import numpy as np
 
 from streamem.errors import StreamemError
 from streamem.models.registry import model_class
+from streamem.models.sharing import share_of
 from streamem.service.batching import MicroBatch, MicroBatcher
 from streamem.service.checkpoint import (
     Checkpoint,
@@ -86,6 +87,7 @@ from streamem.service.learner import Learner
 from streamem.service.logwatch import LogReplaced, LogWatch
 from streamem.service.metrics import DaemonMetrics
 from streamem.service.publisher import Publisher, Sink
+from streamem.service.shards import Shards
 from streamem.service.snapshot import build_snapshot, encode_snapshot
 from streamem.service.source import AssignmentHandler, Partition, Record, Source
 from streamem.service.state_check import (
@@ -93,6 +95,7 @@ from streamem.service.state_check import (
     check_learner_envelope,
     check_model_fits,
 )
+from streamem.service.statistics import PartitionStatistics, StatisticsChannel
 
 __all__ = ["EXIT_CHECKPOINT_FAILED", "VERSION_RESERVE", "Daemon", "run"]
 
@@ -146,6 +149,8 @@ class Daemon(AssignmentHandler):
         :class:`~streamem.service.source.AssignmentHandler`.
     sink_factory
         Builds a producer for the publish stage (called again after a failed delivery).
+    statistics_factory
+        Builds the statistics topic's channel; needed with ``output.statistics_topic``.
     metrics
         Where to count; new :class:`~streamem.service.metrics.DaemonMetrics` by default.
     clock, wall_clock
@@ -162,6 +167,7 @@ class Daemon(AssignmentHandler):
         *,
         source_factory: Callable[[AssignmentHandler], Source],
         sink_factory: Callable[[], Sink],
+        statistics_factory: Callable[[], StatisticsChannel] | None = None,
         metrics: DaemonMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -200,6 +206,14 @@ class Daemon(AssignmentHandler):
             connect=False,
         )
         self.source: Source | None = None
+        self.shards: Shards | None = None
+        """With ``output.statistics_topic``: the partitions' learners and the global model."""
+        if settings.output.statistics_topic is not None:
+            if statistics_factory is None:
+                raise ValueError("output.statistics_topic needs a statistics_factory")
+            self.shards = Shards(settings, (min(settings.kafka.topics), 0))
+        self._statistics_factory = statistics_factory
+        self.statistics: StatisticsChannel | None = None
         self.learner: Learner | None = None
         self.store: CheckpointStore | None = None
         self.assigned: tuple[Partition, ...] = ()
@@ -269,6 +283,8 @@ class Daemon(AssignmentHandler):
             clean = self.shutdown()
         finally:
             self.publisher.close(timeout=1.0)
+            if self.statistics is not None:
+                self.statistics.close()
         return 0 if clean else EXIT_CHECKPOINT_FAILED
 
     def start(self) -> None:
@@ -283,6 +299,9 @@ class Daemon(AssignmentHandler):
         for path in prepare_state_dir(self.settings.state.dir):
             log.warning("removed %s, left by a checkpoint write that did not finish", path)
         self.publisher.connect()
+        if self.shards is not None and self.statistics is None:
+            assert self._statistics_factory is not None
+            self.statistics = self._statistics_factory()
         if self.source is None and not self.stopping:
             self.source = self._source_factory(self)
 
@@ -308,6 +327,10 @@ class Daemon(AssignmentHandler):
             self._handle(polled)
         if self.batcher.due():
             self._learn_batch()
+        shards, channel = self.shards, self.statistics
+        if shards is not None and channel is not None and shards.absorb(channel.read()):
+            shards.remerge()
+            self._merged_changed()
         self.publisher.poll()
         self._count_failures()
         now = self._clock()
@@ -340,6 +363,8 @@ class Daemon(AssignmentHandler):
         logs = self.logs
         for partition, records in polled.items():
             if not records:
+                continue
+            if self.shards is not None and not self._shard_ready(partition, records[0].offset):
                 continue
             try:
                 records = logs.check(partition, records, self._log_id(partition))
@@ -384,6 +409,29 @@ class Daemon(AssignmentHandler):
         self.metrics.consumed.inc(n_records)
         self._handled_since_checkpoint += n_records
         self._progress_consumed += n_records
+
+    def _shard_ready(self, partition: Partition, offset: int) -> bool:
+        """Whether ``partition``'s records can be handled now (scale-out): not while it waits
+        for the first global parameters (it is read again from ``offset`` later); a batch holds
+        one partition's records."""
+        assert self.shards is not None
+        assert self.source is not None
+        if self.shards.learner_for(partition) is None:
+            self.source.seek(partition, offset)
+            time.sleep(0.02)  # the lowest partition's owner is warming up
+            return False
+        if any(other != partition for other in self.batcher.first_offsets):
+            self._learn_batch()
+        return True
+
+    def _merged_changed(self) -> None:
+        """The global model changed (scale-out): report it, and publish it in due time."""
+        assert self.shards is not None
+        self.learner = self.shards.merged
+        if self.learner is not None:
+            self.metrics.state.status = self.learner.status
+            self._batches_since_publish += 1
+        self.metrics.state.oldest_statistics = self.shards.oldest()
 
     def _log_id(self, partition: Partition) -> str | None:
         log_id = getattr(self.source, "log_id", None)
@@ -445,6 +493,9 @@ class Daemon(AssignmentHandler):
     def _learn_batch(self) -> None:
         batch = self.batcher.take()
         learner = self.learner
+        shard = next(iter(batch.first_offsets), None)
+        if self.shards is not None:
+            learner = None if shard is None else self.shards.learner_for(shard)
         if not len(batch) or learner is None:
             return
         started = time.perf_counter()
@@ -493,6 +544,9 @@ class Daemon(AssignmentHandler):
             self._batches_since_publish += 1
         if outcome is not None and outcome.drift:
             self._drift_since_publish = True
+        if self.shards is not None:
+            self.shards.remerge(shard)
+            self._merged_changed()
 
     def _reject_points(self, batch: MicroBatch, refusals: Sequence[Refusal]) -> int:
         """Dead-letter the records of points the guard kept out; return how many records."""
@@ -543,6 +597,9 @@ class Daemon(AssignmentHandler):
         learner = self.learner
         if learner is None or self._batches_since_publish == 0 or not learner.status.initialized:
             return False
+        if self.shards is not None and self.shards.leader not in self.shards.owned:
+            self._batches_since_publish = 0  # another replica publishes the global model
+            return False
         if self._superseded():  # a paused member must not publish its stale model
             self._reload()
             return False
@@ -555,11 +612,14 @@ class Daemon(AssignmentHandler):
                 self.version + 1,
             )
             return False
+        offsets = self.model_offsets()
+        if self.shards is not None:
+            offsets = {**self.shards.offsets(), **offsets}
         snapshot = build_snapshot(
             learner,
             name=self.settings.model.name,
             version=self.version + 1,
-            offsets=self.model_offsets(),
+            offsets=offsets,
             drift=self._drift_since_publish,
             timestamp=self._wall_clock(),
         )
@@ -611,9 +671,12 @@ class Daemon(AssignmentHandler):
         settle_timeout
             Seconds to wait for the acknowledgements of dead letters and snapshots.
         """
-        if self.store is None or self.learner is None:
+        if self.shards is not None:
+            if not self.shards.owned:
+                return False
+        elif self.store is None or self.learner is None:
             return False
-        if self._superseded():
+        elif self._superseded():
             if self._in_callback:
                 self.store = None  # reloaded at the coming assignment
             else:
@@ -636,6 +699,55 @@ class Daemon(AssignmentHandler):
             )
             return False
         version = self.version if final else self.version + VERSION_RESERVE
+        if self.shards is not None:
+            if not self._send_statistics(offsets, version):
+                return False
+        elif not self._save_checkpoint(offsets, version):
+            return False
+        self._checkpoint_failed = False
+        self.metrics.state.checkpoint_error = None
+        self.metrics.checkpoints.inc()
+        self.metrics.state.last_checkpoint = self._wall_clock()
+        self._reserved_version = version
+        self._batches_since_checkpoint = 0
+        self._handled_since_checkpoint = 0
+        self._last_checkpoint = self._clock()
+        if self.source is not None and not self._in_callback:
+            self.source.commit(offsets)
+        log.debug("checkpoint written: version %d, offsets %s", version, offsets)
+        return True
+
+    def _send_statistics(self, offsets: Mapping[Partition, int], version: int) -> bool:
+        """Send the owned partitions' statistics records and wait for their acknowledgement
+        (scale-out: they are the checkpoint)."""
+        shards, channel = self.shards, self.statistics
+        assert shards is not None
+        assert channel is not None
+        now = self._wall_clock()
+        records = [
+            PartitionStatistics(
+                model=self.settings.model.name,
+                partition=partition,
+                offset=offsets.get(partition),
+                version=version if partition == shards.leader else 0,
+                created_at=now,
+                share=None if learner is None else share_of(learner.model),
+                learner=None if learner is None else learner.state_dict(),
+            )
+            for partition, learner in sorted(shards.owned.items())
+        ]
+        if not channel.send(records, timeout=10.0):
+            self._note_checkpoint_failure(
+                CheckpointError("the statistics topic did not acknowledge the statistics")
+            )
+            return False
+        shards.latest.update({record.partition: record for record in records})
+        return True
+
+    def _save_checkpoint(self, offsets: dict[Partition, int], version: int) -> bool:
+        """Write the checkpoint file of the partition set."""
+        assert self.store is not None
+        assert self.learner is not None
         try:
             self.store.save(
                 Checkpoint(
@@ -655,17 +767,6 @@ class Daemon(AssignmentHandler):
             return False
         finally:  # a save can fail after its rename (the directory fsync): the file is ours
             self._store_identity = self.store.identity()
-        self._checkpoint_failed = False
-        self.metrics.state.checkpoint_error = None
-        self.metrics.checkpoints.inc()
-        self.metrics.state.last_checkpoint = self._wall_clock()
-        self._reserved_version = version
-        self._batches_since_checkpoint = 0
-        self._handled_since_checkpoint = 0
-        self._last_checkpoint = self._clock()
-        if self.source is not None and not self._in_callback:
-            self.source.commit(offsets)
-        log.debug("checkpoint written: version %d, offsets %s", version, offsets)
         return True
 
     # ---- partitions ---------------------------------------------------------------------------
@@ -689,6 +790,8 @@ class Daemon(AssignmentHandler):
             self.metrics.state.ready = False
             self.metrics.state.lag = {}
             return {}
+        if self.shards is not None:
+            return self._assign_shards(partitions)
         key = _partition_set_key(settings.model.name, partitions)
         same = self.store is not None and self.store.key == key and self.learner is not None
         if same and self._superseded():
@@ -761,6 +864,45 @@ class Daemon(AssignmentHandler):
         self.metrics.state.lag = {p: 0 for p in partitions}
         return seek
 
+    def _assign_shards(self, partitions: tuple[Partition, ...]) -> dict[Partition, int]:
+        """Scale-out: restore the partitions from the statistics topic (read to its end)."""
+        shards, channel = self.shards, self.statistics
+        assert shards is not None
+        assert channel is not None
+        self.batcher.discard()
+        self.guard.reset()
+        shards.absorb(channel.catch_up(timeout=10.0))
+        seek = shards.assign(partitions)
+        self.next_offsets = dict(seek)
+        leader = shards.latest.get(shards.leader)
+        if shards.leader in partitions and leader is not None:
+            self.version = max(self.version, leader.version)
+        self._reserved_version = self.version
+        shards.remerge()
+        self.learner = shards.merged
+        self._batches_since_publish = 0
+        self._batches_since_checkpoint = 0
+        self._handled_since_checkpoint = 0
+        for partition in partitions:
+            self.logs.forget(partition)
+        log.info(
+            "partitions %s assigned; restored from the statistics topic: global n_seen=%d, "
+            "version=%d, offsets %s",
+            _names(partitions),
+            0 if self.learner is None else self.learner.status.n_seen,
+            self.version,
+            seek,
+        )
+        if self.learner is not None:
+            self.metrics.state.status = self.learner.status
+        self.metrics.state.version = self.version
+        self.metrics.state.oldest_statistics = shards.oldest()
+        self.assigned = partitions
+        self.metrics.state.broker_contact = self._clock()
+        self.metrics.state.ready = True
+        self.metrics.state.lag = {p: 0 for p in partitions}
+        return seek
+
     def _restore(self, checkpoint: Checkpoint) -> Learner:
         """The learner of ``checkpoint``, checked whole against the configuration.
 
@@ -815,6 +957,8 @@ class Daemon(AssignmentHandler):
             log.exception("saving the state at revocation failed: %s", error)
         finally:
             self._in_callback = False
+            if self.shards is not None:
+                self.shards.release(partitions)
 
     @property
     def _reads_from_start(self) -> bool:
@@ -881,7 +1025,7 @@ class Daemon(AssignmentHandler):
             self._in_callback = True  # the revocation callback must not commit on close
             try:
                 commit_sync = getattr(source, "commit_sync", None)
-                if commit_sync is not None and self.store is not None:
+                if commit_sync is not None and (self.store or self.shards) is not None:
                     commit_sync(self.model_offsets())
                 source.close()
             finally:
@@ -957,6 +1101,7 @@ def run(settings: Settings) -> int:
     from streamem.service.metrics import MetricsServer
     from streamem.service.publisher import KafkaSink
     from streamem.service.source import KafkaSource
+    from streamem.service.statistics import KafkaStatisticsChannel
 
     configure_logging(settings.logging.level, settings.logging.format)
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -981,6 +1126,12 @@ def run(settings: Settings) -> int:
             stop_requested=daemon.waiting_for_brokers,
         ),
         sink_factory=lambda: KafkaSink(producer_kwargs),
+        statistics_factory=lambda: KafkaStatisticsChannel(
+            settings.output.statistics_topic or "",
+            settings.model.name,
+            settings.consumer_kwargs(),
+            producer_kwargs,
+        ),
         metrics=metrics,
     )
 

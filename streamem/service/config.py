@@ -546,6 +546,10 @@ class OutputSettings(_Section):
     ``dead_letter_max_bytes`` (default 1,000,000, below Kafka's default ``message.max.bytes``)
     is truncated in the dead letter, which then says so in its headers.
 
+    ``statistics_topic`` (null by default: one replica learns alone) makes the replicas of a
+    consumer group learn one model: each publishes its partitions' statistics there and merges
+    the others' (see :mod:`streamem.service.shards`); a compacted topic in production.
+
     Examples
     --------
     >>> OutputSettings().topic
@@ -557,6 +561,7 @@ class OutputSettings(_Section):
     publish_every_batches: PositiveInt = 1
     publish_every_seconds: PositiveFloat = 5.0
     dead_letter_max_bytes: PositiveInt = 1_000_000
+    statistics_topic: TopicName | None = None
 
 
 class BatchingSettings(_Section):

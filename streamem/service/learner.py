@@ -374,6 +374,10 @@ class Learner:
             drift=self._counters.last_drift,
         )
 
+    def refresh(self) -> None:
+        """Re-read the model's status after the model was changed outside :meth:`learn`."""
+        self.status = self._status(self.model.status)
+
     def next_step_size(self, batch_size: int) -> float:
         """The step size the next update of ``batch_size`` points will take."""
         return self.model.next_step_size(batch_size)

@@ -23,7 +23,8 @@ before learning it), ``streamem_smoothed_log_likelihood``, ``streamem_log_likeli
 Gauges of the consumer and the outputs: ``streamem_consumer_lag_records`` (labels ``topic``,
 ``partition``: log end offset minus position), ``streamem_assigned_partitions``,
 ``streamem_last_checkpoint_timestamp_seconds``, ``streamem_last_publish_timestamp_seconds``,
-and ``streamem_build_info`` (labels ``version``, ``python``; always 1).
+``streamem_merged_statistics_age_seconds`` (scale-out: age of the oldest statistics of another
+replica in the global model) and ``streamem_build_info`` (labels ``version``, ``python``; always 1).
 
 :class:`MetricsServer` serves ``/metrics`` and two probes (200 or 503, with a one-line reason):
 
@@ -108,6 +109,9 @@ class MetricsState:
         ``/readyz`` fails from this many consecutive failed batches on.
     checkpoint_error
         Why the newest checkpoint attempt failed (None: it was written).
+    oldest_statistics
+        Unix time of the oldest statistics of another replica in the global model (scale-out;
+        None: none merged).
     """
 
     status: LearnerStatus = field(default_factory=LearnerStatus)
@@ -122,6 +126,7 @@ class MetricsState:
     failed_batches: int = 0
     unready_after_failed_batches: int = 3
     checkpoint_error: str | None = None
+    oldest_statistics: float | None = None
 
 
 def _gauge(name: str, documentation: str, value: float | None) -> GaugeMetricFamily | None:
@@ -229,6 +234,12 @@ class _StateCollector(Collector):
         ):
             if stamp is not None:
                 yield GaugeMetricFamily(name, doc, value=stamp)
+        if state.oldest_statistics is not None:
+            yield GaugeMetricFamily(
+                "streamem_merged_statistics_age_seconds",
+                "Age of the oldest statistics of another replica merged into the global model.",
+                value=max(0.0, time.time() - state.oldest_statistics),
+            )
 
 
 class DaemonMetrics:

@@ -113,15 +113,22 @@ def learn_across_three_sigkills(
 
 
 def sequence_config(
-    path: Path, broker: EmbeddedBroker, topic: str, group: str, **model: object
+    path: Path,
+    broker: EmbeddedBroker,
+    topic: str,
+    group: str,
+    output: dict[str, object] | None = None,
+    **model: object,
 ) -> Path:
-    """A daemon config for the sequential family ``model['family']``, keyed by sensor."""
+    """A daemon config for the sequential family ``model['family']``, keyed by sensor
+    (``output``: keys of the output section to set)."""
     return daemon_config(
         path,
         bootstrap=broker.bootstrap_servers,
         topic=topic,
         group=group,
         input={"features": list(FEATURES), "sequence_key": "sensor"},
+        output=output or {},
         model={"init_size": None, "n_init": None, **model},
         drift={"enabled": False},
     )

@@ -209,13 +209,17 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
     def from_options(cls, options: StreamingOptions) -> LatentDirichletAllocation:
         """A topic model for streaming from the model protocol's common options: K topics,
         ``seed`` (``random_state``), ``schedule`` (None: ``learning_decay`` and
-        ``learning_offset``) and ``averaging_start``. ``covariance_type``, ``reg_covar``,
-        ``init_size`` and ``n_init`` have no meaning for topics and are not used."""
+        ``learning_offset``), ``averaging_start``, ``vocabulary`` and what the snapshot holds.
+        ``covariance_type``, ``reg_covar``, ``init_size`` and ``n_init`` have no meaning for
+        topics and are not used."""
         return cls(
             options.n_components,
             random_state=options.seed,
             schedule=options.schedule,
             averaging_start=options.averaging_start,
+            vocabulary=options.vocabulary,
+            snapshot_top_words=options.snapshot_top_words,
+            snapshot_components=options.snapshot_components,
         )
 
     def __sklearn_tags__(self) -> Any:
@@ -318,10 +322,10 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         return documents_matrix(list(documents), int(self.n_features_in_))
 
     def batch_from_rows(
-        self, X: NDArray[np.floating], keys: tuple[str, ...] | None = None
+        self, X: NDArray[np.floating] | sp.spmatrix, keys: tuple[str, ...] | None = None
     ) -> Documents:
-        """The batch of decoded rows X (n_documents, n_features) of counts (the model
-        protocol's constructor for numeric rows; :meth:`documents_batch` is the one for
+        """The batch of decoded rows X (n_documents, n_features) of counts, dense or sparse
+        (the model protocol's constructor for numeric rows; :meth:`documents_batch` is the one for
         tokens). Documents are independent: ``keys`` must be None.
 
         Raises
@@ -332,6 +336,12 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         """
         if keys is not None:
             raise ValidationError("a topic model's documents are independent: no sequence keys")
+        if sp.issparse(X):  # e.g. the daemon's batch of documents (documents_matrix)
+            counts = sp.csr_matrix(X, dtype=np.float64)
+            if not np.isfinite(counts.data).all() or (counts.data < 0.0).any():
+                raise ValidationError("documents must hold finite counts >= 0")
+            counts.sum_duplicates()
+            return counts
         rows = np.asarray(X, dtype=np.float64)
         if rows.ndim != 2 or not np.isfinite(rows).all() or (rows < 0.0).any():
             raise ValidationError(

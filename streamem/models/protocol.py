@@ -9,6 +9,7 @@ named in :mod:`streamem.models.registry`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -77,6 +78,12 @@ class StreamingOptions:
         Step sizes (None: the family's default).
     averaging_start
         Polyak-Ruppert averaging from this update on (None: off).
+    vocabulary
+        A topic model's columns: a sequence of words or a number of hashed columns (None:
+        columns only).
+    snapshot_top_words, snapshot_components
+        What a topic model publishes: the top words of each topic, and its whole topic-word
+        matrix or not.
 
     Examples
     --------
@@ -92,6 +99,9 @@ class StreamingOptions:
     seed: int | None = None
     schedule: Schedule | None = None
     averaging_start: int | None = None
+    vocabulary: Sequence[str] | int | None = None
+    snapshot_top_words: int = 10
+    snapshot_components: bool = False
 
 
 @runtime_checkable

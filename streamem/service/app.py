@@ -82,6 +82,7 @@ from streamem.service.codecs import (
     sequence_key_decoder,
 )
 from streamem.service.config import Settings
+from streamem.service.documents import DocumentDecoder
 from streamem.service.guard import ModelScorer, Refusal, RowGuard, isolate_refused
 from streamem.service.learner import Learner
 from streamem.service.logwatch import LogReplaced, LogWatch
@@ -177,11 +178,23 @@ class Daemon(AssignmentHandler):
         self._source_factory = source_factory
         self._clock = clock
         self._wall_clock = wall_clock
+        documents = None
+        if settings.model.vocabulary is not None:  # the text format (a topic model)
+            vocabulary = settings.model.vocabulary.build()
+            documents = DocumentDecoder(vocabulary, settings.input.max_record_bytes)
+        self._documents = documents is not None
         self.batcher = MicroBatcher(
-            settings.batching.batch_size, settings.batching.max_wait_ms, clock=clock
+            settings.batching.batch_size,
+            settings.batching.max_wait_ms,
+            clock=clock,
+            assemble=None if documents is None else documents.batch,
         )
-        self._row_decoder = (
-            row_decoder(settings.input) if settings.input.format in ROW_FORMATS else None
+        self._row_decoder: Callable[[bytes | None], Any] | None = (
+            documents
+            if documents is not None
+            else row_decoder(settings.input)
+            if settings.input.format in ROW_FORMATS
+            else None
         )
         key_field = settings.input.sequence_key
         self._sequence_key = (
@@ -377,7 +390,7 @@ class Daemon(AssignmentHandler):
             key = f"{partition[0]}/{partition[1]}" if self._sequential else None
             # No exception raised while decoding one record leaves this loop: it is that
             # record's dead letter (``internal`` for an unexpected one), and the loop goes on.
-            if row is not None:  # one point per record: rows, one array per batch
+            if row is not None:  # one point (or document) per record, one array per batch
                 for record in records:
                     try:
                         values = row(record.value)
@@ -501,8 +514,10 @@ class Daemon(AssignmentHandler):
         started = time.perf_counter()
         metrics = self.metrics
         dropped_before = learner.status.n_dropped
-        refusals = _whole_records(
-            batch, self.guard.screen(batch.points, ModelScorer(learner.model))
+        refusals = (
+            []  # counts of known words: nothing to guard (the decoder checked them)
+            if self._documents
+            else _whole_records(batch, self.guard.screen(batch.points, ModelScorer(learner.model)))
         )
         points, keys = batch.points, batch.keys
         kept = np.arange(len(batch))
@@ -511,11 +526,9 @@ class Daemon(AssignmentHandler):
             points = points[kept]
             keys = None if keys is None else tuple(keys[i] for i in kept.tolist())
         model = learner.model
-        outcome = (
-            learner.learn(points, keys, isolate=lambda X, k: isolate_refused(model, X, k))
-            if len(points)
-            else None
-        )
+        n_points = points.shape[0]
+        isolate = None if self._documents else lambda X, k: isolate_refused(model, X, k)
+        outcome = learner.learn(points, keys, isolate=isolate) if n_points else None
         if outcome is not None and outcome.isolated:
             refusals = [
                 *refusals,
@@ -532,7 +545,7 @@ class Daemon(AssignmentHandler):
         metrics.batch_duration.observe(time.perf_counter() - started)
         metrics.batches.inc()
         n_isolated = len(outcome.isolated) if outcome is not None else 0
-        metrics.points.inc(len(points) - n_isolated)
+        metrics.points.inc(n_points - n_isolated)
         metrics.learned.inc(batch.n_records - n_rejected)
         dropped = learner.status.n_dropped - dropped_before
         if dropped:

@@ -28,7 +28,8 @@ class MicroBatch:
     Parameters
     ----------
     points
-        float64 array of shape ``(n_points, n_features)``.
+        float64 array of shape ``(n_points, n_features)`` (for documents, a sparse matrix of
+        that shape).
     n_records
         Number of records whose points are in the batch.
     first_offsets
@@ -68,11 +69,11 @@ class MicroBatch:
     def owners(self) -> npt.NDArray[np.intp]:
         """Index in :attr:`records` of the record of each point, shape ``(n_points,)``."""
         if self.sizes is None:
-            return np.arange(len(self.points))
+            return np.arange(len(self))
         return np.repeat(np.arange(len(self.sizes)), self.sizes)
 
     def __len__(self) -> int:
-        return len(self.points)
+        return int(self.points.shape[0])
 
     def __repr__(self) -> str:
         return f"MicroBatch(n_points={len(self)}, n_records={self.n_records})"
@@ -93,6 +94,9 @@ class MicroBatcher:
         Longest time a point waits in an open batch; 0 closes a batch at every :meth:`due`.
     clock
         Monotonic clock in seconds (injectable for tests).
+    assemble
+        Builds the batch's points from the rows given to :meth:`add_row` (a float64 array
+        by default; a topic model's decoder builds a sparse matrix of its documents).
 
     Examples
     --------
@@ -119,6 +123,7 @@ class MicroBatcher:
         batch_size: int,
         max_wait_ms: int,
         clock: Callable[[], float] = time.monotonic,
+        assemble: Callable[[list[Any]], Any] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, received {batch_size!r}")
@@ -127,8 +132,9 @@ class MicroBatcher:
         self.batch_size = batch_size
         self.max_wait = max_wait_ms / 1000.0
         self._clock = clock
+        self._assemble = _float_rows if assemble is None else assemble
         self._chunks: list[Decoded] = []
-        self._rows: list[Row] = []
+        self._rows: list[Any] = []
         self._keys: list[str] = []
         self._chunk_records: list[Any] = []
         self._row_records: list[Any] = []
@@ -185,7 +191,7 @@ class MicroBatcher:
 
     def add_row(
         self,
-        row: Row,
+        row: Row | dict[int, float],
         partition: Partition,
         offset: int,
         key: str | None = None,
@@ -193,8 +199,9 @@ class MicroBatcher:
         record: Any = None,
     ) -> bool:
         """:meth:`add` for a record of one point given as a plain row (see
-        :func:`~streamem.service.codecs.row_decoder`); the batch's array is built at
-        :meth:`take`, once."""
+        :func:`~streamem.service.codecs.row_decoder`) or a document's column counts (see
+        :mod:`streamem.service.documents`); the batch's points are built at :meth:`take`,
+        once, by ``assemble``."""
         if not self._n_points:
             self._opened_at = self._clock()
         self._rows.append(row)
@@ -222,7 +229,7 @@ class MicroBatcher:
         """Close the open batch and return it (it may be empty)."""
         chunks = self._chunks
         if self._rows:
-            chunks = [*chunks, np.array(self._rows, dtype=np.float64)]
+            chunks = [*chunks, self._assemble(self._rows)]
         if len(chunks) == 1:
             points = chunks[0]
         elif chunks:
@@ -247,3 +254,7 @@ class MicroBatcher:
     def discard(self) -> None:
         """Drop the open batch (its records were not learned; they will be read again)."""
         self.take()
+
+
+def _float_rows(rows: list[Row]) -> Decoded:
+    return np.array(rows, dtype=np.float64)

@@ -142,6 +142,8 @@ class RejectReason(StrEnum):
     overflow, or a point that made the engine refuse the update it was part of."""
     OUTLIER = "outlier"
     """A point far less likely than what the warm model explains (see ``guard``)."""
+    NO_KNOWN_WORD = "no_known_word"
+    """A text document none of whose words is in the fixed vocabulary (``input.format: text``)."""
     INTERNAL = "internal"
     """Handling the record raised an unexpected error: the record is dead-lettered with the
     error in its detail, and the daemon goes on (a bug to report)."""

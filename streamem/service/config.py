@@ -21,18 +21,28 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+)
 from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from streamem.errors import ValidationError
 from streamem.models.registry import model_class
+from streamem.models.vocabulary import FixedVocabulary, HashingVocabulary, Vocabulary
 
 __all__ = [
     "ENV_PREFIX",
@@ -53,6 +63,7 @@ __all__ = [
     "SecuritySettings",
     "Settings",
     "StateSettings",
+    "VocabularySettings",
     "load_config",
 ]
 
@@ -457,6 +468,11 @@ class InputSettings(_Section):
     closed interval ``[low, high]``; a point with a feature outside it is dead-lettered as
     ``out_of_bounds`` (a missing feature is not checked).
 
+    ``text`` (for the ``lda`` model family only) reads each record's value as one UTF-8
+    document (see :mod:`streamem.service.documents`; ``max_record_bytes`` is the largest
+    document); ``features`` then holds one name, that of the document (``text`` by default),
+    and the columns are those of ``model.vocabulary``.
+
     Examples
     --------
     >>> spec = InputSettings(format="csv", features=["temp", "hum", "pressure"])
@@ -466,10 +482,28 @@ class InputSettings(_Section):
     {'temp': [-40.0, 125.0]}
     """
 
-    format: Literal["json", "json_array", "csv", "packed_f32", "packed_f64"] = "json"
+    format: Literal["json", "json_array", "csv", "packed_f32", "packed_f64", "text"] = "json"
     features: Annotated[list[FeatureName], Field(min_length=1)] = Field(
         default_factory=lambda: ["temp", "hum"]
     )
+
+    @_model_validator(mode="before")
+    @classmethod
+    def _text_feature(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("format") == "text" and "features" not in data:
+            return {**data, "features": ["text"]}
+        return data
+
+    @_model_validator(mode="after")
+    def _check_text(self) -> InputSettings:
+        if self.format == "text" and len(self.features) != 1:
+            raise _rule_error(
+                "features",
+                f"expected one name (that of the document) with format 'text', received "
+                f"{self.features}",
+            )
+        return self
+
     max_record_bytes: PositiveInt = 1_048_576
     allow_missing: bool = False
     csv_delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] = ","
@@ -598,6 +632,67 @@ class ScheduleSettings(_Section):
     half_life: PositiveFloat = 100_000.0
 
 
+class VocabularySettings(_Section):
+    """The columns of a topic model's documents (``model.vocabulary``): exactly one of a fixed
+    vocabulary (``words``, inline, or ``file``, one word per line, UTF-8) or hashing into
+    ``n_features`` columns (scikit-learn's ``HashingVectorizer(alternate_sign=False)``
+    columns). See :mod:`streamem.models.vocabulary`. A token outside a fixed vocabulary is
+    dropped; a relative ``file`` is read from the working directory at load.
+
+    Examples
+    --------
+    >>> VocabularySettings(words=["rain", "sun"]).build().n_features
+    2
+    >>> VocabularySettings(n_features=1024).spec()
+    1024
+    """
+
+    words: Annotated[list[FeatureName], Field(min_length=1)] | None = None
+    file: Annotated[Path, Field(strict=False)] | None = None
+    n_features: PositiveInt | None = None
+    _words: tuple[str, ...] | None = PrivateAttr(default=None)
+
+    @_model_validator(mode="after")
+    def _check_one(self) -> VocabularySettings:
+        given = [name for name in ("words", "file", "n_features") if getattr(self, name)]
+        if len(given) != 1:
+            raise _rule_error(
+                "words",
+                f"expected exactly one of words, file, n_features, received "
+                f"{', '.join(given) or 'none'}",
+            )
+        words = self.words
+        if self.file is not None:
+            try:
+                text = self.file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                raise _rule_error(
+                    "file", f"expected a readable UTF-8 file of words, received {error}"
+                ) from None
+            words = [line.strip() for line in text.splitlines() if line.strip()]
+            if not words:
+                raise _rule_error("file", f"expected words in {str(self.file)!r}, received none")
+        if words is not None:
+            if len(set(words)) != len(words):
+                repeated = sorted(word for word, n in Counter(words).items() if n > 1)[:5]
+                raise _rule_error(
+                    "file" if self.file is not None else "words",
+                    f"expected distinct words, received repeated {repeated}",
+                )
+            self._words = tuple(words)
+        return self
+
+    def spec(self) -> tuple[str, ...] | int:
+        """The words of a fixed vocabulary, or the number of hashed columns (the ``vocabulary``
+        hyper-parameter of :class:`~streamem.LatentDirichletAllocation`)."""
+        return self._words if self._words is not None else int(self.n_features or 0)
+
+    def build(self) -> Vocabulary:
+        """The token-to-column rule."""
+        spec = self.spec()
+        return HashingVocabulary(spec) if isinstance(spec, int) else FixedVocabulary(spec)
+
+
 class ModelSettings(_Section):
     """The model to learn (``model``).
 
@@ -609,6 +704,11 @@ class ModelSettings(_Section):
     points if that is more, and three candidate starts kept by their log-likelihood.
     Polyak-Ruppert ``averaging`` only makes sense with the decreasing ``power`` schedule.
 
+    The ``lda`` family (topics of ``input.format: text`` documents) needs ``vocabulary`` (and
+    no other family takes one); each published version carries the ``snapshot_top_words``
+    heaviest words of every topic with their weights, and the whole topic-word matrix only
+    with ``snapshot_components: true``.
+
     Examples
     --------
     >>> ModelSettings(n_components=4, covariance_type="diag").schedule.kind
@@ -616,7 +716,9 @@ class ModelSettings(_Section):
     """
 
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "sensors"
-    family: Literal["gaussian_mixture", "gaussian_hmm", "linear_gaussian_ssm"] = "gaussian_mixture"
+    family: Literal["gaussian_mixture", "gaussian_hmm", "linear_gaussian_ssm", "lda"] = (
+        "gaussian_mixture"
+    )
     n_components: PositiveInt = 3
     covariance_type: Literal["full", "diag", "spherical", "tied"] = "full"
     reg_covar: Annotated[float, Field(ge=0)] = 1e-6
@@ -625,9 +727,20 @@ class ModelSettings(_Section):
     seed: Annotated[int, Field(ge=0)] = 0
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     averaging: bool = False
+    vocabulary: VocabularySettings | None = None
+    snapshot_top_words: PositiveInt = 10
+    snapshot_components: bool = False
 
     @_model_validator(mode="after")
     def _check_consistency(self) -> ModelSettings:
+        if (self.family == "lda") != (self.vocabulary is not None):
+            raise _rule_error(
+                "vocabulary",
+                "expected a vocabulary (words, file or n_features) with family 'lda', received null"
+                if self.family == "lda"
+                else f"expected null with family {self.family!r} (a vocabulary is for topic "
+                f"models, family 'lda'), received {self.vocabulary}",
+            )
         if self.init_size is not None and self.init_size < self.n_components:
             raise _rule_error(
                 "init_size",
@@ -791,6 +904,17 @@ class Settings(_Section):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @_model_validator(mode="after")
+    def _check_documents(self) -> Settings:
+        if (self.input.format == "text") != (self.model.family == "lda"):
+            raise _rule_error(
+                "input.format",
+                f"expected 'text' with model.family 'lda' (a topic model learns documents) "
+                f"and a format of points with any other family; received {self.input.format!r} "
+                f"with model.family {self.model.family!r}",
+            )
+        return self
+
+    @_model_validator(mode="after")
     def _check_sequences(self) -> Settings:
         if self.input.sequence_key is not None and not model_class(self.model.family).sequential:
             raise _rule_error(
@@ -898,8 +1022,9 @@ def _parse_yaml(text: str) -> Any:
 def _sub_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:
     """Return the settings class of field ``name`` of ``model`` if it is a section."""
     annotation = model.model_fields[name].annotation
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+    for kind in (annotation, *get_args(annotation)):  # a section or an optional section
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            return kind
     return None
 
 

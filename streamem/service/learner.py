@@ -57,8 +57,9 @@ DRIFT_HISTORY = 1000
 
 _FORMAT = "streamem.daemon.learner"
 _FORMAT_VERSION = 1
-# Hyper-parameters whose change makes a checkpoint unusable (the statistics' shapes differ).
-_STRUCTURAL = ("n_components", "covariance_type")
+# Hyper-parameters whose change makes a checkpoint unusable (the statistics' shapes or columns
+# differ).
+_STRUCTURAL = ("n_components", "covariance_type", "vocabulary")
 
 
 _Isolate = Callable[[Decoded, tuple[str, ...] | None], list[int]]
@@ -85,6 +86,9 @@ def build_model(settings: ModelSettings) -> StreamingModel:
         seed=settings.seed,
         schedule=build_schedule(settings.schedule),
         averaging_start=AVERAGING_START if settings.averaging else None,
+        vocabulary=None if settings.vocabulary is None else settings.vocabulary.spec(),
+        snapshot_top_words=settings.snapshot_top_words,
+        snapshot_components=settings.snapshot_components,
     )
     return model_class(settings.family).from_options(options)
 
@@ -300,8 +304,9 @@ class Learner:
     def learn(
         self, X: Decoded, keys: tuple[str, ...] | None = None, isolate: _Isolate | None = None
     ) -> BatchOutcome:
-        """Learn one micro-batch of shape ``(n_points, n_features)`` (NaN = missing); ``keys``
-        gives each point's sequence for a sequential family (see ``batch_from_rows``).
+        """Learn one micro-batch of shape ``(n_points, n_features)`` (NaN = missing; a sparse
+        matrix of counts for a topic model's documents); ``keys`` gives each point's sequence
+        for a sequential family (see ``batch_from_rows``).
 
         The first points fill the model's warm-up buffer until ``model.init_size`` of them
         arrived (the library's default when null); the model then initialises and makes its
@@ -313,22 +318,23 @@ class Learner:
         of the model); they are in the outcome's ``isolated``.
         """
         model = self.model
+        n = X.shape[0]
         before = model.status
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RefusedUpdateWarning)
                 model.learn(model.batch_from_rows(X, keys))
         except (StreamemError, ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
-            log.error("the update with a batch of %d points failed, dropped: %s", len(X), error)
+            log.error("the update with a batch of %d points failed, dropped: %s", n, error)
         after = model.status
-        dropped = before.n_seen + before.n_warmup + len(X) - after.n_seen - after.n_warmup
-        if dropped == len(X) and isolate is not None and before.initialized and len(X) > 1:
+        dropped = before.n_seen + before.n_warmup + n - after.n_seen - after.n_warmup
+        if dropped == n and isolate is not None and before.initialized and n > 1:
             offending = isolate(X, keys)  # the refused update left the model as it was
-            if 0 < len(offending) < len(X):
-                kept = np.delete(np.arange(len(X)), offending)
+            if 0 < len(offending) < n:
+                kept = np.delete(np.arange(n), offending)
                 rest = None if keys is None else tuple(keys[i] for i in kept.tolist())
                 outcome = self.learn(X[kept], rest)
-                return replace(outcome, n_points=len(X), isolated=offending)
+                return replace(outcome, n_points=n, isolated=offending)
         if dropped > 0:
             self._counters.n_dropped += dropped
             log.warning(
@@ -345,7 +351,7 @@ class Learner:
                 self._on_drift(record)
         self._counters.last_drift = drift
         self.status = self._status(after)
-        return BatchOutcome(len(X), learned, record, drift)
+        return BatchOutcome(n, learned, record, drift)
 
     def _on_drift(self, record: MonitorRecord) -> None:
         self._counters.drift_events += 1

@@ -119,12 +119,16 @@ def build_snapshot(
             "is nothing to publish yet"
         )
     model = learner.model
+    parameters = model.parameters_document()
+    # a family whose columns are not the input features (a topic model's vocabulary) states
+    # its dimension
+    dimension = parameters.pop("n_features", len(learner.features))
     return {
         "schema_version": SCHEMA_VERSION,
         "model": name,
         "family": model.family,
-        **model.parameters_document(),
-        "n_features": len(learner.features),
+        **parameters,
+        "n_features": dimension,
         "features": list(learner.features),
         "n_seen": status.n_seen,
         "n_batches": status.n_updates,

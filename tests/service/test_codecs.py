@@ -160,6 +160,7 @@ def test_the_reasons_are_a_stable_small_set() -> None:
         "out_of_bounds",
         "degenerate",
         "outlier",
+        "no_known_word",
         "internal",
     }
 
@@ -294,9 +295,11 @@ def test_rejections(
 def test_every_reason_is_exercised() -> None:
     # missing_key is the sequence-key decoder's reason (its own test above); the others are
     # given after decoding: by the row guard (tests/service/test_guard.py) and by the loop for an
-    # unexpected error (tests/service/test_app.py).
+    # unexpected error (tests/service/test_app.py); no_known_word is the text decoder's
+    # (tests/service/test_documents.py).
     after_decoding = {
         RejectReason.MISSING_KEY,
+        RejectReason.NO_KNOWN_WORD,
         RejectReason.OUT_OF_BOUNDS,
         RejectReason.DEGENERATE,
         RejectReason.OUTLIER,

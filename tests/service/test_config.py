@@ -592,3 +592,78 @@ def test_yaml_aliases_are_refused_before_they_expand(tmp_path: Path) -> None:
     path.write_text("\n".join(levels))
     with pytest.raises(ConfigError, match="aliases"):
         load_config(path, {})
+
+
+# ---- topic models: input.format text, model.family lda, model.vocabulary ---------------------
+
+_LDA = {"STREAMEM_MODEL__FAMILY": "lda", "STREAMEM_INPUT__FORMAT": "text"}
+
+
+def _problems(environ: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ)
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_a_topic_model_reads_text_with_a_vocabulary(tmp_path: Path) -> None:
+    words = tmp_path / "words.txt"
+    words.write_text("rain\nsun\n\nwind\n", encoding="utf-8")
+    settings = load_config(None, {**_LDA, "STREAMEM_MODEL__VOCABULARY__FILE": str(words)})
+    assert settings.input.features == ["text"]
+    assert settings.model.vocabulary is not None
+    assert settings.model.vocabulary.spec() == ("rain", "sun", "wind")
+    hashed = load_config(None, {**_LDA, "STREAMEM_MODEL__VOCABULARY__N_FEATURES": "64"})
+    assert hashed.model.vocabulary is not None
+    assert hashed.model.vocabulary.build().n_features == 64
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"STREAMEM_MODEL__FAMILY": "lda"}, "model.vocabulary: expected a vocabulary"),
+        (
+            {"STREAMEM_MODEL__FAMILY": "lda", "STREAMEM_MODEL__VOCABULARY": "{n_features: 8}"},
+            "input.format: expected 'text' with model.family 'lda'",
+        ),
+        ({"STREAMEM_INPUT__FORMAT": "text"}, "input.format: expected 'text' with model.family"),
+        (
+            {"STREAMEM_MODEL__VOCABULARY": "{n_features: 8}"},
+            "model.vocabulary: expected null with family 'gaussian_mixture'",
+        ),
+        (
+            {**_LDA, "STREAMEM_MODEL__VOCABULARY": "{n_features: 8, words: [a]}"},
+            "model.vocabulary.words: expected exactly one of words, file, n_features",
+        ),
+        (
+            {**_LDA, "STREAMEM_MODEL__VOCABULARY": "{words: [a, b, a]}"},
+            "model.vocabulary.words: expected distinct words, received repeated ['a']",
+        ),
+        (
+            {**_LDA, "STREAMEM_MODEL__VOCABULARY": "{file: /nonexistent/words.txt}"},
+            "model.vocabulary.file: expected a readable UTF-8 file of words",
+        ),
+        (
+            {**_LDA, "STREAMEM_MODEL__VOCABULARY": "{size: 8}"},
+            "model.vocabulary.size: unknown key; expected one of: file, n_features, words",
+        ),
+        (
+            {
+                **_LDA,
+                "STREAMEM_MODEL__VOCABULARY__N_FEATURES": "8",
+                "STREAMEM_INPUT__FEATURES": "[a, b]",
+            },
+            "input.features: expected one name (that of the document) with format 'text'",
+        ),
+        (
+            {
+                **_LDA,
+                "STREAMEM_MODEL__VOCABULARY__N_FEATURES": "8",
+                "STREAMEM_MODEL__SNAPSHOT_TOP_WORDS": "0",
+            },
+            "model.snapshot_top_words: expected a value greater than or equal to 1",
+        ),
+    ],
+)
+def test_topic_model_settings_are_checked(environ: dict[str, str], expected: str) -> None:
+    problems = _problems(environ)
+    assert any(problem.startswith(expected) for problem in problems), problems

@@ -1,0 +1,102 @@
+"""Decode text records into documents: the columns and counts of a topic model's rows.
+
+With ``input.format: text`` each record's value is one document, UTF-8 text. A document is
+tokenised as scikit-learn's ``CountVectorizer`` does by default (lower case, then the tokens
+of the pattern ``(?u)\\b\\w\\w+\\b``: runs of two or more word characters), and its tokens
+are counted into the columns of ``model.vocabulary``
+(:class:`~streamem.models.vocabulary.FixedVocabulary` or
+:class:`~streamem.models.vocabulary.HashingVocabulary`, the columns of scikit-learn's
+``HashingVectorizer(alternate_sign=False, norm=None)``).
+
+A record is rejected (dead-lettered with the reason) when it is a tombstone or holds no token
+(``empty``), is longer than ``input.max_record_bytes`` (``too_large``), is not UTF-8
+(``malformed``), or none of its tokens is in a fixed vocabulary (``no_known_word``).
+A micro-batch of documents is a sparse CSR document-term matrix (:meth:`DocumentDecoder.batch`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+import scipy.sparse as sp
+
+from streamem.models.vocabulary import Vocabulary, documents_matrix
+from streamem.service.codecs import RecordRejected, RejectReason
+
+__all__ = ["TOKEN_PATTERN", "DocumentDecoder"]
+
+TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+"""scikit-learn's default token pattern: two or more word characters."""
+
+Document = dict[int, float]
+"""A decoded document: column -> count (no zero)."""
+
+
+class DocumentDecoder:
+    """Decodes a text record into a document of column counts; rejects what cannot be one.
+
+    Parameters
+    ----------
+    vocabulary
+        The columns (:mod:`streamem.models.vocabulary`).
+    max_bytes
+        Longer values are rejected as ``too_large`` before decoding.
+
+    Examples
+    --------
+    >>> from streamem.models.vocabulary import FixedVocabulary
+    >>> decode = DocumentDecoder(FixedVocabulary(["rain", "sun", "wind"]), max_bytes=100)
+    >>> decode("Sun, rain and SUN again".encode())
+    {1: 2.0, 0: 1.0}
+    >>> decode(b"snow and hail")
+    Traceback (most recent call last):
+    ...
+    streamem.service.codecs.RecordRejected: no_known_word: none of the 3 tokens is in the vocabulary
+    >>> decode.batch([{1: 2.0, 0: 1.0}, {2: 1.0}]).toarray()
+    array([[1., 2., 0.],
+           [0., 0., 1.]])
+    """
+
+    def __init__(self, vocabulary: Vocabulary, max_bytes: int) -> None:
+        self.vocabulary = vocabulary
+        self.max_bytes = int(max_bytes)
+        self._tokens = re.compile(TOKEN_PATTERN).findall
+
+    def __call__(self, value: bytes | None) -> Document:
+        """The document of one record's value.
+
+        Raises
+        ------
+        RecordRejected
+            ``empty``, ``too_large``, ``malformed`` (not UTF-8) or ``no_known_word``.
+        """
+        if not value:
+            raise RecordRejected(RejectReason.EMPTY, "the record has no value")
+        if len(value) > self.max_bytes:
+            raise RecordRejected(
+                RejectReason.TOO_LARGE,
+                f"the document has {len(value)} bytes, more than input.max_record_bytes "
+                f"({self.max_bytes})",
+            )
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise RecordRejected(RejectReason.MALFORMED, f"not UTF-8: {error}") from None
+        tokens = Counter(self._tokens(text.lower()))
+        if not tokens:
+            raise RecordRejected(
+                RejectReason.EMPTY, "the document holds no token (two or more word characters)"
+            )
+        columns, _ = self.vocabulary.encode(tokens)
+        if not columns:
+            raise RecordRejected(
+                RejectReason.NO_KNOWN_WORD,
+                f"none of the {sum(tokens.values())} tokens is in the vocabulary",
+            )
+        return columns
+
+    def batch(self, documents: Sequence[Document]) -> sp.csr_matrix:
+        """The CSR document-term matrix ``(len(documents), n_features)`` of decoded documents."""
+        return documents_matrix(documents, self.vocabulary.n_features)

@@ -1,0 +1,152 @@
+"""A topic model learned by the daemon from a topic of 50,000 text documents on a real broker
+(issue 13, acceptance 3): three SIGKILLs with restarts leave ``n_seen`` exact, bad documents are
+dead-lettered with their reasons, and the published topics match the generating ones."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamem.service.broker import EmbeddedBroker
+from streamem.synthetic_corpus import TopicCorpus, matched_topic_cosine
+from tests.integration.daemon import (
+    DaemonProcess,
+    SnapshotReader,
+    create_daemon_topics,
+    daemon_config,
+    produce,
+)
+from tests.integration.servers import read_records
+
+N_DOCUMENTS = 50_000
+N_TOPICS, N_WORDS, DOC_LENGTH = 10, 1_000, 80
+MAX_BYTES = 4_000
+BAD = {  # every BAD_EVERY-th record is one of these, in turn
+    "empty": b"",
+    "malformed": b"w1 w2 \xff\xfe w3",
+    "too_large": b"w1 " * 2_000,
+    "no_known_word": b"nothing here is in the vocabulary",
+}
+BAD_EVERY = 499
+
+pytestmark = pytest.mark.slow
+
+
+def _texts(counts: np.ndarray, words: list[str], rng: np.random.Generator) -> list[bytes]:
+    """Each document's tokens in a random order, joined by spaces."""
+    texts = []
+    for row in counts:
+        tokens = np.repeat(np.arange(len(words)), row.astype(np.int64))
+        rng.shuffle(tokens)
+        texts.append(" ".join(words[j] for j in tokens).encode())
+    return texts
+
+
+def test_topics_survive_three_sigkills_with_n_seen_exact(
+    broker: EmbeddedBroker,
+    daemons: Callable[..., DaemonProcess],
+    tmp_path: Path,
+    topic_name: str,
+    group_id: str,
+    rng: np.random.Generator,
+) -> None:
+    started = time.monotonic()
+    create_daemon_topics(broker, topic_name)
+    corpus = TopicCorpus.random(N_TOPICS, N_WORDS, rng)
+    X, _ = corpus.sample(N_DOCUMENTS, DOC_LENGTH, rng)
+    words = [f"w{j}" for j in range(N_WORDS)]
+    stream = _texts(X.toarray(), words, rng)
+    bad_at = list(range(BAD_EVERY - 1, N_DOCUMENTS, BAD_EVERY))
+    reasons = list(BAD)
+    for n, i in enumerate(bad_at):
+        stream[i] = BAD[reasons[n % len(reasons)]]
+    expected_reasons = Counter(reasons[n % len(reasons)] for n in range(len(bad_at)))
+    valid = N_DOCUMENTS - len(bad_at)
+    config = daemon_config(
+        tmp_path / "daemon.yaml",
+        bootstrap=broker.bootstrap_servers,
+        topic=topic_name,
+        group=group_id,
+        name="topics",
+        input={"format": "text", "max_record_bytes": MAX_BYTES},
+        batching={"batch_size": 500, "max_wait_ms": 200},
+        model={
+            "family": "lda",
+            "n_components": N_TOPICS,
+            "init_size": None,
+            "n_init": None,
+            "vocabulary": {"words": words},
+            "snapshot_top_words": 20,
+            "snapshot_components": True,
+        },
+        drift={"enabled": False},
+        state={"checkpoint_every_batches": 5, "checkpoint_every_seconds": 1.0},
+    )
+    quarters = np.array_split(np.arange(N_DOCUMENTS), 4)
+    crashed = [threading.Event() for _ in quarters]
+    crashed[0].set()
+
+    def stream_in_quarters() -> None:
+        for quarter, crash in zip(quarters, crashed, strict=True):
+            crash.wait(120)
+            chunk = [stream[i] for i in quarter]
+            produce(broker.bootstrap_servers, topic_name, chunk, rate=5_000, first=int(quarter[0]))
+
+    producer = threading.Thread(target=stream_in_quarters)
+    producer.start()
+    try:
+        daemon = daemons(config)
+        kills = []
+        for crash in range(1, 4):
+            daemon.wait_for_log(" assigned; ", timeout=30, count=crash)
+            delay = float(rng.uniform(0.5, 2.5))
+            time.sleep(delay)
+            daemon.kill()
+            kills.append(round(delay, 2))
+            crashed[crash].set()
+            daemon = daemons(config)
+        daemon.wait_for_log(" assigned; ", timeout=30, count=4)
+        print(f"SIGKILL {len(kills)}x, {kills} s after the daemon got its partitions")
+    finally:
+        for event in crashed:
+            event.set()
+        producer.join()
+
+    reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.models")
+    try:
+        final = reader.wait_for(lambda s: s["n_seen"] >= valid, 120, "with every document")
+        versions = [s["version"] for s in reader.snapshots]
+    finally:
+        reader.close()
+    assert final["n_seen"] == valid
+    assert versions == sorted(set(versions)), "versions must increase strictly"
+    assert daemon.log().count("restored checkpoint") == 3
+    assert final["family"] == "lda"
+    assert final["n_features"] == N_WORDS
+
+    cosine = matched_topic_cosine(np.asarray(final["components"]), corpus.topics)
+    print(f"mean best-match cosine of the published topics: {cosine:.4f}")
+    assert cosine >= 0.9
+    # the published top words are the heaviest words of the matched generating topics
+    overlap = []
+    for topic in final["topics"]:
+        top = {int(word[1:]) for word in topic["words"]}
+        truth = [set(np.argsort(-t)[:20].tolist()) for t in corpus.topics]
+        overlap.append(max(len(top & t) for t in truth) / 20)
+    print(
+        f"mean overlap of the top 20 words with the best generating topic: {np.mean(overlap):.3f}"
+    )
+    assert np.mean(overlap) >= 0.7
+
+    dead = read_records(broker.bootstrap_servers, f"{topic_name}.dead", len(bad_at), timeout=30)
+    headers = [{k: v.decode() for k, v in record.headers} for record in dead]
+    distinct = {(h["source.partition"], h["source.offset"]): h["reason"] for h in headers}
+    print(f"dead letters: {len(dead)} ({len(distinct)} distinct records, {len(bad_at)} bad)")
+    assert Counter(distinct.values()) == expected_reasons  # each bad record, with its reason
+    print(f"test ran {time.monotonic() - started:.0f} s")

@@ -74,7 +74,7 @@ def test_topics_survive_three_sigkills_with_n_seen_exact(
         topic=topic_name,
         group=group_id,
         name="topics",
-        input={"format": "text", "max_record_bytes": MAX_BYTES},
+        input={"format": "text", "features": ["text"], "max_record_bytes": MAX_BYTES},
         batching={"batch_size": 500, "max_wait_ms": 200},
         model={
             "family": "lda",
@@ -86,7 +86,7 @@ def test_topics_survive_three_sigkills_with_n_seen_exact(
             "snapshot_components": True,
         },
         drift={"enabled": False},
-        state={"checkpoint_every_batches": 5, "checkpoint_every_seconds": 1.0},
+        state={"checkpoint_every_batches": 5, "checkpoint_every_seconds": 0.5},
     )
     quarters = np.array_split(np.arange(N_DOCUMENTS), 4)
     crashed = [threading.Event() for _ in quarters]
@@ -105,7 +105,7 @@ def test_topics_survive_three_sigkills_with_n_seen_exact(
         kills = []
         for crash in range(1, 4):
             daemon.wait_for_log(" assigned; ", timeout=30, count=crash)
-            delay = float(rng.uniform(0.5, 2.5))
+            delay = float(rng.uniform(2.0, 4.0))
             time.sleep(delay)
             daemon.kill()
             kills.append(round(delay, 2))

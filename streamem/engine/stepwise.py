@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from streamem.engine.family import B, C, Family, P, S
 from streamem.engine.monitor import ConvergenceMonitor, MonitorRecord
+from streamem.engine.records import ArrayRecord
 from streamem.engine.schedules import PowerDecay, Schedule
 from streamem.errors import NotFittedError, ValidationError
 
@@ -222,8 +224,13 @@ class StepwiseEM(Generic[B, P, S, C]):
         else:
             self.averaged = self.family.interpolate(self.averaged, params, 1.0 / self.n_averaged)
 
-    def state_dict(self) -> dict[str, Any]:
-        """The engine's whole state as JSON-able data (parameters, statistics, carry, counters)."""
+    def state_dict(self, encode: Callable[[ArrayRecord], Any] | None = None) -> dict[str, Any]:
+        """The engine's whole state as JSON-able data (parameters, statistics, carry, counters).
+
+        ``encode`` turns the parameter and statistics records into JSON data (default: their
+        ``to_dict``, lists of floats); a family with large records gives a compact encoding,
+        so that the lists are never built."""
+        write = encode if encode is not None else ArrayRecord.to_dict
         return {
             "step": self.step,
             "n_seen": self.n_seen,
@@ -232,11 +239,11 @@ class StepwiseEM(Generic[B, P, S, C]):
             "units_behind": self._units_behind,
             "averaging_start": self.averaging_start,
             "n_averaged": self.n_averaged,
-            "params": None if self._params is None else self._params.to_dict(),
-            "stats": None if self.stats is None else self.stats.to_dict(),
+            "params": None if self._params is None else write(self._params),
+            "stats": None if self.stats is None else write(self.stats),
             "carry": None if self.carry is None else self.family.carry_to_dict(self.carry),
             "squared_weights": self._squared_weights,
-            "averaged": None if self.averaged is None else self.averaged.to_dict(),
+            "averaged": None if self.averaged is None else write(self.averaged),
             "monitor": self.monitor.to_dict(),
         }
 

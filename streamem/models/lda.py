@@ -588,13 +588,7 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
             "hyperparameters": hyper,
         }
         if hasattr(self, "engine_"):
-            engine = self.engine_.state_dict()
-            for name, record in (
-                ("params", self.engine_.params if self.engine_.initialized else None),
-                ("stats", self.engine_.stats),
-                ("averaged", self.engine_.averaged),
-            ):
-                engine[name] = None if record is None else encode_fields(record.arrays())
+            engine = self.engine_.state_dict(lambda record: encode_fields(record.arrays()))
             document["state"] = {
                 "n_features_in": int(self.n_features_in_),
                 "engine": engine,

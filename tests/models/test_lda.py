@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from streamem import HalfLife, LatentDirichletAllocation, ValidationError
+from streamem.models.lda_family import topic_word_bound
 from streamem.models.protocol import StreamingModel, StreamingOptions
 from streamem.models.registry import model_class, model_from_dict
 from streamem.synthetic_corpus import TopicCorpus, matched_topic_cosine
@@ -234,6 +235,44 @@ def test_documents_batch_with_a_fixed_or_hashed_vocabulary() -> None:
         LatentDirichletAllocation(2).documents_batch([{0: 1}])
 
 
+def test_warm_up_buffers_then_starts_from_the_best_refined_start(
+    corpus: tuple[TopicCorpus, sp.csr_matrix],
+) -> None:
+    _, X = corpus
+    model = LatentDirichletAllocation(4, random_state=0, init_size=300, n_init=2, init_em_iter=5)
+    stream(model, X[:200], 100)
+    assert (model.status.n_warmup, model.status.n_seen) == (200, 0)
+    assert not model.status.initialized
+    halfway = LatentDirichletAllocation.from_json(model.to_json())  # the buffer is state
+    assert halfway.status == model.status
+    for copy in (model, halfway):
+        stream(copy, X[200:300], 100)
+    assert (model.status.n_warmup, model.n_seen_, model.n_batch_iter_) == (0, 300, 1)
+    assert np.array_equal(halfway.components_, model.components_)
+    # the start kept is the better-bound of the two refined starts
+    family, rng = model._family(), np.random.default_rng(0)
+    candidates = []
+    for _ in range(2):
+        refined = model._batch_iterations(family.initial_params(X[:300], rng), X[:300], 5).params
+        bound = family.infer(refined, X[:300], False).bound.sum()
+        candidates.append((bound + topic_word_bound(refined.components, 0.25), refined))
+    start = max(candidates, key=lambda candidate: candidate[0])[1]
+    assert not np.array_equal(candidates[0][1].components, candidates[1][1].components)
+    expected = LatentDirichletAllocation(4, components_init=start.components).partial_fit(X[:300])
+    np.testing.assert_allclose(model.components_, expected.components_, rtol=1e-12)
+
+
+def test_warm_up_of_one_unrefined_start_is_the_plain_first_update(
+    corpus: tuple[TopicCorpus, sp.csr_matrix],
+) -> None:
+    _, X = corpus
+    plain = LatentDirichletAllocation(4, random_state=3)
+    warmed = LatentDirichletAllocation(4, random_state=3, n_init=1, init_em_iter=0)
+    for model in (plain, warmed):
+        stream(model, X[:300], 100)
+    assert np.array_equal(warmed.components_, plain.components_)
+
+
 @pytest.mark.parametrize(
     ("parameters", "message"),
     [
@@ -245,6 +284,9 @@ def test_documents_batch_with_a_fixed_or_hashed_vocabulary() -> None:
         ({"components_init": np.ones((3, 5))}, r"components_init must have shape \(2, 6\)"),
         ({"components_init": np.zeros((2, 6))}, "components_init must hold"),
         ({"vocabulary": ["a", "b"]}, "vocabulary has 2 columns"),
+        ({"init_size": 0}, "init_size must be an integer >= 1 or None"),
+        ({"n_init": 1.5}, "n_init must be an integer >= 1 or None"),
+        ({"init_em_iter": -1}, "init_em_iter must be an integer >= 0"),
     ],
 )
 def test_bad_parameters_name_the_parameter(parameters: dict[str, object], message: str) -> None:

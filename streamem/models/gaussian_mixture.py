@@ -630,10 +630,10 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         self.n_seen_ = engine.n_seen
         if not from_fit:
             monitor = engine.monitor
-            last = monitor.last
+            smoothed = monitor.smoothed_log_likelihood
             self.converged_ = monitor.converged
             self.n_iter_ = engine.step
-            self.lower_bound_ = last.smoothed_log_likelihood if last else -np.inf
+            self.lower_bound_ = smoothed if smoothed is not None else -np.inf
 
     @property
     def precisions_(self) -> FloatArray:

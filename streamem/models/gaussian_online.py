@@ -86,6 +86,13 @@ class OneRowStep:
         self.stats: GaussianStats | None = None
         self.smallest_weight = 0.0
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (and deep-copied) without the buffers: the copies of their views would
+        not be views of the copied buffers; the next step loads the engine's state anew."""
+        state = self.__dict__.copy()
+        state.update(_buffers=[], _records=[], _current=0, params=None, stats=None)
+        return state
+
     def step(self, x: NDArray[np.floating]) -> bool:
         """One online-EM step with the row ``x`` (d,) if the compiled step applies; whether
         it was made (False: nothing changed, take the numpy path)."""

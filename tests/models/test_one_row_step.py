@@ -7,7 +7,9 @@ largest magnitude of its array (counters and step sizes exactly).
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import warnings
 from typing import Any
 
@@ -207,3 +209,19 @@ def test_float32_rows_and_the_step_after_a_warm_start_take_the_numpy_path(
     fast = OneRowStep(model.engine_)
     assert not fast.step(X[1].astype(np.float32))
     assert fast.step(X[1])
+
+
+@pytest.mark.parametrize("duplicate", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))])
+def test_a_copied_model_steps_on_its_own_buffers(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, duplicate: Any
+) -> None:
+    X, _ = random_mixture_sample(rng, 400, 2, 3, spread=4.0)
+    model = learned(X[:300], True, monkeypatch, n_components=3)
+    twin = duplicate(model)
+    for row in X[300:]:
+        model.learn_row(row)
+        twin.learn_row(row)
+    assert twin._one_row.params is twin.engine_.params
+    assert not np.shares_memory(twin.means_, model.means_)
+    np.testing.assert_array_equal(twin.means_, model.means_)
+    assert twin.to_dict() == model.to_dict()

@@ -142,7 +142,9 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
     Attributes
     ----------
     weights_, means_, covariances_, precisions_, precisions_cholesky_
-        Learned parameters, shapes (K,), (K, d) and the covariance type's shape.
+        Learned parameters, shapes (K,), (K, d) and the covariance type's shape. After a
+        compiled one-row step (:meth:`learn_row`) they are views of the step's buffers, which
+        the next but one compiled step overwrites: copy them to keep them.
     converged_, n_iter_, lower_bound_
         ``fit``: as scikit-learn. ``partial_fit``: the monitor's flag, the number of updates
         and the smoothed mean log-likelihood.

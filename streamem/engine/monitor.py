@@ -47,6 +47,9 @@ class ConvergenceMonitor:
     False
     >>> monitor.record(-1.9995, n_points=10, parameter_change=0.01, step_size=1.0).converged
     True
+    >>> monitor.note(-1.9994, n_points=1, parameter_change=0.01, step_size=0.5)  # no record yet
+    >>> monitor.converged, monitor.last.batch, monitor.last.step_size
+    (True, 3, 0.5)
     """
 
     def __init__(
@@ -69,18 +72,37 @@ class ConvergenceMonitor:
         self.tol = tol
         self.smoothing = smoothing
         self.patience = patience
-        self.history: deque[MonitorRecord] = deque(maxlen=history_size)
+        self._history: deque[MonitorRecord] = deque(maxlen=history_size)
         self._streak = 0
+        self._batch = 0
+        self._smoothed: float | None = None
+        self._converged = False
+        # The newest update's record, not built yet (see note): mean log-likelihood, points,
+        # change of the smoothed value, parameter change, step size.
+        self._pending: tuple[float, int, float, float, float] | None = None
+
+    @property
+    def history(self) -> deque[MonitorRecord]:
+        """The newest records, oldest first (at most ``history_size``)."""
+        if self._pending is not None:
+            self._flush()
+        return self._history
 
     @property
     def last(self) -> MonitorRecord | None:
         """The newest record, or None before the first update."""
-        return self.history[-1] if self.history else None
+        history = self.history
+        return history[-1] if history else None
 
     @property
     def converged(self) -> bool:
         """Whether the newest update met the convergence criterion."""
-        return self.last.converged if self.last else False
+        return self._converged
+
+    @property
+    def smoothed_log_likelihood(self) -> float | None:
+        """The newest smoothed mean log-likelihood, or None before the first update."""
+        return self._smoothed
 
     def record(
         self,
@@ -90,33 +112,58 @@ class ConvergenceMonitor:
         step_size: float,
     ) -> MonitorRecord:
         """Add one update and return its record."""
-        previous = self.last
+        self.note(mean_log_likelihood, n_points, parameter_change, step_size)
+        return self._flush()
+
+    def note(
+        self,
+        mean_log_likelihood: float,
+        n_points: int,
+        parameter_change: float,
+        step_size: float,
+    ) -> None:
+        """:meth:`record` without building the record: the smoothed value, the streak and
+        :attr:`converged` are updated now, the record when :attr:`history`, :attr:`last` or
+        :meth:`to_dict` is read (an update per row need not pay for an object per row)."""
+        if self._pending is not None:
+            self._flush()
+        previous = self._smoothed
         if previous is None:
             smoothed, change = mean_log_likelihood, math.nan
         else:
-            smoothed = previous.smoothed_log_likelihood + self.smoothing * (
-                mean_log_likelihood - previous.smoothed_log_likelihood
-            )
-            change = smoothed - previous.smoothed_log_likelihood
+            smoothed = previous + self.smoothing * (mean_log_likelihood - previous)
+            change = smoothed - previous
         watched = change if self.criterion == "log_likelihood" else parameter_change
         self._streak = self._streak + 1 if abs(watched) < self.tol else 0
+        self._converged = self._streak >= self.patience
+        self._batch += 1
+        self._smoothed = smoothed
+        self._pending = (mean_log_likelihood, n_points, change, parameter_change, step_size)
+
+    def _flush(self) -> MonitorRecord:
+        """Build the pending record (the newest update's) into the history; the record."""
+        assert self._pending is not None
+        assert self._smoothed is not None
+        mean, n_points, change, parameter_change, step_size = self._pending
+        self._pending = None
         entry = MonitorRecord(
-            batch=previous.batch + 1 if previous else 1,
-            n_points=n_points,
-            mean_log_likelihood=mean_log_likelihood,
-            smoothed_log_likelihood=smoothed,
-            change=change,
-            parameter_change=parameter_change,
-            step_size=step_size,
-            converged=self._streak >= self.patience,
+            self._batch,
+            n_points,
+            mean,
+            self._smoothed,
+            change,
+            parameter_change,
+            step_size,
+            self._converged,
         )
-        self.history.append(entry)
+        self._history.append(entry)
         return entry
 
     def reset(self) -> None:
         """Forget the history (a new fit starts)."""
-        self.history.clear()
-        self._streak = 0
+        self._history.clear()
+        self._streak = self._batch = 0
+        self._smoothed, self._converged, self._pending = None, False, None
 
     def to_dict(self, history: int = 100) -> dict[str, Any]:
         """JSON-able state with the newest ``history`` records (NaN written as None)."""
@@ -143,7 +190,12 @@ class ConvergenceMonitor:
         )
         monitor._streak = data["streak"]
         for entry in data["history"]:
-            monitor.history.append(MonitorRecord(**_none_to_nan(entry)))
+            monitor._history.append(MonitorRecord(**_none_to_nan(entry)))
+        last = monitor.last
+        if last is not None:
+            monitor._batch = last.batch
+            monitor._smoothed = last.smoothed_log_likelihood
+            monitor._converged = last.converged
         return monitor
 
 

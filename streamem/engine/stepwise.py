@@ -188,22 +188,67 @@ class StepwiseEM(Generic[B, P, S, C]):
         batch_stats = expectation.stats
         batch_mean = batch_stats if n_units == 1 else batch_stats.scaled(1.0 / n_units)
         stats = batch_mean if self.stats is None else self.stats.blended(batch_mean, eta)
-        # Kish's effective sample size of the running average: sum of squared unit weights.
-        squared_weights = eta**2 / n_units + (1.0 - eta) ** 2 * self._squared_weights
+        squared_weights = self.next_squared_weights(eta, n_units)
         new_params = self.family.maximize(stats.scaled(1.0 / squared_weights))
         change = self.family.parameter_change(params, new_params)
+        self.commit(
+            new_params,
+            stats,
+            expectation.carry,
+            squared_weights,
+            n_units,
+            expectation.log_likelihood,
+            change,
+            eta,
+        )
+        record = self.monitor.last
+        assert record is not None
+        return UpdateReport(record, expectation.log_likelihood, n_units)
 
+    @property
+    def schedule_known(self) -> bool:
+        """Whether the next update's step size follows from the schedule's history alone:
+        running statistics exist and are not those of a warm start, whose first update
+        restarts the schedule (what :meth:`commit` does after such an update)."""
+        return self.stats is not None and not self._units_behind
+
+    def next_squared_weights(self, eta: float, n_units: int) -> float:
+        """Kish's sum of squared unit weights of the running average after an update of
+        ``n_units`` units with step size ``eta`` (the M-step sees the statistics scaled by
+        its inverse, the effective count)."""
+        return eta**2 / n_units + (1.0 - eta) ** 2 * self._squared_weights
+
+    def commit(
+        self,
+        params: P,
+        stats: S,
+        carry: C | None,
+        squared_weights: float,
+        n_units: int,
+        log_likelihood: float,
+        change: float,
+        eta: float,
+    ) -> None:
+        """Make an update that was computed outside :meth:`update` the engine's state.
+
+        ``stats`` are the blended statistics with step size ``eta`` (from
+        :meth:`next_step_size`), ``params`` their M-step (scaled by ``squared_weights`` from
+        :meth:`next_squared_weights`), ``change`` the family's parameter change and
+        ``log_likelihood`` that of the ``n_units`` units. :meth:`update` ends with this
+        call; a fused kernel of one family's whole step (E-step, blend, M-step) calls it in
+        place of :meth:`update`. The monitor notes the update without building its record
+        (:meth:`ConvergenceMonitor.note`).
+        """
         if self.stats is None:
             self._units_behind = float(n_units)
         elif self._units_behind:
             self.restart_schedule(eta)
-        self.stats, self._params, self.carry = stats, new_params, expectation.carry
+        self.stats, self._params, self.carry = stats, params, carry
         self._squared_weights = squared_weights
         self.step += 1
         self.n_seen += n_units
-        self._average(new_params)
-        record = self.monitor.record(expectation.log_likelihood / n_units, n_units, change, eta)
-        return UpdateReport(record, expectation.log_likelihood, n_units)
+        self._average(params)
+        self.monitor.note(log_likelihood / n_units, n_units, change, eta)
 
     @property
     def effective_count(self) -> float:

@@ -9,9 +9,12 @@ call: the E-step, the blend ``s <- (1 - eta) s + eta s(x)``, Kish's count, the M
 factorisation and a triangular inverse per component, exact, so there is no drift to bound),
 and the parameter change. :func:`one_row_log_joint` is the E-step's log-joint alone.
 
-Both kernels read and write one flat float64 buffer (:class:`Layout`): a call has few
-arguments (numba's dispatch costs about a microsecond per call plus a fraction per argument)
-and the records of the engine are views of it.
+Both kernels read one flat float64 buffer (:class:`Layout`) and :func:`one_row_step` writes
+the new state into another one that the caller owns: a call has few arguments (numba's
+dispatch costs about a microsecond per call plus a fraction per argument), returns four floats
+rather than a new array (boxing an array costs about as much as the call), and the records of
+the engine are views of the two buffers, made once (:class:`~streamem.models.gaussian_online.
+OneRowStep` alternates them).
 
 numba is optional (the ``river`` extra): without it :data:`AVAILABLE` is False and the
 mixture takes the numpy path. ``cache=True`` keeps the compiled code between processes (in
@@ -47,8 +50,6 @@ EPS = 10.0 * float(np.finfo(np.float64).eps)
 
 OK, MISSING, DEGENERATE = 0.0, 1.0, 2.0
 """Outcomes of :func:`one_row_step`: done; the row has a NaN; the M-step is degenerate."""
-N_SCALARS = 4
-"""Trailing scalars of a buffer: outcome, log-likelihood, parameter change, smallest weight."""
 
 
 def _jit(function: F) -> F:
@@ -70,8 +71,7 @@ class Layout:
 
     In order: statistics ``resp`` (K,), ``first`` (K, d), ``second`` (K, S); parameters
     ``weights`` (K,), ``means`` (K, d), ``covariances`` (K, S), ``precisions_cholesky``
-    (K, S); then :data:`N_SCALARS` scalars. ``S`` is ``d * d`` for full covariances, ``d``
-    for diagonal ones.
+    (K, S). ``S`` is ``d * d`` for full covariances, ``d`` for diagonal ones.
     """
 
     k: int
@@ -88,7 +88,7 @@ class Layout:
     @functools.cached_property
     def size(self) -> int:
         """The length of a buffer."""
-        return sum(self.blocks) + N_SCALARS
+        return sum(self.blocks)
 
     @functools.cached_property
     def _slices(self) -> tuple[tuple[slice, tuple[int, ...] | None], ...]:
@@ -103,12 +103,10 @@ class Layout:
             for start, end, shape in zip(starts, ends, shapes, strict=True)
         )
 
-    def pack(self, arrays: tuple[NDArray[np.float64], ...]) -> NDArray[np.float64]:
-        """A buffer holding ``arrays`` (the seven blocks in order; the scalars 0)."""
-        buffer = np.zeros(self.size)
-        for array, (where, _) in zip(arrays, self._slices, strict=False):
+    def pack(self, buffer: NDArray[np.float64], arrays: tuple[NDArray[np.float64], ...]) -> None:
+        """Write ``arrays`` (the seven blocks in order) into ``buffer``."""
+        for array, (where, _) in zip(arrays, self._slices, strict=True):
             buffer[where] = np.ravel(array)
-        return buffer
 
     def views(self, buffer: NDArray[np.float64]) -> list[NDArray[np.float64]]:
         """The seven arrays of ``buffer``, as views in their shapes."""
@@ -170,14 +168,16 @@ def one_row_step(
     reg_covar: float,
     prior_strength: float,
     prior_fade: float,
-) -> NDArray[np.float64]:
+    out: NDArray[np.float64],
+) -> tuple[float, float, float, float]:
     """One stepwise EM update of the mixture in ``state`` (a :class:`Layout` buffer) with the
-    complete row ``x`` (d,), step size ``eta``; a new buffer.
+    complete row ``x`` (d,), step size ``eta``, written into ``out`` (a buffer of the same
+    layout, not ``state``).
 
     ``squared_weights`` is the engine's sum of squared unit weights after this update
-    (Kish's count is its inverse). The new buffer's scalars are the outcome (``OK``,
-    ``MISSING``, ``DEGENERATE``), the log-likelihood of ``x``, the parameter change and the
-    smallest new weight; the arrays are meaningful only when the outcome is ``OK``.
+    (Kish's count is its inverse). Returns the outcome (``OK``, ``MISSING``, ``DEGENERATE``),
+    the log-likelihood of ``x``, the parameter change and the smallest new weight; ``out``
+    is meaningful only when the outcome is ``OK``.
     """
     d = x.shape[0]
     s = d * d if full else d
@@ -189,13 +189,10 @@ def one_row_step(
     o_means = o_weights + k
     o_cov = o_means + k * d
     o_factor = o_cov + k * s
-    o_scalars = o_factor + k * s
-    out = np.empty(o_scalars + 4)
-    out[o_scalars : o_scalars + 4] = 0.0
+    o_end = o_factor + k * s
     for a in range(d):
         if x[a] != x[a]:
-            out[o_scalars] = 1.0
-            return out
+            return MISSING, 0.0, 0.0, 0.0
 
     # ---- E-step (GaussianFamily._row_statistics) ---------------------------------------------
     joint = one_row_log_joint(state, x, k, full)
@@ -209,7 +206,7 @@ def one_row_step(
         norm += joint[j]
     for j in range(k):
         joint[j] /= norm
-    out[o_scalars + 1] = math.log(norm) + peak
+    log_likelihood = math.log(norm) + peak
 
     # ---- blend (StepwiseEM.update) and the scaled statistics the M-step sees -----------------
     keep = 1.0 - eta
@@ -286,8 +283,7 @@ def one_row_step(
         for a in range(s):
             out[o_cov + j * s + a] = cov[a]
         if not _factor_into(cov, d, full, out, o_factor + j * s):
-            out[o_scalars] = 2.0
-            return out
+            return DEGENERATE, log_likelihood, 0.0, 0.0
         # the parameter change (GaussianFamily.parameter_change)
         for a in range(d):
             old_variance = state[o_cov + j * s + (a * d + a if full else a)]
@@ -295,13 +291,10 @@ def one_row_step(
             mean_change = out[o_means + j * d + a] - state[o_means + j * d + a]
             change = max(change, abs(mean_change / math.sqrt(old_variance)))
             change = max(change, abs(math.log(new_variance / old_variance)))
-    for i in range(o_weights, o_scalars):
+    for i in range(o_weights, o_end):
         if not math.isfinite(out[i]):
-            out[o_scalars] = 2.0
-            return out
-    out[o_scalars + 2] = change
-    out[o_scalars + 3] = smallest
-    return out
+            return DEGENERATE, log_likelihood, 0.0, 0.0
+    return OK, log_likelihood, change, smallest
 
 
 @_jit

@@ -142,7 +142,9 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
     Attributes
     ----------
     weights_, means_, covariances_, precisions_, precisions_cholesky_
-        Learned parameters, shapes (K,), (K, d) and the covariance type's shape.
+        Learned parameters, shapes (K,), (K, d) and the covariance type's shape. After a
+        compiled one-row step (:meth:`learn_row`) they are views of the step's buffers, which
+        the next but one compiled step overwrites: copy them to keep them.
     converged_, n_iter_, lower_bound_
         ``fit``: as scikit-learn. ``partial_fit``: the monitor's flag, the number of updates
         and the smoothed mean log-likelihood.
@@ -630,10 +632,10 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         self.n_seen_ = engine.n_seen
         if not from_fit:
             monitor = engine.monitor
-            last = monitor.last
+            smoothed = monitor.smoothed_log_likelihood
             self.converged_ = monitor.converged
             self.n_iter_ = engine.step
-            self.lower_bound_ = last.smoothed_log_likelihood if last else -np.inf
+            self.lower_bound_ = smoothed if smoothed is not None else -np.inf
 
     @property
     def precisions_(self) -> FloatArray:

@@ -11,6 +11,13 @@ schedule history is known (not the first update after a warm start, which restar
 schedule), a complete float64 row. Elsewhere, and when the kernel reports a row with a NaN
 or a degenerate M-step, :meth:`OneRowStep.step` returns False and the caller takes the numpy
 path, which marginalises, refuses or re-seeds as it always did.
+
+A step makes no array and no record: the engine's statistics and parameters are views of one
+of two buffers, made once, and the kernel writes the next state into the other one, which
+the engine then holds (:meth:`StepwiseEM.commit <streamem.engine.StepwiseEM.commit>`). The
+records of a step are therefore overwritten two compiled steps later: whoever keeps
+parameters across updates copies them (the mixture's readers do: snapshots, documents and
+status are made of lists; the re-seeding copies the statistics it changes).
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ from streamem.models.gaussian_family import GaussianFamily, GaussianParams, Gaus
 
 FloatArray = NDArray[np.float64]
 FLOAT64 = np.dtype(np.float64)
-SCALARS = slice(-kernels.N_SCALARS, None)
 OK = kernels.OK
 Engine = StepwiseEM[NDArray[np.floating], GaussianParams, GaussianStats, None]
 
@@ -37,8 +43,8 @@ class OneRowStep:
     Attributes
     ----------
     params, stats
-        What the last compiled step left in the engine (views of :attr:`buffer`); None
-        before the first step.
+        What the last compiled step left in the engine (views of one of the two buffers);
+        None before the first step.
     smallest_weight
         The smallest weight after the last compiled step (the re-seeding check).
 
@@ -73,57 +79,65 @@ class OneRowStep:
         self.layout = kernels.Layout(k, d, family.covariance_type == "full")
         # The family's settings are fixed when its engine is made (GaussianMixture._family).
         self._settings = (family.reg_covar, family.prior_strength, family.prior_fade)
-        self.buffer: FloatArray | None = None
+        self._buffers: list[FloatArray] = []
+        self._records: list[tuple[GaussianStats, GaussianParams]] = []
+        self._current = 0  # the buffer the engine's state is in (when params is self.params)
         self.params: GaussianParams | None = None
         self.stats: GaussianStats | None = None
         self.smallest_weight = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (and deep-copied) without the buffers: the copies of their views would
+        not be views of the copied buffers; the next step loads the engine's state anew."""
+        state = self.__dict__.copy()
+        state.update(_buffers=[], _records=[], _current=0, params=None, stats=None)
+        return state
 
     def step(self, x: NDArray[np.floating]) -> bool:
         """One online-EM step with the row ``x`` (d,) if the compiled step applies; whether
         it was made (False: nothing changed, take the numpy path)."""
         engine = self.engine
-        # _units_behind: statistics without schedule history (the engine restarts its
-        # schedule on the next update, which the numpy path does).
-        if not self.usable or engine._units_behind or x.dtype is not FLOAT64 or x.ndim != 1:
+        if not self.usable or not engine.schedule_known or x.dtype is not FLOAT64 or x.ndim != 1:
             return False
-        state = self.buffer
-        if state is None or engine.params is not self.params or engine.stats is not self.stats:
-            if engine.stats is None:
-                return False
-            state = self._pack()
+        current = self._current
+        if engine.params is not self.params or engine.stats is not self.stats:
+            self._load()  # the numpy path, a re-seeding or a new engine made the state
+            current = self._current
+        following = 1 - current
         eta = engine.next_step_size(1)
-        squared_weights = eta**2 + (1.0 - eta) ** 2 * engine._squared_weights
+        squared_weights = engine.next_squared_weights(eta, 1)
         layout = self.layout
-        out = kernels.one_row_step(
-            state, x, layout.k, layout.full, eta, squared_weights, *self._settings
+        outcome, log_likelihood, change, smallest = kernels.one_row_step(
+            self._buffers[current],
+            x,
+            layout.k,
+            layout.full,
+            eta,
+            squared_weights,
+            *self._settings,
+            self._buffers[following],
         )
-        outcome, log_likelihood, change, smallest = out[SCALARS].tolist()
         if outcome != OK:
             return False
-        resp, first, second, weights, means, covariances, factors = layout.views(out)
-        stats = GaussianStats(resp, first, second)
-        params = GaussianParams(weights, means, covariances, factors)
-        engine.replace(params, stats)
-        engine._squared_weights = squared_weights
-        engine.step += 1
-        engine.n_seen += 1
-        engine.monitor.record(log_likelihood, 1, change, eta)
-        self.buffer, self.params, self.stats = out, params, stats
+        stats, params = self._records[following]
+        engine.commit(params, stats, None, squared_weights, 1, log_likelihood, change, eta)
+        self._current, self.params, self.stats = following, params, stats
         self.smallest_weight = smallest
         return True
 
     def log_joint(self, params: GaussianParams, x: NDArray[np.floating]) -> FloatArray | None:
         """``log w_j + log N(x | mu_j, Sigma_j)`` (K,) of the row ``x`` (d,) if ``params``
         are those of the last compiled step and ``x`` is complete; else None."""
-        if params is not self.params or self.buffer is None or x.dtype is not FLOAT64:
+        if params is not self.params or x.dtype is not FLOAT64:
             return None
         joint: FloatArray = kernels.one_row_log_joint(
-            self.buffer, x, self.layout.k, self.layout.full
+            self._buffers[self._current], x, self.layout.k, self.layout.full
         )
         return joint if joint[0] == joint[0] else None
 
-    def _pack(self) -> FloatArray:
-        """The engine's statistics and parameters as a buffer (after a numpy-path update)."""
+    def _load(self) -> None:
+        """Copy the engine's statistics and parameters (made by the numpy path, a re-seeding
+        or a load: the engine holds neither buffer's records) into the current buffer."""
         engine = self.engine
         stats, params = engine.stats, engine.params
         assert stats is not None
@@ -136,4 +150,10 @@ class OneRowStep:
             params.covariances,
             params.precisions_cholesky,
         )
-        return self.layout.pack(arrays)
+        if not self._buffers:
+            layout = self.layout
+            self._buffers = [np.empty(layout.size), np.empty(layout.size)]
+            for buffer in self._buffers:
+                views = layout.views(buffer)
+                self._records.append((GaussianStats(*views[:3]), GaussianParams(*views[3:])))
+        self.layout.pack(self._buffers[self._current], arrays)

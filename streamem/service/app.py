@@ -65,6 +65,7 @@ from streamem.errors import StreamemError
 from streamem.models.registry import model_class
 from streamem.models.sharing import share_of
 from streamem.service.batching import MicroBatch, MicroBatcher
+from streamem.service.bookkeeping import VERSION_RESERVE, Bookkeeping
 from streamem.service.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -101,9 +102,6 @@ from streamem.service.statistics import PartitionStatistics, StatisticsChannel
 __all__ = ["EXIT_CHECKPOINT_FAILED", "VERSION_RESERVE", "Daemon", "run"]
 
 log = logging.getLogger(__name__)
-
-VERSION_RESERVE = 100
-"""Versions a checkpoint reserves ahead of the last published one (see the module docstring)."""
 
 POLL_TIMEOUT_MS = 200
 """Longest wait of one poll: the loop notices a stop request or a due batch this often."""
@@ -230,20 +228,10 @@ class Daemon(AssignmentHandler):
         self.learner: Learner | None = None
         self.store: CheckpointStore | None = None
         self.assigned: tuple[Partition, ...] = ()
-        self.next_offsets: dict[Partition, int] = {}
-        """Per partition, the offset after the last record handled (learned, batched, rejected)."""
-        self.version = 0
-        """Version of the last published snapshot."""
+        self.book = Bookkeeping(settings.state, settings.output, clock=clock)
+        """Offsets handled, what is due, the versions reserved, the offsets to commit."""
         self._stop_reason: str | None = None
         self._fatal: BaseException | None = None
-        self._in_callback = False
-        self._batches_since_publish = 0
-        self._drift_since_publish = False
-        self._last_publish = clock()
-        self._reserved_version = 0  # the highest version the checkpoint on disk allows
-        self._batches_since_checkpoint = 0
-        self._handled_since_checkpoint = 0
-        self._last_checkpoint = clock()
         self._last_lag = 0.0
         self._last_progress = clock()
         self._progress_consumed = 0
@@ -254,6 +242,11 @@ class Daemon(AssignmentHandler):
         self.logs = LogWatch()
         """Which log each partition's offsets belong to (see :mod:`streamem.service.logwatch`)."""
         self._limited = _RateLimited(10.0)
+
+    @property
+    def version(self) -> int:
+        """Version of the last published snapshot."""
+        return self.book.version
 
     # ---- control ------------------------------------------------------------------------------
 
@@ -352,10 +345,11 @@ class Daemon(AssignmentHandler):
             if source.connected():
                 self.metrics.state.broker_contact = now
             self._watch_partitions()
-        if self._publish_due(now):
+        if self.book.publish_due(now):
             self.publish()
-        if self._checkpoint_due(now):
+        if self.book.expired(now):
             self.checkpoint()
+        self.book.commit(source.commit, self.assigned)
         if now - self._last_progress >= PROGRESS_SECONDS:
             self._progress(now)
 
@@ -369,7 +363,7 @@ class Daemon(AssignmentHandler):
     def _handle(self, polled: Mapping[Partition, Sequence[Record]]) -> None:
         spec = self.settings.input
         batcher = self.batcher
-        next_offsets = self.next_offsets
+        book = self.book
         row = self._row_decoder
         key_of = self._sequence_key
         n_records = 0
@@ -417,10 +411,9 @@ class Daemon(AssignmentHandler):
                     if batcher.add(points, partition, record.offset, key, record=record):
                         self._learn_batch()
             n_records += len(records)
-            next_offsets[partition] = records[-1].offset + 1
+            book.store_offset(partition, records[-1].offset + 1, n_records=len(records))
             logs.handled(partition, records, batcher.first_offsets.get(partition))
         self.metrics.consumed.inc(n_records)
-        self._handled_since_checkpoint += n_records
         self._progress_consumed += n_records
 
     def _shard_ready(self, partition: Partition, offset: int) -> bool:
@@ -443,7 +436,7 @@ class Daemon(AssignmentHandler):
         self.learner = self.shards.merged
         if self.learner is not None:
             self.metrics.state.status = self.learner.status
-            self._batches_since_publish += 1
+            self.book.model_changed()
         self.metrics.state.oldest_statistics = self.shards.oldest()
 
     def _log_id(self, partition: Partition) -> str | None:
@@ -462,7 +455,7 @@ class Daemon(AssignmentHandler):
             self.settings.kafka.consumer.auto_offset_reset,
         )
         self._learn_batch()  # the open batch holds valid records of the old log
-        self.next_offsets.pop(partition, None)
+        self.book.forget_offset(partition)
         self.logs.replaced(partition, self._log_id(partition))
         if self.source is not None:
             self.source.seek(partition, None)
@@ -552,11 +545,10 @@ class Daemon(AssignmentHandler):
             metrics.refused_points.labels(reason="dropped").inc(dropped)
         metrics.state.failed_batches = metrics.state.failed_batches + 1 if dropped else 0
         metrics.state.status = learner.status
-        self._batches_since_checkpoint += 1
-        if outcome is not None and outcome.learned:
-            self._batches_since_publish += 1
-        if outcome is not None and outcome.drift:
-            self._drift_since_publish = True
+        self.book.batch_learned(
+            changed=outcome is not None and outcome.learned,
+            drift=outcome is not None and outcome.drift,
+        )
         if self.shards is not None:
             self.shards.remerge(shard)
             self._merged_changed()
@@ -589,34 +581,25 @@ class Daemon(AssignmentHandler):
     def model_offsets(self) -> dict[Partition, int]:
         """Per partition, the offset below which every record is settled (in the model or
         rejected) and at or above which no valid record is in the model."""
-        offsets = dict(self.next_offsets)
+        offsets = dict(self.book.next_offsets)
         for partition, first in self.batcher.first_offsets.items():
             offsets[partition] = min(offsets.get(partition, first), first)
         return offsets
 
     # ---- publish ------------------------------------------------------------------------------
 
-    def _publish_due(self, now: float) -> bool:
-        if self._batches_since_publish == 0:
-            return False
-        output = self.settings.output
-        return (
-            self._batches_since_publish >= output.publish_every_batches
-            or now - self._last_publish >= output.publish_every_seconds
-        )
-
     def publish(self) -> bool:
         """Publish the current model as a new version if it changed; return True if sent."""
-        learner = self.learner
-        if learner is None or self._batches_since_publish == 0 or not learner.status.initialized:
+        learner, book = self.learner, self.book
+        if learner is None or not book.unpublished or not learner.status.initialized:
             return False
         if self.shards is not None and self.shards.leader not in self.shards.owned:
-            self._batches_since_publish = 0  # another replica publishes the global model
+            book.skip_publication()  # another replica publishes the global model
             return False
         if self._superseded():  # a paused member must not publish its stale model
             self._reload()
             return False
-        if self.version + 1 > self._reserved_version and not self.checkpoint():
+        if not book.may_publish() and not self.checkpoint():
             self._limited(
                 "reserve",
                 logging.WARNING,
@@ -631,17 +614,13 @@ class Daemon(AssignmentHandler):
         snapshot = build_snapshot(
             learner,
             name=self.settings.model.name,
-            version=self.version + 1,
+            version=book.version + 1,
             offsets=offsets,
-            drift=self._drift_since_publish,
+            drift=book.drift,
             timestamp=self._wall_clock(),
         )
         self.publisher.publish(encode_snapshot(snapshot))
-        self.version += 1
-        self._batches_since_publish = 0
-        self._drift_since_publish = False
-        self._last_publish = self._clock()
-        self.metrics.state.version = self.version
+        self.metrics.state.version = book.published()
         return True
 
     def _count_failures(self) -> None:
@@ -660,17 +639,9 @@ class Daemon(AssignmentHandler):
 
     # ---- checkpoint ---------------------------------------------------------------------------
 
-    def _checkpoint_due(self, now: float) -> bool:
-        if self._handled_since_checkpoint == 0 and self._batches_since_checkpoint == 0:
-            return False
-        state = self.settings.state
-        return (
-            self._batches_since_checkpoint >= state.checkpoint_every_batches
-            or now - self._last_checkpoint >= state.checkpoint_every_seconds
-        )
-
     def checkpoint(self, *, final: bool = False, settle_timeout: float = 1.0) -> bool:
-        """Write the model and its offsets atomically, then commit the offsets to the group.
+        """Store the model and its offsets atomically; the loop then commits the offsets to
+        the group (:meth:`Bookkeeping.commit`).
 
         Every dead letter of a record below the offsets must be acknowledged first (the call
         waits up to ``settle_timeout`` seconds); otherwise nothing is written and False is
@@ -690,10 +661,7 @@ class Daemon(AssignmentHandler):
         elif self.store is None or self.learner is None:
             return False
         elif self._superseded():
-            if self._in_callback:
-                self.store = None  # reloaded at the coming assignment
-            else:
-                self._reload()
+            self._reload()
             return False
         self.publisher.settle(settle_timeout)
         self._count_failures()
@@ -711,7 +679,7 @@ class Daemon(AssignmentHandler):
                 ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(unsettled.items())),
             )
             return False
-        version = self.version if final else self.version + VERSION_RESERVE
+        version = self.book.reservation(final=final)
         if self.shards is not None:
             if not self._send_statistics(offsets, version):
                 return False
@@ -721,12 +689,7 @@ class Daemon(AssignmentHandler):
         self.metrics.state.checkpoint_error = None
         self.metrics.checkpoints.inc()
         self.metrics.state.last_checkpoint = self._wall_clock()
-        self._reserved_version = version
-        self._batches_since_checkpoint = 0
-        self._handled_since_checkpoint = 0
-        self._last_checkpoint = self._clock()
-        if self.source is not None and not self._in_callback:
-            self.source.commit(offsets)
+        self.book.saved(offsets, reserved=version)
         log.debug("checkpoint written: version %d, offsets %s", version, offsets)
         return True
 
@@ -786,14 +749,11 @@ class Daemon(AssignmentHandler):
 
     def on_assigned(self, partitions: Sequence[Partition]) -> Mapping[Partition, int]:
         """Restore the partition set's checkpoint; return where to read each partition."""
-        self._in_callback = True
         try:
             return self._assign(tuple(sorted(partitions)))
         except BaseException as error:
             self._fatal = error  # kafka-python swallows it into a KafkaError: re-raised by turn()
             raise
-        finally:
-            self._in_callback = False
 
     def _assign(self, partitions: tuple[Partition, ...]) -> dict[Partition, int]:
         settings = self.settings
@@ -838,14 +798,14 @@ class Daemon(AssignmentHandler):
                     settings.kafka.consumer.auto_offset_reset,
                 )
                 self.learner = Learner(settings.model, settings.drift, settings.input.features)
-                self.next_offsets = {}
-                self.version = floor  # above every partition set's versions of this model
+                # above every partition set's versions of this model
+                self._restart(floor, {})
             else:
                 self.learner = self._restore(checkpoint)
-                self.next_offsets = {
-                    p: o for p, o in checkpoint.offsets.items() if p in set(partitions)
-                }
-                self.version = max(checkpoint.version, floor)
+                self._restart(
+                    max(checkpoint.version, floor),
+                    {p: o for p, o in checkpoint.offsets.items() if p in set(partitions)},
+                )
                 log.info(
                     "partitions %s assigned; restored checkpoint %s: n_seen=%d, version=%d, "
                     "offsets %s",
@@ -853,16 +813,10 @@ class Daemon(AssignmentHandler):
                     self.store.path,
                     self.learner.status.n_seen,
                     self.version,
-                    self.next_offsets,
+                    self.book.next_offsets,
                 )
-            self._batches_since_publish = 0
-            self._reserved_version = self.version
-            self._batches_since_checkpoint = 0
-            self._handled_since_checkpoint = 0
-            self.metrics.state.status = self.learner.status
-            self.metrics.state.version = self.version
         for partition in partitions:
-            stored = self.next_offsets.get(partition)
+            stored = self.book.next_offsets.get(partition)
             if stored is None:
                 continue
             try:
@@ -871,11 +825,21 @@ class Daemon(AssignmentHandler):
                 )
             except LogReplaced as why:
                 self._log_replaced(partition, str(why))
+        self._assigned(partitions)
+        return seek
+
+    def _restart(self, version: int, offsets: Mapping[Partition, int]) -> None:
+        """The model was restored (or started): its version and offsets are the daemon's."""
+        self.book.restart(version, offsets)
+        if self.learner is not None:
+            self.metrics.state.status = self.learner.status
+        self.metrics.state.version = version
+
+    def _assigned(self, partitions: tuple[Partition, ...]) -> None:
         self.assigned = partitions
         self.metrics.state.broker_contact = self._clock()  # the group coordinator just answered
         self.metrics.state.ready = True
         self.metrics.state.lag = {p: 0 for p in partitions}
-        return seek
 
     def _assign_shards(self, partitions: tuple[Partition, ...]) -> dict[Partition, int]:
         """Scale-out: restore the partitions from the statistics topic (read to its end)."""
@@ -886,16 +850,13 @@ class Daemon(AssignmentHandler):
         self.guard.reset()
         shards.absorb(channel.catch_up(timeout=10.0))
         seek = shards.assign(partitions)
-        self.next_offsets = dict(seek)
+        version = self.version
         leader = shards.latest.get(shards.leader)
         if shards.leader in partitions and leader is not None:
-            self.version = max(self.version, leader.version)
-        self._reserved_version = self.version
+            version = max(version, leader.version)
         shards.remerge()
         self.learner = shards.merged
-        self._batches_since_publish = 0
-        self._batches_since_checkpoint = 0
-        self._handled_since_checkpoint = 0
+        self._restart(version, seek)
         for partition in partitions:
             self.logs.forget(partition)
         log.info(
@@ -906,14 +867,8 @@ class Daemon(AssignmentHandler):
             self.version,
             seek,
         )
-        if self.learner is not None:
-            self.metrics.state.status = self.learner.status
-        self.metrics.state.version = self.version
         self.metrics.state.oldest_statistics = shards.oldest()
-        self.assigned = partitions
-        self.metrics.state.broker_contact = self._clock()
-        self.metrics.state.ready = True
-        self.metrics.state.lag = {p: 0 for p in partitions}
+        self._assigned(partitions)
         return seek
 
     def _restore(self, checkpoint: Checkpoint) -> Learner:
@@ -953,15 +908,18 @@ class Daemon(AssignmentHandler):
         return learner
 
     def on_revoked(self, partitions: Sequence[Partition]) -> None:
-        """Learn the open batch, publish and checkpoint before the partitions go away."""
-        self._in_callback = True
+        """Learn the open batch, publish and checkpoint before the partitions go away (the
+        offsets are committed by the loop, not in this callback)."""
         try:
             self.metrics.state.ready = False
+            if self._superseded():  # a stale member has nothing to save: reloaded at assignment
+                self.store = None
+                return
             if self.learner is None:
                 return
             self._learn_batch()
             self.publish()
-            if self._handled_since_checkpoint or self._batches_since_checkpoint:
+            if self.book.pending:
                 log.info("partitions %s revoked: checkpointing", _names(partitions))
                 self.checkpoint()
             else:
@@ -969,7 +927,6 @@ class Daemon(AssignmentHandler):
         except Exception as error:  # never let kafka-python swallow it silently
             log.exception("saving the state at revocation failed: %s", error)
         finally:
-            self._in_callback = False
             if self.shards is not None:
                 self.shards.release(partitions)
 
@@ -985,7 +942,7 @@ class Daemon(AssignmentHandler):
         lag: dict[Partition, int] = {}
         for partition in self.assigned:
             end = source.highwater(partition)
-            position = self.next_offsets.get(partition)
+            position = self.book.next_offsets.get(partition)
             if end is None or position is None:  # nothing read yet
                 lag[partition] = end if end is not None and self._reads_from_start else 0
                 continue
@@ -1001,7 +958,7 @@ class Daemon(AssignmentHandler):
                     position,
                     self.settings.kafka.consumer.auto_offset_reset,
                 )
-                del self.next_offsets[partition]
+                self.book.forget_offset(partition)
                 self.logs.replaced(partition, self._log_id(partition))
                 source.seek(partition, None)
                 lag[partition] = end
@@ -1035,14 +992,8 @@ class Daemon(AssignmentHandler):
                     else f"the state directory failed: {self.metrics.state.checkpoint_error}",
                 )
         if source is not None:
-            self._in_callback = True  # the revocation callback must not commit on close
-            try:
-                commit_sync = getattr(source, "commit_sync", None)
-                if commit_sync is not None and (self.store or self.shards) is not None:
-                    commit_sync(self.model_offsets())
-                source.close()
-            finally:
-                self._in_callback = False
+            self.book.commit(source.commit_sync, self.assigned)
+            source.close()
         log.info(
             "stopped: n_seen=%d, version=%d, snapshots acknowledged by the broker: %d",
             self.learner.status.n_seen if self.learner is not None else 0,

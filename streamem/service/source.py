@@ -80,6 +80,10 @@ class Source(Protocol):
         """Commit next offsets to the consumer group (for lag monitoring only)."""
         ...
 
+    def commit_sync(self, offsets: Mapping[Partition, int]) -> None:
+        """Commit next offsets and wait for the answer (at shutdown)."""
+        ...
+
     def highwater(self, partition: Partition) -> int | None:
         """The partition's last known log end offset, or None."""
         ...

@@ -172,3 +172,42 @@ def test_a_warm_start_survives_a_restore_before_the_next_update(
     restored = StepwiseEM(UnitGaussian())  # type: ignore[arg-type,var-annotated]
     restored.load_state_dict(json.loads(json.dumps(engine.state_dict())))
     assert restored.next_step_size(100) == pytest.approx(0.1)
+
+
+def test_a_step_computed_outside_update_and_committed_leaves_the_state_update_leaves(
+    rng: np.random.Generator,
+) -> None:
+    """A fused step (the family's E-step, blend and M-step in one place) that asks the engine
+    for its step size and Kish's count and commits the result ends where update() ends."""
+    rows = rng.normal(1.0, 2.0, size=(200, 1))
+    by_update, by_commit = running_mean_engine(), running_mean_engine()
+    for engine in (by_update, by_commit):  # the second update restarts the schedule
+        engine.update(rows[:40])
+        engine.update(rows[40:50])
+    family = UnitGaussian()
+    for row in rows[50:]:
+        by_update.update(row[np.newaxis])
+        assert by_commit.schedule_known
+        eta = by_commit.next_step_size(1)
+        squared_weights = by_commit.next_squared_weights(eta, 1)
+        expectation = family.expected_statistics(by_commit.params, row[np.newaxis], None)
+        assert by_commit.stats is not None
+        stats = by_commit.stats.blended(expectation.stats, eta)
+        params = family.maximize(stats.scaled(1.0 / squared_weights))
+        change = family.parameter_change(by_commit.params, params)
+        by_commit.commit(
+            params, stats, None, squared_weights, 1, expectation.log_likelihood, change, eta
+        )
+    assert by_commit.state_dict() == by_update.state_dict()
+    assert list(by_commit.monitor.history) == list(by_update.monitor.history)
+
+
+def test_only_statistics_with_a_schedule_history_make_the_schedule_known(
+    rng: np.random.Generator,
+) -> None:
+    engine = running_mean_engine()
+    assert not engine.schedule_known  # no statistics: the first update takes eta = 1
+    engine.update(rng.normal(size=(10, 1)))
+    assert not engine.schedule_known  # the next update restarts the schedule
+    engine.update(rng.normal(size=(10, 1)))
+    assert engine.schedule_known

@@ -7,7 +7,9 @@ largest magnitude of its array (counters and step sizes exactly).
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import warnings
 from typing import Any
 
@@ -60,8 +62,15 @@ def assert_same_state(actual: Any, expected: Any, where: str = "state") -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("covariance_type", ["full", "diag"])
-@pytest.mark.parametrize(("n_features", "n_components"), [(2, 3), (9, 8)])
+@pytest.mark.parametrize(
+    ("covariance_type", "n_features", "n_components"),
+    [
+        *[(c, d, k) for c in ("full", "diag") for d, k in ((2, 3), (9, 8))],
+        # the tied and spherical types have no kernel: with numba the step stands aside
+        ("tied", 2, 3),
+        ("spherical", 2, 3),
+    ],
+)
 def test_a_20000_point_stream_gives_the_numpy_paths_state(
     rng: np.random.Generator,
     monkeypatch: pytest.MonkeyPatch,
@@ -75,8 +84,9 @@ def test_a_20000_point_stream_gives_the_numpy_paths_state(
     reference = learned(X, False, monkeypatch, **options)
     compiled = learned(X, True, monkeypatch, **options)
     fast = compiled._one_row
-    assert fast.usable
-    assert compiled.engine_.params is fast.params  # the compiled path made the last step
+    assert fast.usable == (covariance_type in ("full", "diag"))
+    # the compiled path made the last step (where it applies)
+    assert (compiled.engine_.params is fast.params) == fast.usable
     assert compiled.engine_.step == reference.engine_.step == len(X) - 10 * n_components + 1
     assert_same_state(compiled.to_dict(), reference.to_dict())
     for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
@@ -138,8 +148,31 @@ def test_from_dict_continues_on_the_compiled_path_as_on_the_numpy_path(
             patch.setattr(gaussian_kernels, "AVAILABLE", compiled)
             for row in X[1_000:]:
                 model.learn_row(row)
+        # the loaded model's last step was compiled exactly when the kernels were on
+        assert (model._one_row.params is model.engine_.params) == compiled
         results.append(model.to_dict())
     assert_same_state(results[1], results[0])
+
+
+def test_the_records_of_a_compiled_step_hold_until_the_next_but_one(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The two buffers alternate: what the engine held one step ago is intact (the old
+    parameters of a parameter change), the newest state is what the fitted arrays show."""
+    X, _ = random_mixture_sample(rng, 400, 2, 3, spread=4.0)
+    model = learned(X[:-2], True, monkeypatch, n_components=3)
+    old = model.engine_.params
+    old_means = old.means.copy()
+    model.learn_row(X[-2])
+    new = model.engine_.params
+    assert new is model._one_row.params
+    assert new is not old
+    np.testing.assert_array_equal(old.means, old_means)
+    assert not np.shares_memory(new.means, old.means)
+    assert model.means_ is new.means
+    model.learn_row(X[-1])
+    assert model.engine_.params is old  # the next but one writes the first buffer again
+    assert model.means_ is old.means
 
 
 @pytest.mark.parametrize(
@@ -176,3 +209,19 @@ def test_float32_rows_and_the_step_after_a_warm_start_take_the_numpy_path(
     fast = OneRowStep(model.engine_)
     assert not fast.step(X[1].astype(np.float32))
     assert fast.step(X[1])
+
+
+@pytest.mark.parametrize("duplicate", [copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))])
+def test_a_copied_model_steps_on_its_own_buffers(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, duplicate: Any
+) -> None:
+    X, _ = random_mixture_sample(rng, 400, 2, 3, spread=4.0)
+    model = learned(X[:300], True, monkeypatch, n_components=3)
+    twin = duplicate(model)
+    for row in X[300:]:
+        model.learn_row(row)
+        twin.learn_row(row)
+    assert twin._one_row.params is twin.engine_.params
+    assert not np.shares_memory(twin.means_, model.means_)
+    np.testing.assert_array_equal(twin.means_, model.means_)
+    assert twin.to_dict() == model.to_dict()

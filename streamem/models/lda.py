@@ -126,12 +126,13 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         The streaming warm-up. One pass of online variational Bayes keeps the topic
         structure its first updates found: from random starting topics it often ends with
         two generating topics merged into one learned topic and another split in two (on
-        50,000 synthetic documents, K=10, V=1,000, 12 of 16 runs did). With ``init_size``
+        50,000 synthetic documents, K=10, V=1,000, 14 of 16 runs did). With ``init_size``
         or ``n_init`` set, ``partial_fit`` first buffers ``init_size`` documents (None: the
         first mini-batch), runs ``init_em_iter`` iterations of batch variational Bayes on
         them from each of ``n_init`` random starts (None: 3) and starts the stream from the
-        one with the best bound; the first update then learns the buffered documents (15 of
-        16 of the same runs recovered every topic with 2,000 documents and 5 starts). Both
+        one with the best bound; the first update then learns the buffered documents (all
+        16 of the same runs recovered every topic with 2,000 documents and 5 starts,
+        ``benchmarks/lda_warmup.py``). Both
         None (the default): the first mini-batch starts from random topics at once.
 
     Attributes

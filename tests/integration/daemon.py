@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -243,6 +244,54 @@ def produce(
         producer.flush(timeout=60)
     finally:
         producer.close(timeout=10)
+
+
+def crash_mid_stream(
+    bootstrap: str,
+    topic: str,
+    stream: Sequence[bytes | None],
+    start_daemon: Callable[[], DaemonProcess],
+    delays: Sequence[float],
+    *,
+    rate: float,
+    before_kill: Callable[[], None] | None = None,
+) -> DaemonProcess:
+    """SIGKILL a daemon ``len(delays)`` times in the middle of a stream, and return the last
+    one started (its partitions assigned).
+
+    The stream arrives while the daemons run: its first part before the first daemon, a part
+    after each kill (round-robin over 3 partitions at ``rate`` records/s). Each daemon is
+    killed ``delay`` seconds after it got its partitions (and ``before_kill`` returned).
+    """
+    parts = np.array_split(np.arange(len(stream)), len(delays) + 1)
+    crashed = [threading.Event() for _ in parts]
+    crashed[0].set()
+
+    def stream_in_parts() -> None:
+        for part, crash in zip(parts, crashed, strict=True):
+            crash.wait(120)
+            chunk = [stream[i] for i in part]
+            produce(bootstrap, topic, chunk, rate=rate, first=int(part[0]) if len(part) else 0)
+
+    producer = threading.Thread(target=stream_in_parts)
+    producer.start()
+    try:
+        daemon = start_daemon()
+        for crash, delay in enumerate(delays, start=1):
+            daemon.wait_for_log(" assigned; ", timeout=30, count=crash)
+            if before_kill is not None:
+                before_kill()
+            time.sleep(delay)
+            daemon.kill()
+            crashed[crash].set()
+            daemon = start_daemon()
+        daemon.wait_for_log(" assigned; ", timeout=30, count=len(delays) + 1)
+        print(f"SIGKILL {len(delays)}x, {list(delays)} s after the daemon got its partitions")
+    finally:
+        for event in crashed:
+            event.set()
+        producer.join()
+    return daemon
 
 
 class SnapshotReader:

@@ -3,8 +3,6 @@ stream and restart it; the model counts every valid record exactly once (issue 4
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,9 +13,9 @@ from streamem.service.broker import EmbeddedBroker
 from tests.integration.daemon import (
     DaemonProcess,
     SnapshotReader,
+    crash_mid_stream,
     create_daemon_topics,
     daemon_config,
-    produce,
     readings,
 )
 
@@ -59,36 +57,11 @@ def test_sigkill_at_three_random_moments_keeps_the_model_exact(
     )
     # The stream arrives while the daemons run, a quarter before the first daemon and a quarter
     # after each crash (10,000 records/s), so every crash happens in the middle of the stream.
-    quarters = np.array_split(np.arange(N_RECORDS), 4)
-    crashed = [threading.Event() for _ in quarters]
-    crashed[0].set()
-
-    def stream_in_quarters() -> None:
-        for quarter, crash in zip(quarters, crashed, strict=True):
-            crash.wait(120)
-            chunk = [stream[i] for i in quarter]
-            produce(broker.bootstrap_servers, topic_name, chunk, rate=10_000, first=int(quarter[0]))
-
-    producer = threading.Thread(target=stream_in_quarters)
-    producer.start()
-    try:
-        daemons(reference, name="reference")
-        daemon = daemons(crashing)
-        kills = []
-        for crash in range(1, 4):
-            daemon.wait_for_log(" assigned; ", timeout=30, count=crash)
-            delay = float(rng.uniform(0.3, 2.0))
-            time.sleep(delay)
-            daemon.kill()
-            kills.append(round(delay, 2))
-            crashed[crash].set()
-            daemon = daemons(crashing)
-        daemon.wait_for_log(" assigned; ", timeout=30, count=4)
-        print(f"SIGKILL {len(kills)}x, {kills} s after the daemon got its partitions")
-    finally:
-        for event in crashed:
-            event.set()
-        producer.join()
+    daemons(reference, name="reference")
+    delays = [round(float(rng.uniform(0.3, 2.0)), 2) for _ in range(3)]
+    daemon = crash_mid_stream(
+        broker.bootstrap_servers, topic_name, stream, lambda: daemons(crashing), delays, rate=10_000
+    )
 
     results = {}
     for topic in (f"{topic_name}.models", f"{topic_name}.reference"):

@@ -4,7 +4,6 @@ dead-lettered with their reasons, and the published topics match the generating 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -18,9 +17,9 @@ from streamem.synthetic_corpus import TopicCorpus, matched_topic_cosine
 from tests.integration.daemon import (
     DaemonProcess,
     SnapshotReader,
+    crash_mid_stream,
     create_daemon_topics,
     daemon_config,
-    produce,
 )
 from tests.integration.servers import read_records
 
@@ -79,8 +78,8 @@ def test_topics_survive_three_sigkills_with_n_seen_exact(
         model={
             "family": "lda",
             "n_components": N_TOPICS,
-            "init_size": None,
-            "n_init": None,
+            "init_size": 2_000,
+            "n_init": 5,
             "vocabulary": {"words": words},
             "snapshot_top_words": 20,
             "snapshot_components": True,
@@ -88,38 +87,34 @@ def test_topics_survive_three_sigkills_with_n_seen_exact(
         drift={"enabled": False},
         state={"checkpoint_every_batches": 5, "checkpoint_every_seconds": 0.5},
     )
-    quarters = np.array_split(np.arange(N_DOCUMENTS), 4)
-    crashed = [threading.Event() for _ in quarters]
-    crashed[0].set()
-
-    def stream_in_quarters() -> None:
-        for quarter, crash in zip(quarters, crashed, strict=True):
-            crash.wait(120)
-            chunk = [stream[i] for i in quarter]
-            produce(broker.bootstrap_servers, topic_name, chunk, rate=5_000, first=int(quarter[0]))
-
-    producer = threading.Thread(target=stream_in_quarters)
-    producer.start()
-    try:
-        daemon = daemons(config)
-        kills = []
-        for crash in range(1, 4):
-            daemon.wait_for_log(" assigned; ", timeout=30, count=crash)
-            delay = float(rng.uniform(2.0, 4.0))
-            time.sleep(delay)
-            daemon.kill()
-            kills.append(round(delay, 2))
-            crashed[crash].set()
-            daemon = daemons(config)
-        daemon.wait_for_log(" assigned; ", timeout=30, count=4)
-        print(f"SIGKILL {len(kills)}x, {kills} s after the daemon got its partitions")
-    finally:
-        for event in crashed:
-            event.set()
-        producer.join()
-
     reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.models")
+
+    launches: list[float] = []
+
+    def start() -> DaemonProcess:
+        launches.append(time.time())
+        return daemons(config)
+
+    def until_this_daemon_checkpointed() -> None:
+        """Kill only after a checkpoint of this run: its warm-up (seconds) is over."""
+        deadline = time.monotonic() + 120
+        while not any(
+            path.stat().st_mtime > launches[-1] for path in (tmp_path / "state").glob("*.json")
+        ):
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.1)
+
+    delays = [round(float(rng.uniform(0.5, 2.0)), 2) for _ in range(3)]
     try:
+        daemon = crash_mid_stream(
+            broker.bootstrap_servers,
+            topic_name,
+            stream,
+            start,
+            delays,
+            rate=5_000,
+            before_kill=until_this_daemon_checkpointed,
+        )
         final = reader.wait_for(lambda s: s["n_seen"] >= valid, 120, "with every document")
         versions = [s["version"] for s in reader.snapshots]
     finally:
@@ -144,9 +139,16 @@ def test_topics_survive_three_sigkills_with_n_seen_exact(
     )
     assert np.mean(overlap) >= 0.7
 
-    dead = read_records(broker.bootstrap_servers, f"{topic_name}.dead", len(bad_at), timeout=30)
-    headers = [{k: v.decode() for k, v in record.headers} for record in dead]
-    distinct = {(h["source.partition"], h["source.offset"]): h["reason"] for h in headers}
+    # A dead letter sent after the last checkpoint is sent again after a crash (at least once):
+    # read until every bad record is there.
+    count, deadline = len(bad_at), time.monotonic() + 60
+    while True:
+        dead = read_records(broker.bootstrap_servers, f"{topic_name}.dead", count, timeout=30)
+        headers = [{k: v.decode() for k, v in record.headers} for record in dead]
+        distinct = {(h["source.partition"], h["source.offset"]): h["reason"] for h in headers}
+        if len(distinct) >= len(bad_at) or time.monotonic() > deadline:
+            break
+        count = len(dead) + len(bad_at) - len(distinct)
     print(f"dead letters: {len(dead)} ({len(distinct)} distinct records, {len(bad_at)} bad)")
     assert Counter(distinct.values()) == expected_reasons  # each bad record, with its reason
     print(f"test ran {time.monotonic() - started:.0f} s")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def metric_names(text: str) -> set[str]:
     return set(METRIC.findall(text))
 
 
-def _daemon_registry(tmp_path: Path) -> Any:
+def _daemon(tmp_path: Path) -> Daemon:
     data = {
         "kafka": {"topics": ["sensors"]},
         "input": {"format": "json", "features": list(FEATURES)},
@@ -61,7 +62,7 @@ def _daemon_registry(tmp_path: Path) -> Any:
     for _ in range(200):
         daemon.turn()
         if daemon.version >= 2 and daemon.metrics.state.last_checkpoint is not None:
-            return daemon.metrics.registry
+            return daemon
     raise AssertionError("the daemon did not learn, publish and checkpoint on the fake log")
 
 
@@ -70,8 +71,19 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     """Metric family name -> the sample names the daemon exports for it.
 
     ``_created`` samples are left out: ``streamem run`` disables them.
+    The set is the union of a single replica's registry and the same registry once its state
+    holds the time of the oldest statistics merged from another replica, as a scale-out replica's
+    (``output.statistics_topic`` set) does: ``streamem_merged_statistics_age_seconds``.
     """
-    registry = _daemon_registry(tmp_path_factory.mktemp("daemon"))
+    daemon = _daemon(tmp_path_factory.mktemp("daemon"))
+    families = _families(daemon.metrics.registry)
+    assert "streamem_merged_statistics_age_seconds" not in families
+    daemon.metrics.state.oldest_statistics = time.time()
+    families.update(_families(daemon.metrics.registry))
+    return families
+
+
+def _families(registry: Any) -> dict[str, set[str]]:
     families: dict[str, set[str]] = {}
     for family in registry.collect():
         samples = {s.name for s in family.samples if not s.name.endswith("_created")}

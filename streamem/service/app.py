@@ -55,7 +55,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
@@ -762,6 +762,7 @@ class Daemon(AssignmentHandler):
             self.assigned = ()
             self.metrics.state.ready = False
             self.metrics.state.lag = {}
+            self._note_publisher(())
             return {}
         if self.shards is not None:
             return self._assign_shards(partitions)
@@ -840,6 +841,13 @@ class Daemon(AssignmentHandler):
         self.metrics.state.broker_contact = self._clock()  # the group coordinator just answered
         self.metrics.state.ready = True
         self.metrics.state.lag = {p: 0 for p in partitions}
+        self._note_publisher(partitions)
+
+    def _note_publisher(self, owned: Collection[Partition]) -> None:
+        """Whether this replica publishes the model, owning ``owned``: any partition, and in
+        scale-out the leader partition."""
+        leader = None if self.shards is None else self.shards.leader
+        self.metrics.state.publishing = bool(owned) and (leader is None or leader in owned)
 
     def _assign_shards(self, partitions: tuple[Partition, ...]) -> dict[Partition, int]:
         """Scale-out: restore the partitions from the statistics topic (read to its end)."""
@@ -929,6 +937,7 @@ class Daemon(AssignmentHandler):
         finally:
             if self.shards is not None:
                 self.shards.release(partitions)
+            self._note_publisher(set(self.assigned) - set(partitions))
 
     @property
     def _reads_from_start(self) -> bool:

@@ -22,6 +22,7 @@ before learning it), ``streamem_smoothed_log_likelihood``, ``streamem_log_likeli
 
 Gauges of the consumer and the outputs: ``streamem_consumer_lag_records`` (labels ``topic``,
 ``partition``: log end offset minus position), ``streamem_assigned_partitions``,
+``streamem_publishing_replica`` (1 if this replica publishes the model),
 ``streamem_last_checkpoint_timestamp_seconds``, ``streamem_last_publish_timestamp_seconds``,
 ``streamem_merged_statistics_age_seconds`` (scale-out: age of the oldest statistics of another
 replica in the global model) and ``streamem_build_info`` (labels ``version``, ``python``; always 1).
@@ -112,6 +113,9 @@ class MetricsState:
     oldest_statistics
         Unix time of the oldest statistics of another replica in the global model (scale-out;
         None: none merged).
+    publishing
+        Whether this replica publishes the model: it owns partitions and, in scale-out, the
+        leader partition.
     """
 
     status: LearnerStatus = field(default_factory=LearnerStatus)
@@ -127,6 +131,7 @@ class MetricsState:
     unready_after_failed_batches: int = 3
     checkpoint_error: str | None = None
     oldest_statistics: float | None = None
+    publishing: bool = False
 
 
 def _gauge(name: str, documentation: str, value: float | None) -> GaugeMetricFamily | None:
@@ -219,6 +224,11 @@ class _StateCollector(Collector):
             "streamem_assigned_partitions",
             "Input partitions this daemon owns.",
             value=float(len(state.lag)),
+        )
+        yield GaugeMetricFamily(
+            "streamem_publishing_replica",
+            "1 if this replica publishes the model (in scale-out: it owns the leader partition).",
+            value=float(state.publishing),
         )
         for name, doc, stamp in (
             (

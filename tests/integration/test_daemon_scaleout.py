@@ -23,6 +23,8 @@ from tests.integration.daemon import (
     DaemonProcess,
     SnapshotReader,
     daemon_config,
+    daemon_config_with_metrics,
+    metric_sample,
     produce,
     readings,
 )
@@ -41,7 +43,10 @@ def _topics(broker: EmbeddedBroker, topic: str) -> None:
     )
 
 
-def _configs(tmp_path: Path, broker: EmbeddedBroker, topic: str, group: str, n: int) -> tuple:
+def _configs(
+    tmp_path: Path, broker: EmbeddedBroker, topic: str, group: str, n: int
+) -> tuple[Path, list[tuple[Path, int]]]:
+    """The single daemon's config, and each replica's config with its metrics port."""
     common = {
         "bootstrap": broker.bootstrap_servers,
         "topic": topic,
@@ -54,7 +59,7 @@ def _configs(tmp_path: Path, broker: EmbeddedBroker, topic: str, group: str, n: 
         **common,
     )
     replicas = [
-        daemon_config(
+        daemon_config_with_metrics(
             tmp_path / f"replica{i}" / "daemon.yaml",
             group=group,
             output={"statistics_topic": f"{topic}.statistics"},
@@ -89,6 +94,20 @@ def _check_one_lineage(reader: SnapshotReader) -> None:
     assert max(counts) == N_RECORDS
 
 
+def _check_replica_metrics(ports: list[int]) -> None:
+    """Each replica exports its share of the group: the partitions add up, exactly one publishes
+    (and has published), and each merges the others' statistics."""
+    assigned = [metric_sample(port, "streamem_assigned_partitions") for port in ports]
+    publishing = [metric_sample(port, "streamem_publishing_replica") for port in ports]
+    versions = [metric_sample(port, "streamem_model_version") for port in ports]
+    ages = [metric_sample(port, "streamem_merged_statistics_age_seconds") for port in ports]
+    print(f"replicas: partitions {assigned}, publishing {publishing}, versions {versions}")
+    assert sum(value or 0 for value in assigned) == N_PARTITIONS
+    assert sorted(publishing) == [0.0] * (len(ports) - 1) + [1.0]
+    assert (versions[publishing.index(1.0)] or 0) > 0
+    assert all(age is not None and age >= 0 for age in ages), ages
+
+
 def _owned(daemon: DaemonProcess) -> list[str]:
     """The partitions of the daemon's newest assignment."""
     lines = [line for line in daemon.log().splitlines() if " assigned; " in line]
@@ -114,7 +133,7 @@ def test_three_replicas_learn_the_single_daemons_model(
     produce(broker.bootstrap_servers, topic_name, values, partitions=N_PARTITIONS)
     reference, replicas = _configs(tmp_path, broker, topic_name, group_id, 3)
     started = time.monotonic()
-    for i, config in enumerate(replicas):
+    for i, (config, _) in enumerate(replicas):
         daemons(config, name=f"replica{i}")
     global_reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.models")
     single_reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.reference")
@@ -124,6 +143,7 @@ def test_three_replicas_learn_the_single_daemons_model(
         daemons(reference, name="reference")
         single = _wait(single_reader, "of the single daemon with every record")
         _check_same_model(global_, single, X)
+        _check_replica_metrics([port for _, port in replicas])
         time.sleep(2.0)  # later snapshots, if any, must continue the lineage
         global_reader.poll()
         _check_one_lineage(global_reader)
@@ -149,7 +169,7 @@ def test_sigkill_of_the_publishing_replica_and_a_fourth_keep_the_model_exact(
         args=(broker.bootstrap_servers, topic_name, values),
         kwargs={"partitions": N_PARTITIONS, "rate": 15_000},
     )
-    running = [daemons(config, name=f"replica{i}") for i, config in enumerate(replicas[:3])]
+    running = [daemons(config, name=f"replica{i}") for i, (config, _) in enumerate(replicas[:3])]
     global_reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.models")
     single_reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.reference")
     try:
@@ -162,7 +182,7 @@ def test_sigkill_of_the_publishing_replica_and_a_fourth_keep_the_model_exact(
         leader.kill()
         print(f"SIGKILLed the replica that owned {_owned(leader)}")
         time.sleep(float(rng.uniform(3.0, 6.0)))
-        fourth = daemons(replicas[3], name="replica3")
+        fourth = daemons(replicas[3][0], name="replica3")
         producer.join(120)
         global_ = _wait(global_reader, "of the global model with every record")
         fourth.wait_for_log(" assigned; ", timeout=60)
@@ -171,6 +191,8 @@ def test_sigkill_of_the_publishing_replica_and_a_fourth_keep_the_model_exact(
         print(f"partitions at the end: {owned}")
         everyone = sorted(f"{topic_name}/{p}" for p in range(N_PARTITIONS))
         assert sorted(p for names in owned for p in names) == everyone
+        live = zip([*running, fourth], replicas, strict=True)
+        _check_replica_metrics([port for daemon, (_, port) in live if daemon is not leader])
         daemons(reference, name="reference")
         single = _wait(single_reader, "of the single daemon with every record")
         _check_same_model(global_, single, X)

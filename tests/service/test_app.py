@@ -307,6 +307,22 @@ def test_the_same_partitions_resume_and_another_set_has_its_own_model(
     assert harness.daemon.learner.status.n_seen == valid
 
 
+def test_a_single_daemon_is_the_publishing_replica_while_it_owns_partitions(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    _fill(log, rng, 300)
+    harness = Harness(_settings(tmp_path), log, sinks)
+    publishing = harness.daemon.metrics.registry.get_sample_value
+    assert publishing("streamem_publishing_replica") == 0  # nothing assigned yet
+    harness.turns(1)
+    assert publishing("streamem_publishing_replica") == 1
+    harness.source.assign([])
+    assert publishing("streamem_publishing_replica") == 0
+    harness.source.assign(PARTITIONS[1:])
+    assert publishing("streamem_publishing_replica") == 1
+
+
 def test_a_corrupt_checkpoint_stops_the_daemon_with_a_clear_error(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:

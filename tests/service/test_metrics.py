@@ -51,6 +51,7 @@ def _filled() -> DaemonMetrics:
     metrics.state.lag = {("sensors", 0): 5, ("sensors", 1): 0}
     metrics.state.last_checkpoint = 1_700_000_000.0
     metrics.state.last_publish = 1_700_000_001.0
+    metrics.state.publishing = True
     return metrics
 
 
@@ -74,6 +75,7 @@ def test_model_values_are_read_at_scrape_time() -> None:
     assert get("streamem_model_version") == 12
     assert get("streamem_consumer_lag_records", {"topic": "sensors", "partition": "0"}) == 5
     assert get("streamem_assigned_partitions") == 2
+    assert get("streamem_publishing_replica") == 1
     assert get("streamem_last_checkpoint_timestamp_seconds") == 1_700_000_000.0
     build = {"version": streamem.__version__, "python": platform.python_version()}
     assert get("streamem_build_info", build) == 1
@@ -87,6 +89,8 @@ def test_before_the_first_update_there_are_no_model_gauges() -> None:
     assert get("streamem_component_weight", {"component": "0"}) is None
     assert get("streamem_last_checkpoint_timestamp_seconds") is None
     assert get("streamem_converged") == 0
+    assert get("streamem_publishing_replica") == 0
+    assert get("streamem_merged_statistics_age_seconds") is None
 
 
 def test_a_nan_change_is_left_out() -> None:

@@ -60,3 +60,22 @@ def test_the_provider_loads_the_folder_that_compose_mounts() -> None:
     mounts = dict(volume.split(":")[:2][::-1] for volume in volumes)
     assert (DEPLOY / mounts[provider["options"]["path"]] / "streamem.json").is_file()
     assert (DEPLOY / mounts["/etc/grafana/provisioning"] / "datasources").is_dir()
+
+
+def test_the_dashboard_shows_each_replica_of_a_scale_out_group() -> None:
+    """Partitions, the publishing replica, the model version and the merged statistics' age,
+    one line per replica (not summed over the group)."""
+    per_replica = {
+        name
+        for panel in DASHBOARD["panels"]
+        for target in panel["targets"]
+        if "{{instance}}" in target.get("legendFormat", "") and "sum" not in target["expr"]
+        for name in metric_names(target["expr"])
+    }
+    for name in (
+        "streamem_assigned_partitions",
+        "streamem_publishing_replica",
+        "streamem_model_version",
+        "streamem_merged_statistics_age_seconds",
+    ):
+        assert name in per_replica, name

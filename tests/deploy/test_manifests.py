@@ -36,11 +36,15 @@ from tests.deploy.conftest import (
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 COMPOSE = load_yaml(DEPLOY / "docker-compose.yml")
-K8S = {
-    doc["kind"]: doc
+K8S_DOCUMENTS = [
+    doc
     for path in sorted((DEPLOY / "k8s").glob("*.yaml"))
     if path.name != "kustomization.yaml"
     for doc in yaml.safe_load_all(path.read_text())
+]
+K8S = {doc["kind"]: doc for doc in K8S_DOCUMENTS if doc["kind"] != "KafkaTopic"}
+KAFKA_TOPICS = {
+    doc["spec"]["topicName"]: doc["spec"] for doc in K8S_DOCUMENTS if doc["kind"] == "KafkaTopic"
 }
 
 
@@ -64,42 +68,74 @@ def _load(config: Path, environ: Mapping[str, Any], *, image: bool = True) -> Se
 # ---- compose ------------------------------------------------------------------------------
 
 
-def _compose_daemon() -> tuple[dict[str, Any], Settings]:
-    service = COMPOSE["services"]["streamem"]
-    argv = service.get("entrypoint", dockerfile_json("ENTRYPOINT")) + service["command"]
-    config = _run_config(argv)
-    mounts = dict(reversed(volume.split(":")[:2]) for volume in service["volumes"])
-    return service, _load(DEPLOY / mounts[str(config)], service["environment"])
+def _compose_daemons() -> dict[str, tuple[dict[str, Any], Settings]]:
+    """Every compose service that runs the daemon: name -> (service, the settings it loads)."""
+    daemons = {}
+    image = COMPOSE["x-streamem-image"]["image"]
+    for name, service in COMPOSE["services"].items():
+        if service.get("image") != image or service["command"][:1] != ["run"]:
+            continue
+        config = _run_config(
+            service.get("entrypoint", dockerfile_json("ENTRYPOINT")) + service["command"]
+        )
+        mounts = dict(reversed(volume.split(":")[:2]) for volume in service["volumes"])
+        daemons[name] = service, _load(DEPLOY / mounts[str(config)], service["environment"])
+    return daemons
 
 
-def test_compose_runs_the_daemon_on_a_config_of_configs() -> None:
-    service, settings = _compose_daemon()
-    assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
-    assert settings.metrics.enabled
-    assert settings.metrics.address == "0.0.0.0"
-    assert service["ports"] == [f"{settings.metrics.port}:{settings.metrics.port}"]
-    state_volumes = [v for v in service["volumes"] if v.split(":")[1] == str(settings.state.dir)]
-    assert state_volumes, f"state.dir {settings.state.dir} is not on a volume"
+def _compose_topics() -> dict[str, tuple[int, str | None]]:
+    """The topics the one-shot service creates: name -> (partitions, topic config)."""
+    topics: dict[str, tuple[int, str | None]] = {}
+    for spec in COMPOSE["services"]["topics"]["environment"]["TOPICS"].split():
+        name, partitions, *config = spec.split(":", 2)
+        topics[name] = int(partitions), config[0] if config else None
+    return topics
 
 
-def test_compose_wires_kafka_topics_producer_and_prometheus_to_the_daemon() -> None:
+def test_compose_runs_two_replicas_of_one_group_on_a_config_of_configs() -> None:
+    daemons = _compose_daemons()
+    assert len(daemons) == 2
+    host_ports, state_volumes = set(), set()
+    for service, settings in daemons.values():
+        assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+        assert settings.metrics.enabled
+        assert settings.metrics.address == "0.0.0.0"
+        ((host, container),) = (port.split(":") for port in service["ports"])
+        assert int(container) == settings.metrics.port
+        host_ports.add(host)
+        volumes = [v for v in service["volumes"] if v.split(":")[1] == str(settings.state.dir)]
+        assert volumes, f"state.dir {settings.state.dir} is not on a volume"
+        state_volumes.add(volumes[0].split(":")[0])
+        assert state_volumes <= set(COMPOSE["volumes"])
+    assert len(host_ports) == len(state_volumes) == 2  # each replica its own port and state
+    settings = [settings for _, settings in daemons.values()]
+    assert len({s.kafka.group_id for s in settings}) == 1  # one consumer group
+    statistics = {s.output.statistics_topic for s in settings}
+    assert len(statistics) == 1  # ... that learns one model
+    assert None not in statistics
+
+
+def test_compose_wires_kafka_topics_producer_and_prometheus_to_the_daemons() -> None:
     services = COMPOSE["services"]
-    _, settings = _compose_daemon()
+    daemons = _compose_daemons()
     kafka = services["kafka"]["environment"]
     assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
     assert services["kafka"]["image"].startswith("apache/kafka:")
     advertised = kafka["KAFKA_ADVERTISED_LISTENERS"].removeprefix("PLAINTEXT://")
-    assert settings.kafka.bootstrap_servers == [advertised]
-
-    created = {spec.split(":")[0] for spec in services["topics"]["environment"]["TOPICS"].split()}
-    assert created == {
-        *settings.kafka.topics,
-        settings.output.topic,
-        settings.output.dead_letter_topic,
-    }
+    topics = _compose_topics()
+    for _, settings in daemons.values():
+        assert settings.kafka.bootstrap_servers == [advertised]
+        assert set(topics) == {
+            *settings.kafka.topics,
+            settings.output.topic,
+            settings.output.dead_letter_topic,
+            settings.output.statistics_topic,
+        }
+        assert all(topics[topic][0] >= len(daemons) for topic in settings.kafka.topics)
+        assert topics[str(settings.output.statistics_topic)][1] == "cleanup.policy=compact"
 
     producer = _compose_producer()
-    assert producer.topic in settings.kafka.topics
+    assert all(producer.topic in settings.kafka.topics for _, settings in daemons.values())
     assert producer.bootstrap_servers == advertised
 
     targets = [
@@ -109,7 +145,32 @@ def test_compose_wires_kafka_topics_producer_and_prometheus_to_the_daemon() -> N
         for group in job["static_configs"]
         for target in group["targets"]
     ]
-    assert targets == [f"streamem:{settings.metrics.port}"]
+    assert targets == [f"{name}:{s.metrics.port}" for name, (_, s) in daemons.items()]
+    assert set(services["prometheus"]["depends_on"]) == set(daemons)
+
+
+def test_the_topic_script_creates_each_topic_with_its_partitions_and_config(
+    tmp_path: Path,
+) -> None:
+    """The one-shot script, run by bash with a stand-in for ``kafka-topics.sh`` that records
+    its arguments (compose turns ``$$`` into ``$``)."""
+    service = COMPOSE["services"]["topics"]
+    assert service["entrypoint"] == ["/bin/bash", "-c"]
+    (script,) = service["command"]
+    calls = tmp_path / "calls"
+    stand_in = tmp_path / "kafka-topics.sh"
+    stand_in.write_text(f'#!/bin/bash\nprintf "%s|" "$@" >> {calls}\necho >> {calls}\n')
+    stand_in.chmod(0o755)
+    script = script.replace("$$", "$").replace("/opt/kafka/bin/kafka-topics.sh", str(stand_in))
+    environment = {"PATH": "/usr/bin:/bin", "TOPICS": service["environment"]["TOPICS"]}
+    subprocess.run(["bash", "-c", script], env=environment, check=True, timeout=30)
+    created = {}
+    for line in calls.read_text().splitlines():
+        words = line.rstrip("|").split("|")
+        options = dict(zip(words[0::2], words[1::2], strict=False))
+        assert words[:3] == ["--bootstrap-server", "kafka:9092", "--create"], words
+        created[options["--topic"]] = int(options["--partitions"]), options.get("--config")
+    assert created == _compose_topics()
 
 
 def _compose_producer() -> Any:
@@ -127,7 +188,7 @@ def test_the_producer_writes_what_the_config_reads() -> None:
     from streamem.service.codecs import RecordRejected, decode
     from streamem.synthetic import SensorStream
 
-    _, settings = _compose_daemon()
+    ((_, settings), *_) = _compose_daemons().values()
     producer = _compose_producer()
     assert producer.file is None  # the synthetic stream
     assert producer.bad_every == 1000
@@ -176,16 +237,35 @@ def test_k8s_probes_and_ports_are_the_configs_metrics_port() -> None:
     assert endpoint["path"] == "/metrics"
 
 
-def test_k8s_state_is_on_the_volume_and_the_pod_runs_as_the_images_user() -> None:
+def test_k8s_state_is_on_a_writable_volume_and_the_pod_runs_as_the_images_user() -> None:
     pod, container, settings = _k8s_daemon()
-    claims = {v["name"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    scratch = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
     mounted = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert mounted[str(settings.state.dir)] in claims
+    assert mounted[str(settings.state.dir)] in scratch  # the replicas' state is in a topic
     user = next(rest for word, rest in dockerfile_final_stage() if word == "USER")
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}" == user
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_k8s_runs_three_replicas_of_one_model_on_the_topics_it_creates() -> None:
+    deployment = K8S["Deployment"]["spec"]
+    _, _, settings = _k8s_daemon()
+    assert deployment["replicas"] == 3
+    assert deployment["strategy"]["type"] == "RollingUpdate"
+    assert settings.output.statistics_topic is not None  # the replicas learn one model
+    assert set(KAFKA_TOPICS) == {
+        *settings.kafka.topics,
+        settings.output.topic,
+        settings.output.dead_letter_topic,
+        settings.output.statistics_topic,
+    }
+    for topic in settings.kafka.topics:
+        assert KAFKA_TOPICS[topic]["partitions"] >= deployment["replicas"]  # work for each
+    assert KAFKA_TOPICS[settings.output.statistics_topic]["config"]["cleanup.policy"] == "compact"
+    for spec in KAFKA_TOPICS.values():
+        assert spec["config"]["min.insync.replicas"] < spec["replicas"]
 
 
 def test_k8s_selectors_labels_and_the_alerts_job_agree() -> None:

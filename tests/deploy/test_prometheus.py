@@ -56,6 +56,7 @@ def test_every_issue_alert_exists_and_has_unit_tests() -> None:
         "StreamemDriftDetected",
         "StreamemDeadLetterRateHigh",
         "StreamemNoModelPublished",
+        "StreamemNoPublishingReplica",
         "StreamemCheckpointFailing",
     }
     tested: dict[str, list[bool]] = {}

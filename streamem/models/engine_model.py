@@ -85,6 +85,11 @@ class EngineBackedModel:
         """Whether the fitted attributes are set (an initialised engine sets them by default)."""
         return True
 
+    def _refresh_fitted(self) -> None:
+        """Set the fitted attributes from the engine, after its parameters were replaced from
+        outside an update (a merge of shards' statistics)."""
+        raise NotImplementedError(f"{type(self).__name__} does not refresh from its engine")
+
     @property
     def status(self) -> ModelStatus:
         """Counters, the newest monitor record and the class weights (see

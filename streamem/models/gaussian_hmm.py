@@ -465,6 +465,9 @@ class GaussianHMM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
 
     # ---- results -----------------------------------------------------------------------------
 
+    def _refresh_fitted(self) -> None:
+        self._publish()
+
     def _publish(self) -> None:
         params = self.engine_.output_params
         self.startprob_ = params.startprob

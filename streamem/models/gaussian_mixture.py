@@ -621,6 +621,9 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         self.n_reseeded_ = 0
         self.n_refused_ = 0
 
+    def _refresh_fitted(self) -> None:
+        self._publish(from_fit=False)
+
     def _publish(self, from_fit: bool) -> None:
         """Copy the engine's output parameters to the fitted attributes."""
         engine = self.engine_

@@ -551,6 +551,9 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         assert isinstance(family, LDAFamily)
         return family
 
+    def _refresh_fitted(self) -> None:
+        self._publish()
+
     def _publish(self) -> None:
         engine = self.engine_
         self.components_ = engine.output_params.components

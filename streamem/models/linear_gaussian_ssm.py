@@ -461,6 +461,9 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
         params: StateSpaceParams = self.engine_.output_params
         return params
 
+    def _refresh_fitted(self) -> None:
+        self._publish(from_fit=False)
+
     def _publish(self, from_fit: bool) -> None:
         params = self.engine_.output_params
         for name, field in PARAMETER_NAMES.items():

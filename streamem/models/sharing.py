@@ -125,8 +125,8 @@ def adopt_parameters(model: Any, source: Any) -> None:
 
 
 def merged(model: M, shares: Sequence[Share], latest: Any = None) -> M:
-    """A model of ``model``'s family and hyper-parameters holding the merged statistics of
-    ``shares`` and their M-step.
+    """``model`` (its family and hyper-parameters) given the merged statistics of ``shares``
+    and their M-step, in place; its fitted attributes follow.
 
     Its ``n_seen`` and ``n_updates`` are the shares' totals, its monitor a copy of the
     ``latest`` model's (the shard that learned last), if given. Of no shares, ``model`` itself.
@@ -152,6 +152,5 @@ def merged(model: M, shares: Sequence[Share], latest: Any = None) -> M:
     engine.step = sum(share.n_updates for share in shares)
     if latest is not None:
         engine.monitor = copy.deepcopy(_engine_model(latest).engine_.monitor)
-    # A family derives its fitted attributes from the engine when it loads its document.
-    document = model.to_dict()  # type: ignore[attr-defined]
-    return type(model).from_dict(document)  # type: ignore[attr-defined,no-any-return]
+    _engine_model(model)._refresh_fitted()
+    return model

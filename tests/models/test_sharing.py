@@ -1,0 +1,40 @@
+"""Shares of shards merge into one model of any family, whose fitted attributes follow the
+merged parameters (what a daemon's replicas publish)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamem.models.protocol import StreamingOptions
+from streamem.models.registry import family_names, model_class, model_from_dict
+from streamem.models.sharing import merged, share_of, start_like
+from streamem.synthetic import random_mixture_sample
+from streamem.synthetic_corpus import TopicCorpus
+
+OPTIONS = StreamingOptions(n_components=2, covariance_type="diag", init_size=50, n_init=2, seed=3)
+
+
+@pytest.mark.parametrize("family", family_names())
+def test_a_merged_model_publishes_the_parameters_of_its_merged_statistics(
+    family: str, rng: np.random.Generator
+) -> None:
+    if family == "lda":
+        rows, _ = TopicCorpus.random(2, 20, rng).sample(400, doc_length=30, rng=rng)
+        rows = rows.toarray()
+    else:
+        rows, _ = random_mixture_sample(rng, 400, n_features=2, n_components=2, spread=4.0)
+    first = model_class(family).from_options(OPTIONS)
+    first.learn(first.batch_from_rows(rows[:100]))
+    second = start_like(first)
+    second.learn(second.batch_from_rows(rows[100:250]))
+    first.learn(first.batch_from_rows(rows[250:]))
+    before = first.parameters_document()
+
+    model = merged(start_like(first), [share_of(first), share_of(second)])
+
+    assert model.status.n_seen == first.status.n_seen + second.status.n_seen == 400
+    published = model.parameters_document()
+    assert published != before  # the other shard's statistics moved the parameters
+    # the fitted attributes are those a model loaded from the merged state derives
+    assert published == model_from_dict(model.to_dict()).parameters_document()

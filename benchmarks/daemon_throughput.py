@@ -22,6 +22,7 @@ Run: python benchmarks/daemon_throughput.py [--json-records 200000] [--packed-re
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import tempfile
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 import prometheus_client
 
-from streamem.service.app import Daemon
+from streamem.service.app import COLLECTOR_THRESHOLDS, Daemon
 from streamem.service.broker import EmbeddedBroker
 from streamem.service.codecs import row_decoder
 from streamem.service.config import Settings
@@ -51,7 +52,7 @@ CONSUMER = {
 }
 
 
-def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int = PARTITIONS) -> None:
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
@@ -62,9 +63,19 @@ def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
         acks=1,
     )
     for i, value in enumerate(values):
-        producer.send(topic, value=value, partition=i % PARTITIONS)
+        producer.send(topic, value=value, partition=i % partitions)
     producer.flush(timeout=120)
     producer.close()
+
+
+def json_records(X: np.ndarray) -> list[bytes]:
+    """One JSON sensor reading per row of ``X``, with a sensor id and a time stamp."""
+    return [
+        json.dumps(
+            {"sensor": f"s{i % 50}", "ts": 1.7e9 + i, **dict(zip(FEATURES, row, strict=True))}
+        ).encode()
+        for i, row in enumerate(X.tolist())
+    ]
 
 
 def raw_consume_seconds(bootstrap: str, topic: str, count: int) -> float:
@@ -157,18 +168,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)  # as `streamem run` does (both paths measured so)
     logging.getLogger("kafka").setLevel(logging.ERROR)
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     rng = np.random.default_rng(args.seed)
     modes = SensorModes.default()
 
     X, _ = modes.sample(args.json_records, rng)
-    json_values = [
-        json.dumps(
-            {"sensor": f"s{i % 50}", "ts": 1.7e9 + i, **dict(zip(FEATURES, row, strict=True))}
-        ).encode()
-        for i, row in enumerate(X.tolist())
-    ]
+    json_values = json_records(X)
     P, _ = modes.sample(args.packed_records * POINTS_PER_PACKED_RECORD, rng)
     packed_values = [chunk.astype("<f4").tobytes() for chunk in np.split(P, args.packed_records)]
 

@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -38,7 +37,7 @@ from streamem.commands.produce import Message, paced, send_records, synthetic_re
 from streamem.commands.snapshots import SnapshotReader
 from streamem.commands.summary import MixtureSummary
 from streamem.errors import StreamemError
-from streamem.service.broker import EmbeddedBroker, die_with_parent_preexec, free_loopback_port
+from streamem.service.broker import EmbeddedBroker, free_loopback_port, start_daemon
 from streamem.service.checkpoint import CheckpointStore, partition_set_key
 from streamem.service.config import load_config
 from streamem.synthetic import FEATURES, SensorStream
@@ -233,16 +232,10 @@ def run_demo(
 
 
 def _start_daemon(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    # a session of its own: Ctrl-C reaches the demo, which stops the daemon in order
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("STREAMEM_")}
     with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streamem", "run", "--config", str(config_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches the demo, which stops the daemon in order
-            preexec_fn=die_with_parent_preexec(),
-            env={k: v for k, v in os.environ.items() if not k.startswith("STREAMEM_")},
-        )
+        return start_daemon(config_path, log, environment)
 
 
 def _check_alive(daemon: subprocess.Popen[bytes], producer: _Producer, out_dir: Path) -> None:

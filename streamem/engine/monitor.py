@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from streamem.errors import ValidationError
@@ -159,6 +160,14 @@ class ConvergenceMonitor:
         self._history.append(entry)
         return entry
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> ConvergenceMonitor:
+        """A copy with a history of its own that shares the (frozen) records: copying a model
+        does not copy every record of a long history one by one."""
+        clone = copy.copy(self)
+        clone._history = deque(self._history, maxlen=self._history.maxlen)
+        memo[id(self)] = clone
+        return clone
+
     def reset(self) -> None:
         """Forget the history (a new fit starts)."""
         self._history.clear()
@@ -175,7 +184,7 @@ class ConvergenceMonitor:
             "history_size": self.history.maxlen,
             "criterion": self.criterion,
             "streak": self._streak,
-            "history": [_nan_to_none(asdict(entry)) for entry in records],
+            "history": [_nan_to_none(vars(entry)) for entry in records],
         }
 
     @classmethod

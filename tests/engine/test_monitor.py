@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -69,3 +70,19 @@ def test_reset_forgets_a_noted_update() -> None:
     assert monitor.last is not None
     assert monitor.last.batch == 1
     assert monitor.last.smoothed_log_likelihood == -3.0
+
+
+def test_a_deep_copy_goes_on_noting_on_its_own(rng: np.random.Generator) -> None:
+    updates = stream(rng, 90)
+    original = ConvergenceMonitor(tol=1e-3, patience=3, history_size=40)
+    for update in updates[:60]:
+        original.note(*update)
+    clone = copy.deepcopy(original)
+    assert clone.to_dict() == original.to_dict()
+    before = original.to_dict()
+    for update in updates[60:]:
+        clone.note(*update)
+    assert original.to_dict() == before  # the copy's updates are its own
+    assert len(clone.history) == 40  # its history keeps the bound
+    assert clone.last is not None
+    assert clone.last.batch == 90

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from streamem.service.broker import EmbeddedBroker, die_with_parent_preexec, free_loopback_port
+from streamem.service.broker import EmbeddedBroker, free_loopback_port, start_daemon
 from streamem.synthetic import FEATURES, SensorModes
 
 __all__ = [
@@ -111,15 +110,7 @@ class DaemonProcess:
         with open(log_path, "ab") as log:
             log.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streamem", "run", "--config", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent_preexec(),
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+            self.proc = start_daemon(config, log, {**os.environ, "PYTHONUNBUFFERED": "1"})
 
     @property
     def pid(self) -> int:

@@ -1,17 +1,19 @@
 """In-memory stand-ins for Kafka: a log of partitions, a source over it and a producer sink.
 
-They implement the small protocols of :mod:`streamem.service.source` and
-:mod:`streamem.service.publisher`, so the daemon's loop runs on them unchanged, crashes included
-(drop a daemon without shutting it down and start another one on the same log and state dir).
+They implement the small protocols of :mod:`streamem.service.source`,
+:mod:`streamem.service.publisher` and :mod:`streamem.service.statistics`, so the daemon's loop
+runs on them unchanged, crashes included (drop a daemon without shutting it down and start
+another one on the same log and state dir).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from streamem.service.source import AssignmentHandler, Partition
+from streamem.service.statistics import PartitionStatistics
 
 
 @dataclass(frozen=True)
@@ -168,3 +170,41 @@ class SinkFactory:
 
     def on(self, topic: str) -> list[tuple[bytes | None, bytes | None, dict[str, bytes]]]:
         return [(k, v, dict(h)) for t, k, v, h in self.sent if t == topic]
+
+
+class FakeStatisticsTopic:
+    """The statistics topic: the encoded records, in order; every channel reads them all."""
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    def channel(self) -> FakeStatisticsChannel:
+        return FakeStatisticsChannel(self)
+
+    def records(self) -> list[PartitionStatistics]:
+        return [PartitionStatistics.decode(value) for value in self.values]
+
+
+class FakeStatisticsChannel:
+    """One replica's reader and writer of a :class:`FakeStatisticsTopic`."""
+
+    def __init__(self, topic: FakeStatisticsTopic) -> None:
+        self.topic = topic
+        self.position = 0
+        self.closed = False
+
+    def send(self, records: Sequence[PartitionStatistics], timeout: float) -> bool:
+        self.topic.values.extend(record.encode() for record in records)
+        return True
+
+    def read(self, ignore: Collection[Partition] = ()) -> list[PartitionStatistics]:
+        values = self.topic.values[self.position :]
+        self.position = len(self.topic.values)
+        records = [PartitionStatistics.decode(value) for value in values]
+        return [record for record in records if record.partition not in ignore]
+
+    def catch_up(self, timeout: float) -> list[PartitionStatistics]:
+        return self.read()
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,117 @@
+"""Scale-out on in-memory stages: replicas of one group share the statistics topic."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from streamem.service.app import Daemon
+from streamem.service.codecs import encode_points
+from streamem.service.source import Partition
+from streamem.synthetic import SensorModes
+from tests.service.fakes import FakeLog, FakeSource, FakeStatisticsTopic, SinkFactory
+from tests.service.test_app import PARTITIONS, Clock, _fill, _settings
+
+
+class Replica:
+    """A scale-out daemon that owns ``partitions`` of a fake log."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        log: FakeLog,
+        topic: FakeStatisticsTopic,
+        sinks: SinkFactory,
+        partitions: list[Partition],
+    ) -> None:
+        self.clock = Clock()
+        settings = _settings(
+            tmp_path, output={"publish_every_batches": 1, "statistics_topic": "stats"}
+        )
+        self.daemon = Daemon(
+            settings,
+            source_factory=lambda handler: FakeSource(log, handler),
+            sink_factory=sinks,
+            statistics_factory=topic.channel,
+            clock=self.clock,
+            wall_clock=lambda: self.clock.now + 1.7e9,
+        )
+        self.daemon.start()
+        source = self.daemon.source
+        assert isinstance(source, FakeSource)
+        self.source = source
+        source.assign(partitions)
+
+    def turn(self) -> None:
+        self.daemon.turn()
+        self.clock.now += 0.05
+
+    def done(self, log: FakeLog) -> bool:
+        """Every owned partition read to its end and the open batch learned."""
+        positions = self.source.positions
+        read = all(positions[p] == len(log.partitions.get(p, [])) for p in positions)
+        return read and len(self.daemon.batcher) == 0
+
+
+def _run(replicas: list[Replica], log: FakeLog, limit: int = 5_000) -> None:
+    """Turn the replicas in turn until each read its partitions, then let the time-based
+    checkpoint and publication fall due and every replica read the others' records."""
+    for _ in range(limit):
+        for replica in replicas:
+            replica.turn()
+        if all(replica.done(log) for replica in replicas):
+            for _ in range(2):
+                for replica in replicas:
+                    replica.clock.now += 10.0
+                    replica.turn()
+            return
+    raise AssertionError("the replicas did not read their partitions")
+
+
+def _n_seen(replica: Replica) -> int:
+    learner = replica.daemon.learner
+    assert learner is not None
+    return learner.status.n_seen
+
+
+def test_two_replicas_learn_every_record_once_into_one_model(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    valid = _fill(log, rng, 3000, bad_every=50)
+    first = Replica(tmp_path / "a", log, topic, sinks, PARTITIONS[:2])
+    second = Replica(tmp_path / "b", log, topic, sinks, PARTITIONS[2:])
+    _run([first, second], log)
+    assert _n_seen(first) == _n_seen(second) == valid
+    assert first.daemon.metrics.state.publishing  # it owns the leader partition
+    assert not second.daemon.metrics.state.publishing
+    # one lineage: only the leader's owner published, and its newest model has every record
+    published = [v for _, v, _ in sinks.on("streamem.models") if v is not None]
+    assert published
+    assert first.daemon.version == len(published)
+    assert second.daemon.version == 0
+    newest = {r.partition: r for r in topic.records()}
+    assert {p: r.offset for p, r in newest.items()} == {
+        p: len(values) for p, values in log.partitions.items()
+    }
+
+
+def test_a_partition_that_learned_nothing_new_is_not_sent_again(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    _fill(log, rng, 1500)
+    replica = Replica(tmp_path, log, topic, sinks, PARTITIONS)
+    _run([replica], log)
+    before = len(topic.values)
+    assert {r.partition for r in topic.records()} == set(PARTITIONS)
+    X, _ = SensorModes.default().sample(400, rng)
+    busy = PARTITIONS[1]
+    log.append(busy, [encode_points(row, replica.daemon.settings.input) for row in X])
+    _run([replica], log)
+    sent = Counter(record.partition for record in topic.records()[before:])
+    assert sent[busy] >= 1
+    assert PARTITIONS[2] not in sent  # idle: its newest record is current
+    assert _n_seen(replica) == 1500 + 400

@@ -114,6 +114,11 @@ EXIT_CHECKPOINT_FAILED = 3
 """Exit code of a stop whose final checkpoint could not be written (the state directory
 failed): the records after the previous checkpoint will be read again at restart."""
 
+STATISTICS_REFRESH_SECONDS = 60.0
+"""A scale-out checkpoint sends a partition's unchanged record again once it is this old: it
+stays the newest of its key on a topic with retention, over a stale member's late write, and in
+``streamem_merged_statistics_age_seconds`` of the other replicas."""
+
 _NO_OFFSET = 1 << 62
 _HEADROOM = 64 * 1024  # room for the key, headers and batch overhead under max_request_size
 
@@ -697,7 +702,8 @@ class Daemon(AssignmentHandler):
     def _send_statistics(self, offsets: Mapping[Partition, int], version: int) -> bool:
         """Send the owned partitions' statistics records and wait for their acknowledgement
         (scale-out: they are the checkpoint). A partition whose newest record has its offset
-        and version is not sent again: no record of it was learned since."""
+        and version and is younger than :data:`STATISTICS_REFRESH_SECONDS` is not sent again:
+        nothing of it was handled since."""
         shards, channel = self.shards, self.statistics
         assert shards is not None
         assert channel is not None
@@ -707,7 +713,11 @@ class Daemon(AssignmentHandler):
             offset = offsets.get(partition)
             reserved = version if partition == shards.leader else 0
             sent = shards.latest.get(partition)
-            if sent is not None and (sent.offset, sent.version) == (offset, reserved):
+            if (
+                sent is not None
+                and (sent.offset, sent.version) == (offset, reserved)
+                and now - sent.created_at < STATISTICS_REFRESH_SECONDS
+            ):
                 continue
             records.append(
                 PartitionStatistics(

@@ -37,4 +37,18 @@ def test_a_merged_model_publishes_the_parameters_of_its_merged_statistics(
     published = model.parameters_document()
     assert published != before  # the other shard's statistics moved the parameters
     # the fitted attributes are those a model loaded from the merged state derives
-    assert published == model_from_dict(model.to_dict()).parameters_document()
+    loaded = model_from_dict(model.to_dict())
+    assert published == loaded.parameters_document()
+    fitted = _fitted_arrays(model)
+    assert fitted  # every family has array attributes
+    for name, value in fitted.items():
+        np.testing.assert_allclose(value, getattr(loaded, name), rtol=1e-12, err_msg=name)
+
+
+def _fitted_arrays(model: object) -> dict[str, np.ndarray]:
+    """The model's fitted attributes (``name_``) that are arrays."""
+    return {
+        name: value
+        for name, value in vars(model).items()
+        if name.endswith("_") and not name.startswith("_") and isinstance(value, np.ndarray)
+    }

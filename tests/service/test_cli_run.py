@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from streamem.cli import main
-from streamem.service.config import ConfigError
+from streamem.service.app import COLLECTOR_THRESHOLDS, Daemon, run
+from streamem.service.config import ConfigError, Settings
 
 
 def test_a_missing_config_file_is_one_line(
@@ -54,3 +56,27 @@ def test_python_dash_m_streamem_run_is_the_same_command(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.startswith("streamem: error: invalid streamem configuration")
+
+
+def test_the_daemon_runs_with_its_collector_thresholds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(Daemon, "run", lambda daemon: seen.append(gc.get_threshold()) or 0)
+    # the process-wide settings of run() other than the collector's stay as they are
+    monkeypatch.setattr("streamem.service.logs.configure_logging", lambda *args: None)
+    monkeypatch.setattr("prometheus_client.disable_created_metrics", lambda: None)
+    before = gc.get_threshold()
+    settings = Settings.model_validate(
+        {
+            "input": {"features": ["x"]},
+            "state": {"dir": str(tmp_path)},
+            "metrics": {"enabled": False},
+        }
+    )
+    try:
+        assert run(settings) == 0
+    finally:
+        gc.set_threshold(*before)
+    assert seen == [COLLECTOR_THRESHOLDS]
+    assert before != COLLECTOR_THRESHOLDS  # not Python's default

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamem.service.app import Daemon
+from streamem.service.app import STATISTICS_REFRESH_SECONDS, Daemon
 from streamem.service.codecs import encode_points
 from streamem.service.source import Partition
 from streamem.synthetic import SensorModes
@@ -98,20 +98,32 @@ def test_two_replicas_learn_every_record_once_into_one_model(
     }
 
 
-def test_a_partition_that_learned_nothing_new_is_not_sent_again(
+def test_an_idle_partition_is_sent_again_only_when_its_record_is_old(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:
     log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
     _fill(log, rng, 1500)
     replica = Replica(tmp_path, log, topic, sinks, PARTITIONS)
     _run([replica], log)
-    before = len(topic.values)
     assert {r.partition for r in topic.records()} == set(PARTITIONS)
-    X, _ = SensorModes.default().sample(400, rng)
-    busy = PARTITIONS[1]
-    log.append(busy, [encode_points(row, replica.daemon.settings.input) for row in X])
-    _run([replica], log)
-    sent = Counter(record.partition for record in topic.records()[before:])
+    busy, idle = PARTITIONS[1], PARTITIONS[2]
+
+    def sent_while_learning(n: int, later: float = 0.0) -> Counter[Partition]:
+        """The partitions of the records sent while ``n`` readings of ``busy`` are learned."""
+        before = len(topic.values)
+        replica.clock.now += later
+        X, _ = SensorModes.default().sample(n, rng)
+        log.append(busy, [encode_points(row, replica.daemon.settings.input) for row in X])
+        _run([replica], log)
+        return Counter(record.partition for record in topic.records()[before:])
+
+    sent = sent_while_learning(400)
     assert sent[busy] >= 1
-    assert PARTITIONS[2] not in sent  # idle: its newest record is current
-    assert _n_seen(replica) == 1500 + 400
+    assert idle not in sent  # its newest record is current
+    sent = sent_while_learning(400, later=STATISTICS_REFRESH_SECONDS)
+    assert sent[busy] >= 1
+    assert sent[idle] == 1  # refreshed once, unchanged
+    newest = [r for r in topic.records() if r.partition == idle]
+    assert newest[-1].offset == newest[-2].offset
+    assert newest[-1].share == newest[-2].share
+    assert _n_seen(replica) == 1500 + 800

@@ -353,8 +353,8 @@ class Daemon(AssignmentHandler):
             self._watch_partitions()
         if self.book.publish_due(now):
             self.publish()
-        if self.book.expired(now):
-            self.checkpoint()
+        if self.book.expired(now) or (self.shards is not None and self.shards.parameters_unsent()):
+            self.checkpoint()  # (scale-out: the first parameters are sent at once)
         self.book.commit(source.commit, self.assigned)
         if now - self._last_progress >= PROGRESS_SECONDS:
             self._progress(now)

@@ -106,6 +106,15 @@ class Shards:
         """The offsets of every partition's newest record."""
         return {p: r.offset for p, r in self.latest.items() if r.offset is not None}
 
+    def parameters_unsent(self) -> bool:
+        """Whether this replica owns the leader partition, has initialised it, and sent no
+        record of its statistics yet: the other partitions wait for one."""
+        learner = self.owned.get(self.leader)
+        if learner is None or not learner.initialized:
+            return False
+        record = self.latest.get(self.leader)
+        return record is None or record.share is None
+
     def learner_for(self, partition: Partition) -> Learner | None:
         """The partition's learner; None while it must wait for the first parameters."""
         learner = self.owned.get(partition)

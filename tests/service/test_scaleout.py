@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,10 +26,12 @@ class Replica:
         topic: FakeStatisticsTopic,
         sinks: SinkFactory,
         partitions: list[Partition],
+        **sections: Any,
     ) -> None:
         self.clock = Clock()
+        output = {"publish_every_batches": 1, "statistics_topic": "stats"}
         settings = _settings(
-            tmp_path, output={"publish_every_batches": 1, "statistics_topic": "stats"}
+            tmp_path, **{**sections, "output": {**output, **sections.get("output", {})}}
         )
         self.daemon = Daemon(
             settings,
@@ -127,3 +130,30 @@ def test_an_idle_partition_is_sent_again_only_when_its_record_is_old(
     assert newest[-1].offset == newest[-2].offset
     assert newest[-1].share == newest[-2].share
     assert _n_seen(replica) == 1500 + 800
+
+
+def test_the_first_parameters_are_sent_at_once_for_the_waiting_partitions(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    _fill(log, rng, 3000)
+    rare = {  # no checkpoint or publication falls due in this test's time
+        "state": {"checkpoint_every_batches": 1000, "checkpoint_every_seconds": 1e6},
+        "output": {"publish_every_batches": 1000, "publish_every_seconds": 1e6},
+    }
+    first = Replica(tmp_path / "a", log, topic, sinks, PARTITIONS[:1], **rare)
+    second = Replica(tmp_path / "b", log, topic, sinks, PARTITIONS[1:], **rare)
+    for _ in range(500):
+        first.turn()
+        second.turn()
+        if first.done(log) and second.done(log):
+            break
+    # the leader partition's record went out once it had parameters, and only then
+    records = topic.records()
+    assert [record.partition for record in records] == [PARTITIONS[0]]
+    assert records[0].share is not None
+    # the waiting partitions started from them and learned all their records
+    assert second.done(log)
+    assert _n_seen(first) == len(log.partitions[PARTITIONS[0]])
+    own = sum(len(log.partitions[p]) for p in PARTITIONS[1:])
+    assert _n_seen(second) == records[0].share.n_seen + own

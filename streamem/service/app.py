@@ -430,6 +430,15 @@ class Daemon(AssignmentHandler):
         assert self.source is not None
         if self.shards.learner_for(partition) is None:
             self.source.seek(partition, offset)
+            leader = self.shards.leader
+            self._limited(
+                "waiting",
+                logging.INFO,
+                "partition %s/%d waits for the first global parameters: the owner of the leader "
+                "partition %s/%d sends them once it has learned from that partition's records",
+                *partition,
+                *leader,
+            )
             time.sleep(0.02)  # the lowest partition's owner is warming up
             return False
         if any(other != partition for other in self.batcher.first_offsets):

@@ -107,10 +107,10 @@ class Shards:
         return {p: r.offset for p, r in self.latest.items() if r.offset is not None}
 
     def parameters_unsent(self) -> bool:
-        """Whether this replica owns the leader partition, has initialised it, and sent no
+        """Whether this replica owns the leader partition, which has learned, and sent no
         record of its statistics yet: the other partitions wait for one."""
         learner = self.owned.get(self.leader)
-        if learner is None or not learner.initialized:
+        if learner is None or not learner.initialized or learner.status.n_seen == 0:
             return False
         record = self.latest.get(self.leader)
         return record is None or record.share is None

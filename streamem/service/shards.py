@@ -109,11 +109,11 @@ class Shards:
     def parameters_unsent(self) -> bool:
         """Whether this replica owns the leader partition, which has learned, and sent no
         record of its statistics yet: the other partitions wait for one."""
-        learner = self.owned.get(self.leader)
-        if learner is None or not learner.initialized or learner.status.n_seen == 0:
-            return False
         record = self.latest.get(self.leader)
-        return record is None or record.share is None
+        if record is not None and record.share is not None:
+            return False  # sent (the check of every turn stops here)
+        learner = self.owned.get(self.leader)
+        return learner is not None and learner.initialized and learner.status.n_seen > 0
 
     def learner_for(self, partition: Partition) -> Learner | None:
         """The partition's learner; None while it must wait for the first parameters."""

@@ -336,7 +336,10 @@ class Daemon(AssignmentHandler):
             self._learn_batch()
         shards, channel = self.shards, self.statistics
         if shards is not None and channel is not None:
-            if shards.absorb(channel.read(shards.owned)):
+            # while the first parameters are elected, its own records count too
+            own = shards.owned if shards.lineage is not None else ()
+            if shards.absorb(channel.read(own)):
+                self._start_over_losers()
                 shards.remerge()
                 self._merged_changed()
             shards.stale |= channel.overwritten() & shards.owned.keys()
@@ -387,8 +390,8 @@ class Daemon(AssignmentHandler):
         for partition, records in polled.items():
             if not records:
                 continue
-            if self.shards is not None and not self._shard_ready(partition, records[0].offset):
-                continue
+            if self.shards is not None:
+                self._one_partition_per_batch(partition)
             try:
                 records = logs.check(partition, records, self._log_id(partition))
             except LogReplaced as why:
@@ -432,28 +435,28 @@ class Daemon(AssignmentHandler):
         self.metrics.consumed.inc(n_records)
         self._progress_consumed += n_records
 
-    def _shard_ready(self, partition: Partition, offset: int) -> bool:
-        """Whether ``partition``'s records can be handled now (scale-out): not while it waits
-        for the first global parameters (it is read again from ``offset`` later); a batch holds
-        one partition's records."""
-        assert self.shards is not None
-        assert self.source is not None
-        if self.shards.learner_for(partition) is None:
-            self.source.seek(partition, offset)
-            leader = self.shards.leader
-            self._limited(
-                "waiting",
-                logging.INFO,
-                "partition %s/%d waits for the first global parameters: the owner of the leader "
-                "partition %s/%d sends them once it has learned from that partition's records",
-                *partition,
-                *leader,
-            )
-            time.sleep(0.02)  # the lowest partition's owner is warming up
-            return False
+    def _one_partition_per_batch(self, partition: Partition) -> None:
+        """Scale-out: a batch holds one partition's records (each has its own learner)."""
         if any(other != partition for other in self.batcher.first_offsets):
             self._learn_batch()
-        return True
+
+    def _start_over_losers(self) -> None:
+        """Read again, from where they started, the owned partitions whose own start lost the
+        election of the first parameters (what they learned of it is dropped)."""
+        assert self.shards is not None
+        for partition, origin in self.shards.take_losers().items():
+            log.info(
+                "partition %s/%d: another partition's start was elected first; it is read "
+                "again from offset %s with the elected parameters",
+                *partition,
+                origin if origin is not None else self.settings.kafka.consumer.auto_offset_reset,
+            )
+            if partition in self.batcher.first_offsets:
+                self.batcher.discard()  # the open batch holds only this partition's records
+            self.book.rewind(partition, origin)
+            self.logs.forget(partition)
+            if self.source is not None:
+                self.source.seek(partition, origin)
 
     def _merged_changed(self) -> None:
         """The global model changed (scale-out): report it, and publish it in due time."""
@@ -525,8 +528,8 @@ class Daemon(AssignmentHandler):
         batch = self.batcher.take()
         learner = self.learner
         shard = next(iter(batch.first_offsets), None)
-        if self.shards is not None:
-            learner = None if shard is None else self.shards.learner_for(shard)
+        if self.shards is not None and shard is not None:
+            learner = self.shards.learner_for(shard, batch.first_offsets[shard])
         if not len(batch) or learner is None:
             return
         started = time.perf_counter()
@@ -621,6 +624,8 @@ class Daemon(AssignmentHandler):
         if self.shards is not None and self.shards.leader not in self.shards.owned:
             book.skip_publication()  # another replica publishes the global model
             return False
+        if self.shards is not None and not self.shards.decided:
+            return False  # the first parameters are not elected yet
         if self._superseded():  # a paused member must not publish its stale model
             self._reload()
             return False
@@ -741,14 +746,19 @@ class Daemon(AssignmentHandler):
                     created_at=now,
                     share=None if learner is None else share_of(learner.model),
                     learner=None if learner is None else learner.state_dict(),
+                    lineage=shards.lineage_of(partition) or "",
                     writer=channel.writer,
                 )
             )
         if records and not channel.send(records, timeout=10.0):
-            self._note_checkpoint_failure(
-                CheckpointError("the statistics topic did not acknowledge the statistics")
-            )
+            reason = f"the statistics topic {self.settings.output.statistics_topic!r} did not "
+            reason += "acknowledge this replica's records"
+            state = self.metrics.state
+            since = state.statistics_problem[0] if state.statistics_problem else self._clock()
+            state.statistics_problem = (since, reason)
+            self._note_checkpoint_failure(CheckpointError(reason))
             return False
+        self.metrics.state.statistics_problem = None
         shards.latest.update({record.partition: record for record in records})
         shards.stale.difference_update(record.partition for record in records)
         return True
@@ -891,6 +901,7 @@ class Daemon(AssignmentHandler):
         self.guard.reset()
         shards.absorb(channel.catch_up(timeout=10.0))
         seek = shards.assign(partitions)
+        self._start_over_losers()
         version = self.version
         leader = shards.latest.get(shards.leader)
         if shards.leader in partitions and leader is not None:
@@ -1046,21 +1057,35 @@ class Daemon(AssignmentHandler):
         """
         source = self.source
         clean = True
-        if self.learner is not None and self.assigned:
+        member = source is not None and source.generation() is not None
+        if not member and self.assigned:
+            log.warning(
+                "stopping without a final checkpoint: the group has not confirmed this member's "
+                "partitions (they may be another member's now); the records after the previous "
+                "checkpoint will be read again"
+            )
+        elif self.learner is not None and self.assigned:
             self._learn_batch()
             self.publish()
             if not self.checkpoint(final=True, settle_timeout=2.0):
                 clean = not self._checkpoint_failed
-                log.log(
-                    logging.WARNING if clean else logging.ERROR,
-                    "the final checkpoint was not written (%s); the records after the previous "
-                    "checkpoint will be read again at restart",
-                    "dead letters not acknowledged"
-                    if clean
-                    else f"the state directory failed: {self.metrics.state.checkpoint_error}",
+                why = (
+                    self.metrics.state.checkpoint_error
+                    if not clean
+                    else "dead letters not acknowledged"
+                    if self.publisher.unsettled_offsets()
+                    else None
                 )
+                if why is not None:
+                    log.log(
+                        logging.WARNING if clean else logging.ERROR,
+                        "the final checkpoint was not written (%s); the records after the "
+                        "previous checkpoint will be read again at restart",
+                        why,
+                    )
         if source is not None:
-            self.book.commit(source.commit_sync, self.assigned)
+            if member:
+                self.book.commit(source.commit_sync, self.assigned)
             source.close()
         log.info(
             "stopped: n_seen=%d, version=%d, snapshots acknowledged by the broker: %d",

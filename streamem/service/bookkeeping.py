@@ -99,6 +99,15 @@ class Bookkeeping:
         """``partition``'s next offset is unknown again (its log was replaced)."""
         self.next_offsets.pop(partition, None)
 
+    def rewind(self, partition: Partition, offset: int | None) -> None:
+        """``partition`` is read again from ``offset`` (None: unknown, as a new partition's);
+        a commit queued for it no longer holds."""
+        if offset is None:
+            self.next_offsets.pop(partition, None)
+        else:
+            self.next_offsets[partition] = offset
+        self._to_commit.pop(partition, None)
+
     def lost(self, partitions: Collection[Partition]) -> None:
         """``partitions`` were lost to another member: forget their offsets and queued commits,
         and the changes not published yet (they included what was learned of them)."""

@@ -32,7 +32,10 @@ replica in the global model) and ``streamem_build_info`` (labels ``version``, ``
 - ``/healthz`` (liveness: restart me if it fails) is 200 while the daemon's loop keeps turning,
   its heartbeat younger than ``stale_after`` (60 s). Waiting for unreachable brokers at start and
   polling through a broker outage count as turning: an outage never fails it, since a restart
-  cannot bring a broker back. It fails only when the loop is stuck.
+  cannot bring a broker back. It fails when the loop is stuck, and when a Kafka producer of the
+  daemon (snapshots and dead letters, or the statistics topic) stays broken for ``stale_after``
+  seconds while the consumer reaches the brokers: a new process may mend what recreating the
+  producer did not. A failing state directory does not fail it (a restart cannot mend a disk).
 - ``/readyz`` (readiness: this replica does its share of the work) is 200 while partitions are
   assigned with their checkpoint restored and the consumer had a connection to a broker within
   ``unreachable_after`` seconds (the daemon uses ``kafka.consumer.session_timeout_ms``, after
@@ -113,6 +116,9 @@ class MetricsState:
     oldest_statistics
         Unix time of the oldest statistics of another replica in the global model (scale-out;
         None: none merged).
+    statistics_problem
+        Since when (monotonic time) and why the statistics topic does not acknowledge this
+        replica's records (scale-out); None while it does.
     publishing
         Whether this replica publishes the model: it owns partitions and, in scale-out, the
         leader partition.
@@ -131,6 +137,7 @@ class MetricsState:
     unready_after_failed_batches: int = 3
     checkpoint_error: str | None = None
     oldest_statistics: float | None = None
+    statistics_problem: tuple[float, str] | None = None
     publishing: bool = False
 
 
@@ -392,11 +399,20 @@ class MetricsServer:
         self._thread.start()
 
     def healthy(self) -> tuple[bool, str]:
-        """``/healthz``: whether the loop turned within ``stale_after`` seconds, and why."""
-        age = self._clock() - self.metrics.state.heartbeat
-        if age < self.stale_after:
-            return True, "ok"
-        return False, f"loop stalled: no turn for {age:.0f} s"
+        """``/healthz``: whether the loop turned within ``stale_after`` seconds and no producer
+        stays broken while the brokers answer; if not, why."""
+        state, now = self.metrics.state, self._clock()
+        age = now - state.heartbeat
+        if age >= self.stale_after:
+            return False, f"loop stalled: no turn for {age:.0f} s"
+        if now - state.broker_contact < self.unreachable_after:
+            for problem in (state.delivery_problem, state.statistics_problem):
+                if problem is not None and now - problem[0] >= self.stale_after:
+                    return False, (
+                        f"a Kafka producer stays broken while the brokers answer, for "
+                        f"{now - problem[0]:.0f} s: {problem[1]}"
+                    )
+        return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
         """``/readyz``: whether partitions are assigned, a broker is reachable, updates and

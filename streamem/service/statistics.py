@@ -73,6 +73,10 @@ class PartitionStatistics:
         The partition's statistics (None while it warms up or waits for the first parameters).
     learner
         The partition's :meth:`~streamem.service.learner.Learner.state_dict` (None: no model).
+    lineage
+        The id of the partition start its parameters descend from: the lineage of the first
+        record with statistics in the topic wins the election of the first parameters
+        (:mod:`streamem.service.shards`).
     writer
         The id of the channel that wrote it (:attr:`KafkaStatisticsChannel.writer`): the owner
         of a partition recognises a record of its partition written by someone else (a member
@@ -92,6 +96,7 @@ class PartitionStatistics:
     created_at: float
     share: Share | None
     learner: dict[str, Any] | None
+    lineage: str = ""
     writer: str = ""
 
     @property
@@ -113,6 +118,7 @@ class PartitionStatistics:
                 "created_at": self.created_at,
                 "share": None if self.share is None else self.share.to_dict(),
                 "learner": self.learner,
+                "lineage": self.lineage,
                 "writer": self.writer,
             },
             allow_nan=False,
@@ -144,6 +150,7 @@ class PartitionStatistics:
                 created_at=float(data["created_at"]),
                 share=None if data["share"] is None else Share.from_dict(data["share"]),
                 learner=data["learner"],
+                lineage=str(data.get("lineage", "")),
                 writer=str(data.get("writer", "")),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as error:
@@ -221,11 +228,13 @@ class KafkaStatisticsChannel:
         self._consumer = KafkaConsumer(
             **reader, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
         )
-        self._producer = KafkaProducer(**{**producer_kwargs, "acks": "all"})
+        self._producer_kwargs = {**producer_kwargs, "acks": "all"}
+        self._producer: KafkaProducer | None = KafkaProducer(**self._producer_kwargs)
         self._assigned: set[int] = set()
         self.writer = uuid.uuid4().hex
         self._writer_header = [(WRITER_HEADER, self.writer.encode())]
         self._overwritten: set[Partition] = set()
+        self._last_replaced_check = time.monotonic()
 
     def _assign(self) -> bool:
         partitions = self._consumer.partitions_for_topic(self.topic) or set()
@@ -239,21 +248,41 @@ class KafkaStatisticsChannel:
         return bool(self._assigned)
 
     def send(self, records: Sequence[PartitionStatistics], timeout: float) -> bool:
-        """Send ``records`` and wait for their acknowledgements; False (logged) on failure."""
+        """Send ``records`` and wait for their acknowledgements; False (logged) on failure.
+
+        A failed producer is closed and the next call creates a new one: after a broker
+        restart an idempotent producer stays broken for good (its producer id is unknown).
+        """
         try:
+            if self._producer is None:
+                self._producer = KafkaProducer(**self._producer_kwargs)
+            producer = self._producer
             futures = [
-                self._producer.send(
+                producer.send(
                     self.topic, key=r.key.encode(), value=r.encode(), headers=self._writer_header
                 )
                 for r in records
             ]
-            self._producer.flush(timeout=timeout)
+            producer.flush(timeout=timeout)
             for future in futures:
                 future.get(timeout=max(0.1, timeout))
         except KafkaError as error:
-            log.warning("the statistics could not be sent to %s: %s", self.topic, error)
+            log.warning(
+                "the statistics could not be sent to %s (%s); the next attempt uses a new producer",
+                self.topic,
+                error,
+            )
+            self._drop_producer()
             return False
         return True
+
+    def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except Exception as error:  # a broken producer may fail to close
+                log.debug("closing the failed statistics producer: %s", error)
 
     def _poll(
         self, timeout_ms: int, ignore: Collection[Partition] = ()
@@ -290,10 +319,41 @@ class KafkaStatisticsChannel:
 
     def read(self, ignore: Collection[Partition] = ()) -> list[PartitionStatistics]:
         """The records that arrived since the last call (no wait); those of the partitions in
-        ``ignore`` are skipped before they are decoded."""
+        ``ignore`` are skipped before they are decoded.
+
+        A statistics log that ends below the read position was recreated (a broker that lost
+        its data): it is read again from its start, and the partitions in ``ignore`` count as
+        :meth:`overwritten` (their owner sends their records again).
+        """
         if not self._assign():
             return []
+        if self._replaced():
+            self._overwritten.update(ignore)
         return self._poll(0, ignore)
+
+    def _replaced(self) -> bool:
+        """Whether a partition of the topic ends below the read position (checked at most
+        once a second); such partitions are read again from their start."""
+        now = time.monotonic()
+        if now - self._last_replaced_check < 1.0:
+            return False
+        self._last_replaced_check = now
+        replaced = False
+        for p in self._assigned:
+            tp = TopicPartition(self.topic, p)
+            end = self._consumer.highwater(tp)
+            if end is not None and self._consumer.position(tp) > end:
+                log.warning(
+                    "statistics topic %s partition %d ends at offset %d, below the read "
+                    "position: it was recreated; reading it from its start, sending the owned "
+                    "partitions' records again",
+                    self.topic,
+                    p,
+                    end,
+                )
+                self._consumer.seek_to_beginning(tp)
+                replaced = True
+        return replaced
 
     def catch_up(self, timeout: float) -> list[PartitionStatistics]:
         """Every record not read yet up to the log end of each partition.
@@ -329,6 +389,7 @@ class KafkaStatisticsChannel:
     def close(self) -> None:
         """Close the producer and the consumer."""
         try:
-            self._producer.close(timeout=2)
+            if self._producer is not None:
+                self._producer.close(timeout=2)
         finally:
             self._consumer.close()

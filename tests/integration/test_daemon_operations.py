@@ -142,3 +142,56 @@ def test_a_rolling_restart_right_after_traffic_ends_publishes_every_record(
         _check_lineage(reader, n_records)
     finally:
         reader.close()
+
+
+def test_a_broker_restart_refilled_beyond_the_stored_offsets_loses_and_repeats_nothing(
+    own_broker: EmbeddedBroker,
+    daemons: Callable[..., DaemonProcess],
+    tmp_path: Path,
+    topic_name: str,
+    group_id: str,
+    rng: np.random.Generator,
+) -> None:
+    """One daemon: the broker loses every topic (a memory-only broker restarts), and the new
+    input log grows past the offsets the daemon stored before the daemon reads it: each record
+    of the new log is learned once, on every partition, and the producers recover."""
+    before, after = 20_000, 40_000
+    broker = own_broker
+    configs = [
+        daemon_config(
+            tmp_path / "daemon.yaml",
+            bootstrap=broker.bootstrap_servers,
+            topic=topic_name,
+            group=group_id,
+            state={"checkpoint_every_seconds": 1.0},
+        )
+    ]
+    broker.create_topics([topic_name], partitions=N_PARTITIONS)
+    broker.create_topics([f"{topic_name}.models", f"{topic_name}.dead"], partitions=1)
+    _, values = readings(before + after, rng)
+    running = [daemons(config, name=f"replica{i}") for i, config in enumerate(configs)]
+    for daemon in running:
+        daemon.wait_for_log(" assigned; ", timeout=60)
+    produce(broker.bootstrap_servers, topic_name, values[:before], partitions=N_PARTITIONS)
+    reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.models")
+    try:
+        reader.wait_for(lambda s: s["n_seen"] == before, 90, "with the first records")
+    finally:
+        reader.close()
+    broker.stop()
+    broker.restart()  # same port, no topics, no data, no groups
+    broker.create_topics([topic_name], partitions=N_PARTITIONS)
+    broker.create_topics([f"{topic_name}.models", f"{topic_name}.dead"], partitions=1)
+    produce(broker.bootstrap_servers, topic_name, values[before:], partitions=N_PARTITIONS)
+    reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.models")
+    try:
+        reader.wait_for(lambda s: s["n_seen"] >= before + after, 120, "with every record")
+        time.sleep(3.0)  # a record learned twice would show now
+        reader.poll()
+        counts = [snapshot["n_seen"] for snapshot in reader.snapshots]
+        print(f"n_seen after the restart: {counts[-5:]}")
+        assert counts[-1] == before + after
+        assert max(counts) == before + after, "a record of the new log was learned twice"
+    finally:
+        reader.close()
+    assert all(daemon.running for daemon in running)

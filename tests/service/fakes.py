@@ -191,6 +191,7 @@ class FakeStatisticsTopic:
 
     def __init__(self) -> None:
         self.values: list[bytes] = []
+        self.held = False  # True: sends are stored, reads see nothing new (records in flight)
 
     def channel(self) -> FakeStatisticsChannel:
         return FakeStatisticsChannel(self)
@@ -214,6 +215,8 @@ class FakeStatisticsChannel:
         return True
 
     def read(self, ignore: Collection[Partition] = ()) -> list[PartitionStatistics]:
+        if self.topic.held:
+            return []
         values = self.topic.values[self.position :]
         self.position = len(self.topic.values)
         records = [PartitionStatistics.decode(value) for value in values]

@@ -177,6 +177,30 @@ def test_readyz_fails_while_updates_or_checkpoints_fail() -> None:
         server.close()
 
 
+def test_healthz_fails_when_a_producer_stays_broken_while_the_brokers_answer() -> None:
+    metrics = DaemonMetrics()
+    now = [1000.0]
+    server = MetricsServer(
+        metrics, "127.0.0.1", 0, stale_after=60.0, unreachable_after=2.0, clock=lambda: now[0]
+    )
+    try:
+        state = metrics.state
+        state.heartbeat = state.broker_contact = now[0]
+        state.statistics_problem = (now[0] - 59.0, "the statistics topic did not acknowledge")
+        assert server.healthy() == (True, "ok")  # not for long enough yet
+        state.statistics_problem = (now[0] - 61.0, "the statistics topic did not acknowledge")
+        ok, reason = server.healthy()
+        assert not ok
+        assert "stays broken while the brokers answer, for 61 s" in reason
+        state.broker_contact = now[0] - 5.0  # an outage: a restart cannot bring brokers back
+        assert server.healthy() == (True, "ok")
+        state.broker_contact, state.statistics_problem = now[0], None
+        state.delivery_problem = (now[0] - 90.0, "delivery of a snapshot failed")
+        assert not server.healthy()[0]
+    finally:
+        server.close()
+
+
 def test_a_port_in_use_names_the_address() -> None:
     server = MetricsServer(DaemonMetrics(), "127.0.0.1", 0)
     try:

@@ -135,31 +135,52 @@ def test_an_idle_partition_is_sent_again_only_when_its_record_is_old(
     assert _n_seen(replica) == 1500 + 800
 
 
-def test_the_first_parameters_are_sent_at_once_for_the_waiting_partitions(
+def test_every_partition_starts_and_the_first_start_on_the_topic_wins(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:
+    """Two replicas warm up their own partitions at once, before either sent anything: each
+    sends its start as soon as it has one; the first on the topic is elected by both, the other
+    replica's partitions are read again from where they started, and every record counts once
+    in one model."""
     log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
-    _fill(log, rng, 3000)
-    rare = {  # no checkpoint or publication falls due in this test's time
-        "state": {"checkpoint_every_batches": 1000, "checkpoint_every_seconds": 1e6},
-        "output": {"publish_every_batches": 1000, "publish_every_seconds": 1e6},
-    }
-    first = Replica(tmp_path / "a", log, topic, sinks, PARTITIONS[:1], **rare)
-    second = Replica(tmp_path / "b", log, topic, sinks, PARTITIONS[1:], **rare)
-    for _ in range(500):
+    _fill(log, rng, 6000)
+    first = Replica(tmp_path / "a", log, topic, sinks, PARTITIONS[:1])
+    second = Replica(tmp_path / "b", log, topic, sinks, PARTITIONS[1:])
+    topic.held = True  # each sends its start before it reads the other's
+    for _ in range(2000):
         first.turn()
         second.turn()
-        if first.done(log) and second.done(log):
+        if len({r.lineage for r in topic.records() if r.share is not None}) == 2:
             break
-    # the leader partition's record went out once it had parameters, and only then
+    topic.held = False
+    _run([first, second], log)
     records = topic.records()
-    assert [record.partition for record in records] == [PARTITIONS[0]]
-    assert records[0].share is not None
-    # the waiting partitions started from them and learned all their records
-    assert second.done(log)
-    assert _n_seen(first) == len(log.partitions[PARTITIONS[0]])
-    own = sum(len(log.partitions[p]) for p in PARTITIONS[1:])
-    assert _n_seen(second) == records[0].share.n_seen + own
+    candidates = {r.lineage for r in records if r.share is not None}
+    assert len(candidates) == 2, "both replicas started on their own"
+    winner = next(r.lineage for r in records if r.share is not None)
+    for replica in (first, second):
+        shards = replica.daemon.shards
+        assert shards is not None
+        assert shards.lineage == winner
+        assert all(shards.lineage_of(p) == winner for p in shards.owned)
+    assert _n_seen(first) == _n_seen(second) == log.size()
+
+
+def test_the_group_learns_when_the_leader_partition_gets_no_records(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """Keyed input that never lands on partition 0: the other partitions start on their own,
+    and the owner of partition 0 publishes the global model."""
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    _fill(log, rng, 4500)
+    log.partitions[PARTITIONS[0]] = []
+    leader = Replica(tmp_path / "a", log, topic, sinks, PARTITIONS[:1])
+    other = Replica(tmp_path / "b", log, topic, sinks, PARTITIONS[1:])
+    _run([leader, other], log)
+    assert _n_seen(leader) == _n_seen(other) == log.size()
+    published = _published(sinks)
+    assert published
+    assert published[-1]["n_seen"] == log.size()
 
 
 def _published(sinks: SinkFactory) -> list[dict[str, Any]]:

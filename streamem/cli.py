@@ -355,6 +355,8 @@ def _fit(args: argparse.Namespace) -> int:
         )
     how = "batch EM (fewer rows than --init-size)" if result.batch_em else "stepwise EM"
     console.print(f"learned {result.n_rows:,} rows of {', '.join(data.features)} by {how}")
+    if data.text_columns:
+        console.print(f"left out the text column(s) {', '.join(data.text_columns)}")
     if result.n_skipped:
         console.print(f"skipped {result.n_skipped:,} rows without any value")
     out.write_text(result.model.to_json(), encoding="utf-8")

@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--data", type=Path, help="a data file to draw a sample of")
     plot.add_argument("--features", type=_names, help="the two features to draw")
     plot.add_argument("--sample", type=_positive_int, default=5_000, help="rows of --data drawn")
+    plot.add_argument("--seed", type=int, default=0, help="random seed of the sample of --data")
     plot.add_argument("--out", type=Path, default=Path("model.png"), help="PNG file")
 
     run = _subcommand(
@@ -463,7 +464,7 @@ def _plot(args: argparse.Namespace) -> int:
     data = None
     if args.data is not None:
         rows = open_data(args.data, summary.features).chunks()
-        data = uniform_sample(rows, args.sample, seed=0)
+        data = uniform_sample(rows, args.sample, seed=args.seed)
     out = plot_summary(summary, out, data=data, features=args.features)
     print(f"plot written to {out}")
     return 0

@@ -427,12 +427,12 @@ def _inspect(args: argparse.Namespace) -> int:
     if (args.file is None) == (args.bootstrap_servers is None):
         raise ValidationError("give a model FILE or --bootstrap-servers (one of the two)")
     if args.file is not None:
-        from streamem.commands.summary import load_summary
+        from streamem.commands.summary import load_view, read_documents
 
-        if args.json:  # any family's document, as it is
-            print(args.file.read_text(encoding="utf-8").strip())
+        if args.json:  # any family's document (a file of snapshots: the newest)
+            print(json.dumps(read_documents(args.file)[-1], indent=2))
             return 0
-        summary = load_summary(args.file)
+        view = load_view(args.file)
     else:
         from streamem.commands.snapshots import latest_snapshots
 
@@ -440,34 +440,67 @@ def _inspect(args: argparse.Namespace) -> int:
         snapshots = latest_snapshots(
             args.bootstrap_servers, args.topic, args.model, connect_timeout=args.connect_timeout
         )
-        from streamem.commands.summary import MixtureSummary
-
         if args.json:
             print(json.dumps(snapshots[-1], indent=2))
             return 0
-        summary = MixtureSummary.from_snapshots(snapshots)
-    _console().print(summary.table())
+        from streamem.commands.summary import view_of_snapshots
+
+        view = view_of_snapshots(snapshots)
+    _print_view(view)
     return 0
+
+
+def _print_view(view: Any) -> None:
+    """Print a MixtureSummary (its table) or a ModelView (its renderables)."""
+    console = _console()
+    for part in view.renderables() if hasattr(view, "renderables") else [view.table()]:
+        console.print(part)
 
 
 def _plot(args: argparse.Namespace) -> int:
     from streamem.commands.fit import uniform_sample
-    from streamem.commands.plot import plot_summary
-    from streamem.commands.summary import load_summary
+    from streamem.commands.plot import plot_summary, plot_view
+    from streamem.commands.summary import MixtureSummary, load_view
+    from streamem.datafiles import Rebatcher
+    from streamem.errors import ValidationError
+
+    view = load_view(args.model)
+    mixture = isinstance(view, MixtureSummary)
+    wanted = 2 if mixture else 1
+    if args.features is not None and len(args.features) != wanted:
+        raise ValidationError(
+            f"--features takes {wanted} name(s) for this model, got {args.features}"
+        )
+    out = _writable(args.out, "--out")
+    data = None
+    if args.data is not None:
+        rows = _data_of(args.data, view.features).chunks()
+        if mixture:
+            data = uniform_sample(rows, args.sample, seed=args.seed)
+        else:  # a sequence: the first rows, in file order
+            data = next(Rebatcher(args.sample)(rows), None)
+    if isinstance(view, MixtureSummary):
+        out = plot_summary(view, out, data=data, features=args.features)
+    else:
+        out = plot_view(view, out, data=data, feature=(args.features or [None])[0])
+    print(f"plot written to {out}")
+    return 0
+
+
+def _data_of(path: Path, features: Sequence[str]) -> Any:
+    """The data file read in the model's features; a model whose features have no names
+    (x0, x1, ...) reads the file's numeric columns in order, if there are as many."""
     from streamem.datafiles import open_data
     from streamem.errors import ValidationError
 
-    if args.features is not None and len(args.features) != 2:
-        raise ValidationError(f"--features takes two names, got {args.features}")
-    out = _writable(args.out, "--out")
-    summary = load_summary(args.model)
-    data = None
-    if args.data is not None:
-        rows = open_data(args.data, summary.features).chunks()
-        data = uniform_sample(rows, args.sample, seed=args.seed)
-    out = plot_summary(summary, out, data=data, features=args.features)
-    print(f"plot written to {out}")
-    return 0
+    positional = list(features) == [f"x{i}" for i in range(len(features))]
+    data = open_data(path, None if positional else features)
+    if positional and len(data.features) != len(features):
+        raise ValidationError(
+            f"{str(path)!r} has {len(data.features)} numeric columns ({', '.join(data.features)}), "
+            f"the model {len(features)}"
+        )
+    return data
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -200,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --file readings.csv --rate 500\n"
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --count 10000 --change-after 5000\n"
         "  streamem produce --bootstrap-servers kafka:9092 --rate 500 --bad-every 1000\n"
+        "  streamem produce --bootstrap-servers 127.0.0.1:9092 --file r.csv --key-field sensor\n"
+        "  streamem produce --bootstrap-servers 127.0.0.1:9092 --topic docs --documents notes.txt\n"
         "A progress line (records sent, rate) is printed every few seconds on stderr.",
         _produce,
     )
@@ -207,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--topic", default="sensors", help="topic")
     produce.add_argument("--file", type=Path, help="CSV/NDJSON/.npy to replay (default: synthetic)")
     produce.add_argument("--features", type=_names, help="columns of --file to send")
+    produce.add_argument(
+        "--key-field",
+        help="key each record of --file by this column (a text or whole number), sent with it: "
+        "the sequence key of an HMM or state space daemon (input.sequence_key)",
+    )
+    produce.add_argument(
+        "--documents",
+        type=Path,
+        metavar="FILE",
+        help="send each non-blank line of this UTF-8 text file as one document "
+        "(the input of an LDA daemon, input.format: text)",
+    )
     produce.add_argument(
         "--rate", type=_positive, help="records per second (default: as fast as possible)"
     )
@@ -383,6 +397,7 @@ def _writable(path: Path, option: str) -> Path:
 def _produce(args: argparse.Namespace) -> int:
     from streamem.commands.produce import (
         ProgressLine,
+        document_records,
         file_records,
         paced,
         send_records,
@@ -390,10 +405,23 @@ def _produce(args: argparse.Namespace) -> int:
         with_malformed,
     )
     from streamem.datafiles import open_data
+    from streamem.errors import ValidationError
     from streamem.synthetic import SensorStream
 
-    if args.file is not None:
-        messages = file_records(open_data(args.file, args.features))
+    if args.file is not None and args.documents is not None:
+        raise ValidationError("give --file (readings) or --documents (texts), not both")
+    replayed = "--file" if args.file is not None else "--documents" if args.documents else None
+    if replayed and args.change_after is not None:
+        raise ValidationError(
+            f"--change-after is a regime change of the synthetic stream; {replayed} is replayed "
+            "as it is"
+        )
+    if args.key_field is not None and args.file is None:
+        raise ValidationError("--key-field keys the rows of --file; give --file")
+    if args.documents is not None:
+        messages = document_records(args.documents)
+    elif args.file is not None:
+        messages = file_records(open_data(args.file, args.features), args.key_field)
     else:
         stream = SensorStream(change_after=args.change_after, seed=args.seed)
         messages = synthetic_records(stream)

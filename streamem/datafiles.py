@@ -95,6 +95,49 @@ class DataFile:
             if len(chunk):
                 yield chunk
 
+    def keys(self, field: str) -> Iterator[str | int]:
+        """The value of ``field`` in every row, in the order of :meth:`chunks`' rows: a text
+        (a CSV text column, an NDJSON string) or a whole number (a numeric column).
+
+        For sending each row keyed by its sequence (``streamem produce --key-field``).
+
+        Raises
+        ------
+        ValidationError
+            If the file has no such field, or a row's value is missing or neither a text nor a
+            whole number.
+        """
+        if self.kind == "csv":
+            values: Iterator[Any] = self._csv_texts(field)
+        elif self.kind == "ndjson" and self.named:
+            values = self._ndjson_values(field)
+        elif field in self.features:
+            column = self.features.index(field)
+            values = (row[column] for chunk in self.chunks() for row in chunk.tolist())
+        else:
+            raise ValidationError(f"{str(self.path)!r} has no field {field!r}")
+        for number, value in enumerate(values, start=1):
+            yield _key_of(value, field, self.path, number)
+
+    def _csv_texts(self, field: str) -> Iterator[str]:
+        import pandas as pd
+
+        try:
+            reader = pd.read_csv(
+                self.path, usecols=[field], dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS
+            )
+        except ValueError:
+            raise ValidationError(f"{str(self.path)!r} has no column {field!r}") from None
+        for frame in reader:
+            yield from frame[field].str.strip()
+
+    def _ndjson_values(self, field: str) -> Iterator[Any]:
+        with self.path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    item = _json_line(line, self.path, number)
+                    yield item.get(field) if isinstance(item, dict) else None
+
     def _check_finite(self, chunk: np.ndarray, first_row: int) -> None:
         """Refuse an infinite value (``inf``, or a number too large for a float such as
         ``1e400``), naming its line (CSV; the header is line 1) or row (``.npy``) and column.
@@ -395,6 +438,19 @@ def _raise_first_bad_cell(path: Path, features: tuple[str, ...]) -> None:
                         f"{text!r}, not a number"
                     )
         first_line += len(frame)
+
+
+def _key_of(value: Any, field: str, path: Path, row: int) -> str | int:
+    """A row's key: a non-empty text, or a whole number."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value and value not in MISSING_TEXTS:
+        return value
+    raise ValidationError(
+        f"{str(path)!r} row {row}: {field!r} is {value!r}, not a key (a text or a whole number)"
+    )
 
 
 def _is_json_number(value: Any) -> bool:

@@ -97,6 +97,12 @@ def _extras_epilog() -> str:
     return "\n".join(lines)
 
 
+def _version() -> str:
+    from streamem import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -106,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"streamem {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = _subcommand(
@@ -139,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_names,
         default=[],
         help="topics to create, NAME or NAME:PARTITIONS, comma-separated (default: none; "
-        "producers create theirs with 1 partition)",
+        "a topic that a producer or consumer names first is created with 4 partitions)",
     )
 
     quickstart = _subcommand(
@@ -462,12 +469,16 @@ def _inspect(args: argparse.Namespace) -> int:
             return 0
         view = load_view(args.file)
     else:
-        from streamem.commands.snapshots import latest_snapshots
+        from streamem.commands.snapshots import latest_snapshots, newest_run
 
         _connecting(args)  # before the model code is imported: at once
-        snapshots = latest_snapshots(
-            args.bootstrap_servers, args.topic, args.model, connect_timeout=args.connect_timeout
+        snapshots, warning = newest_run(
+            latest_snapshots(
+                args.bootstrap_servers, args.topic, args.model, connect_timeout=args.connect_timeout
+            )
         )
+        if warning is not None:
+            print(f"streamem: warning: {warning}", file=sys.stderr)
         if args.json:
             print(json.dumps(snapshots[-1], indent=2))
             return 0

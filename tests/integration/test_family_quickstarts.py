@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,31 +136,14 @@ def _published(run: QuickStart, topic: str, n_seen: int) -> dict[str, Any]:
         time.sleep(0.5)
 
 
-def test_hmm_per_machine(quickstart) -> None:  # type: ignore[no-untyped-def]
-    run = quickstart("### Quick start: regimes of machines (hidden Markov model, per machine)")
-    sent, shown = run()
-    assert "sent 6,000 records to machines" in sent
-    printed = _printed(shown)
-    assert "machines: a gaussian_hmm model" in printed
-    assert "transmat: Transition probabilities" in printed
-    assert "temp mean ± sd" in printed
-    model = _published(run, "streamem.machines", 6_000)
+def _check_hmm(model: dict[str, Any]) -> None:
     order = np.argsort(np.asarray(model["means"])[:, 0])
     # one run: means (21.0, 0.50) and (45.0, 4.02), staying 0.9904 and 0.9912 (true 0.99)
     np.testing.assert_allclose(np.asarray(model["means"])[order], [[21, 0.5], [45, 4]], atol=0.3)
     assert np.all(np.diag(model["transmat"]) > 0.97)
-    run.stop()
 
 
-def test_state_space_per_tank(quickstart) -> None:  # type: ignore[no-untyped-def]
-    run = quickstart("### Quick start: drifting levels (state space, per tank)")
-    sent, shown = run()
-    assert "sent 4,000 records to levels" in sent
-    printed = _printed(shown)
-    assert "levels: a linear_gaussian_ssm model" in printed
-    assert "transition covariance" in printed
-    assert "observation covariance" in printed
-    model = _published(run, "streamem.levels", 4_000)
+def _check_state_space(model: dict[str, Any]) -> None:
     # learned / true after one pass over the 4,000 readings: the library in batches of 150,
     # 200 and 270 rows Q 0.946-0.986, R 0.969-0.995; a daemon run (its batches follow the
     # partitions and the timing) Q 0.78, R 1.13 in two runs: the newest batches weigh most
@@ -167,21 +151,56 @@ def test_state_space_per_tank(quickstart) -> None:  # type: ignore[no-untyped-de
     print(f"Q {q:.4f}, R {r:.4f} (true 0.25, 0.25)")
     assert q == pytest.approx(0.25, rel=0.35)
     assert r == pytest.approx(0.25, rel=0.35)
-    run.stop()
 
 
-def test_topics_of_text(quickstart) -> None:  # type: ignore[no-untyped-def]
-    run = quickstart("### Quick start: topics of text (LDA)")
-    sent, shown = run()
-    assert "sent 3,000 records to notes" in sent
-    printed = _printed(shown)
-    assert "notes: a lda model" in printed
-    assert "top words" in printed
-    published = _published(run, "streamem.notes", 3_000)
-    topics = [set(topic["words"][:3]) for topic in published["topics"]]
+def _check_topics(model: dict[str, Any]) -> None:
+    topics = [sorted(topic["words"][:3]) for topic in model["topics"]]
     # one run: each topic's 3 top words are its generating topic's 3 most frequent words
-    expected = [set(words[:3]) for words in TOPIC_WORDS]
-    assert sorted(map(sorted, topics)) == sorted(map(sorted, expected))
+    assert sorted(topics) == sorted(sorted(words[:3]) for words in TOPIC_WORDS)
+
+
+@pytest.mark.parametrize(
+    ("heading", "topic", "n_records", "shown", "check"),
+    [
+        (
+            "### Quick start: regimes of machines (hidden Markov model, per machine)",
+            "machines",
+            6_000,
+            ["machines: a gaussian_hmm model", "transmat: Transition probabilities", "temp mean"],
+            _check_hmm,
+        ),
+        (
+            "### Quick start: drifting levels (state space, per tank)",
+            "levels",
+            4_000,
+            ["levels: a linear_gaussian_ssm model", "transition covariance", "observation cov"],
+            _check_state_space,
+        ),
+        (
+            "### Quick start: topics of text (LDA)",
+            "notes",
+            3_000,
+            ["notes: a lda model", "top words"],
+            _check_topics,
+        ),
+    ],
+    ids=["hmm", "state_space", "lda"],
+)
+def test_a_familys_quick_start(  # type: ignore[no-untyped-def]
+    quickstart,
+    heading: str,
+    topic: str,
+    n_records: int,
+    shown: list[str],
+    check: Callable[[dict[str, Any]], None],
+) -> None:
+    run = quickstart(heading)
+    sent, inspected = run()
+    assert f"sent {n_records:,} records to {topic}" in sent
+    printed = _printed(inspected)
+    for part in shown:
+        assert part in printed
+    check(_published(run, f"streamem.{topic}", n_records))
     run.stop()
 
 

@@ -263,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot = _subcommand(
         commands,
         "plot",
-        "draw a model (ellipses over 2 features) and its learning curve to a PNG",
+        "draw a model (a mixture's ellipses over 2 features, another family's states, track, "
+        "matrices or topics) and its learning curve to a PNG",
         "  streamem plot model.json --data readings.csv --out model.png\n"
         "  streamem plot streamem-demo/snapshots.ndjson --features temp,vib",
         _plot,
@@ -271,7 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("model", type=Path, help="model JSON, snapshot or NDJSON of snapshots")
     plot.add_argument("--data", type=Path, help="a data file to draw a sample of")
     plot.add_argument("--features", type=_names, help="the two features to draw")
-    plot.add_argument("--sample", type=_positive_int, default=5_000, help="rows of --data drawn")
+    plot.add_argument(
+        "--sample",
+        type=_positive_int,
+        default=5_000,
+        help="rows of --data drawn: a uniform sample under a mixture, the first rows (a "
+        "sequence) under another family",
+    )
     plot.add_argument("--seed", type=int, default=0, help="random seed of the sample of --data")
     plot.add_argument("--out", type=Path, default=Path("model.png"), help="PNG file")
 

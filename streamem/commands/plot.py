@@ -148,6 +148,12 @@ def plot_view(
         _draw_states(model_axes, data, np.asarray(model.predict(data)), column, name)
     elif data is not None and model is not None and hasattr(model, "filter"):
         _draw_track(model_axes, view, data, column, name)
+    elif data is not None:
+        raise ValidationError(
+            f"--data is drawn under a model that runs over rows (a state sequence, a filtered "
+            f"track): give a {view.family} model file (to_json), not "
+            + ("a snapshot, which holds the parameters only" if model is None else "this one")
+        )
     elif "topics" in view.parameters:
         _draw_topics(model_axes, view.parameters["topics"])
     else:

@@ -210,3 +210,20 @@ def test_the_state_sequence_colours_each_step_by_its_most_likely_state(
     assert drawn == sorted(np.bincount(states).tolist())
     # one regime over the first 100 steps: one state (the first step may follow startprob)
     assert np.bincount(states[:100]).max() >= 98
+
+
+def test_plot_of_a_snapshot_with_data_says_it_needs_a_model_file(
+    snapshot_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = _csv(tmp_path / "data.csv", _regimes(1), "temp,vib")
+    argv = [
+        "plot",
+        str(snapshot_files["hmm"]),
+        "--data",
+        str(csv),
+        "--out",
+        str(tmp_path / "p.png"),
+    ]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "give a gaussian_hmm model file (to_json), not a snapshot, which holds the" in err

@@ -305,6 +305,7 @@ def _csv_column_kinds(
         keep_default_na=False,
         na_values=MISSING_TEXTS,
         chunksize=CHUNK_ROWS,
+        skip_blank_lines=False,  # a row per line: the line numbers of errors are exact
     )
     first_line = 2  # the header is line 1
     for frame in reader:

@@ -147,6 +147,9 @@ def test_one_bad_cell_among_the_first_rows_is_refused_not_the_column_dropped(
     message = "line 6: column 'hum' is 'oops', not a number, though 999 of its cells are numbers"
     with pytest.raises(ValidationError, match=re.escape(message)):
         open_data(path)
+    path.write_text("temp,hum,vib\n\n" + "\n".join(rows) + "\n")  # a blank line 2
+    with pytest.raises(ValidationError, match=re.escape(message.replace("line 6", "line 7"))):
+        open_data(path)
     assert open_data(path, ["temp", "vib"]).features == ("temp", "vib")  # chosen: not read
 
 

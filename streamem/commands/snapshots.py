@@ -26,10 +26,13 @@ _TOPIC_WAIT_SECONDS = 5.0  # a topic whose metadata has not come within this tim
 
 
 class SnapshotReader:
-    """New snapshots of a topic (of one model, if ``model`` is given), oldest version first.
+    """New snapshots of a topic (of one model, if ``model`` is given), in publication order.
 
     Records whose value is not a JSON object with a ``version`` are skipped: the topic may be
-    shared with other writers.
+    shared with other writers. So is a snapshot older than the newest one read of its model in
+    both version and build time: a member expelled from the group while its producer still held
+    a snapshot delivers it late (``docs/scale-out-protocol.md``). A lower version built later
+    is a new lineage (the model's state was deleted) and is read.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class SnapshotReader:
             max_partition_fetch_bytes=16 * 1024 * 1024,
         )
         self._assigned = False
+        self._newest: dict[bytes | None, tuple[int, float]] = {}
 
     def poll(self, timeout: float = 0.2) -> list[dict[str, Any]]:
         """The snapshots that arrived since the last call (waits up to ``timeout`` seconds), in
@@ -66,8 +70,14 @@ class SnapshotReader:
         for records in batches.values():
             for record in records:
                 snapshot = self._decode(record.key, record.value)
-                if snapshot is not None:
-                    found.append(snapshot)
+                if snapshot is None:
+                    continue
+                made = (snapshot["version"], float(snapshot.get("timestamp") or 0.0))
+                newest = self._newest.get(record.key)
+                if newest is not None and made[0] <= newest[0] and made[1] <= newest[1]:
+                    continue  # delivered late by an expelled member
+                self._newest[record.key] = made
+                found.append(snapshot)
         return found
 
     def at_ends(self, ends: dict[Any, int]) -> bool:

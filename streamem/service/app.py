@@ -114,11 +114,6 @@ EXIT_CHECKPOINT_FAILED = 3
 """Exit code of a stop whose final checkpoint could not be written (the state directory
 failed): the records after the previous checkpoint will be read again at restart."""
 
-STATISTICS_REFRESH_SECONDS = 60.0
-"""A scale-out checkpoint sends a partition's unchanged record again once it is this old: it
-stays the newest of its key on a topic with retention, over a stale member's late write, and in
-``streamem_merged_statistics_age_seconds`` of the other replicas."""
-
 _NO_OFFSET = 1 << 62
 _HEADROOM = 64 * 1024  # room for the key, headers and batch overhead under max_request_size
 
@@ -340,9 +335,11 @@ class Daemon(AssignmentHandler):
         if self.batcher.due():
             self._learn_batch()
         shards, channel = self.shards, self.statistics
-        if shards is not None and channel is not None and shards.absorb(channel.read(shards.owned)):
-            shards.remerge()
-            self._merged_changed()
+        if shards is not None and channel is not None:
+            if shards.absorb(channel.read(shards.owned)):
+                shards.remerge()
+                self._merged_changed()
+            shards.stale |= channel.overwritten() & shards.owned.keys()
         self.publisher.poll()
         self._count_failures()
         now = self._clock()
@@ -351,11 +348,24 @@ class Daemon(AssignmentHandler):
             if source.connected():
                 self.metrics.state.broker_contact = now
             self._watch_partitions()
-        if self.book.publish_due(now):
-            self.publish()
-        if self.book.expired(now) or (self.shards is not None and self.shards.parameters_unsent()):
-            self.checkpoint()  # (scale-out: the first parameters are sent at once)
-        self.book.commit(source.commit, self.assigned)
+        if source.generation() is None:
+            # Not sure of its partitions (rebalancing, or resumed after a pause past the session
+            # timeout): it writes nothing for them until the group confirms or moves them.
+            self._limited(
+                "unsure",
+                logging.INFO,
+                "not publishing, checkpointing or committing: the group has not confirmed this "
+                "member's partitions (rebalancing, or no heartbeat answered within the session "
+                "timeout)",
+            )
+        else:
+            if self.book.publish_due(now):
+                self.publish()
+            if self.book.expired(now) or (
+                self.shards is not None and self.shards.send_due(self._wall_clock())
+            ):
+                self.checkpoint()  # (scale-out: the first parameters are sent at once)
+            self.book.commit(source.commit, self.assigned)
         if now - self._last_progress >= PROGRESS_SECONDS:
             self._progress(now)
 
@@ -710,9 +720,8 @@ class Daemon(AssignmentHandler):
 
     def _send_statistics(self, offsets: Mapping[Partition, int], version: int) -> bool:
         """Send the owned partitions' statistics records and wait for their acknowledgement
-        (scale-out: they are the checkpoint). A partition whose newest record has its offset
-        and version and is younger than :data:`STATISTICS_REFRESH_SECONDS` is not sent again:
-        nothing of it was handled since."""
+        (scale-out: they are the checkpoint); a partition whose record on the topic is current
+        is not sent again (:meth:`Shards.needs_sending`)."""
         shards, channel = self.shards, self.statistics
         assert shards is not None
         assert channel is not None
@@ -721,12 +730,7 @@ class Daemon(AssignmentHandler):
         for partition, learner in sorted(shards.owned.items()):
             offset = offsets.get(partition)
             reserved = version if partition == shards.leader else 0
-            sent = shards.latest.get(partition)
-            if (
-                sent is not None
-                and (sent.offset, sent.version) == (offset, reserved)
-                and now - sent.created_at < STATISTICS_REFRESH_SECONDS
-            ):
+            if not shards.needs_sending(partition, offset, reserved, now):
                 continue
             records.append(
                 PartitionStatistics(
@@ -737,6 +741,7 @@ class Daemon(AssignmentHandler):
                     created_at=now,
                     share=None if learner is None else share_of(learner.model),
                     learner=None if learner is None else learner.state_dict(),
+                    writer=channel.writer,
                 )
             )
         if records and not channel.send(records, timeout=10.0):
@@ -745,6 +750,7 @@ class Daemon(AssignmentHandler):
             )
             return False
         shards.latest.update({record.partition: record for record in records})
+        shards.stale.difference_update(record.partition for record in records)
         return True
 
     def _save_checkpoint(self, offsets: dict[Partition, int], version: int) -> bool:
@@ -892,6 +898,8 @@ class Daemon(AssignmentHandler):
         shards.remerge()
         self.learner = shards.merged
         self._restart(version, seek)
+        if shards.leader in partitions and self.learner is not None:
+            self.book.model_changed()  # a takeover publishes what it restored
         for partition in partitions:
             self.logs.forget(partition)
         log.info(
@@ -965,6 +973,30 @@ class Daemon(AssignmentHandler):
             if self.shards is not None:
                 self.shards.release(partitions)
             self._note_publisher(set(self.assigned) - set(partitions))
+
+    def on_lost(self, partitions: Sequence[Partition]) -> None:
+        """The group expelled this member: drop what it learned of ``partitions`` since their
+        stored state, and write nothing for them (no learning of the open batch, no
+        publication, no checkpoint, no commit): their new owner continues from the stored
+        state. At the next assignment the state is restored again."""
+        lost = set(partitions)
+        log.warning(
+            "partitions %s lost: the group expelled this member (its session expired, e.g. "
+            "after a pause); what it learned of them since their stored state is dropped and "
+            "nothing is published, stored or committed for them",
+            _names(partitions),
+        )
+        self.metrics.state.ready = False
+        self.batcher.discard()
+        self.guard.reset()
+        self.book.lost(lost)
+        if self.shards is not None:
+            self.shards.release(partitions)
+        else:
+            self.learner = None  # restored from the checkpoint at the next assignment
+            self.store = None
+        self.assigned = tuple(p for p in self.assigned if p not in lost)
+        self._note_publisher(self.assigned)
 
     @property
     def _reads_from_start(self) -> bool:

@@ -12,7 +12,7 @@ rebalance callback, so no flag has to say where a checkpoint was called from.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from streamem.service.config import OutputSettings, StateSettings
 from streamem.service.source import Partition
@@ -98,6 +98,14 @@ class Bookkeeping:
     def forget_offset(self, partition: Partition) -> None:
         """``partition``'s next offset is unknown again (its log was replaced)."""
         self.next_offsets.pop(partition, None)
+
+    def lost(self, partitions: Collection[Partition]) -> None:
+        """``partitions`` were lost to another member: forget their offsets and queued commits,
+        and the changes not published yet (they included what was learned of them)."""
+        for partition in partitions:
+            self.next_offsets.pop(partition, None)
+            self._to_commit.pop(partition, None)
+        self.skip_publication()
 
     def batch_learned(self, *, changed: bool, drift: bool) -> None:
         """A batch was taken; ``changed``: the model changed; ``drift``: drift was seen."""

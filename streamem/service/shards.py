@@ -22,7 +22,12 @@ from streamem.service.learner import Learner
 from streamem.service.source import Partition
 from streamem.service.statistics import PartitionStatistics
 
-__all__ = ["Shards"]
+__all__ = ["STATISTICS_REFRESH_SECONDS", "Shards"]
+
+STATISTICS_REFRESH_SECONDS = 60.0
+"""An owner sends its partition's unchanged record again once it is this old: it stays the
+newest of its key on a topic with retention, and in ``streamem_merged_statistics_age_seconds``
+of the other replicas."""
 
 
 class Shards:
@@ -62,6 +67,8 @@ class Shards:
         """The newest record read of every partition."""
         self.merged: Learner | None = None
         """The global model (None until some partition has parameters)."""
+        self.stale: set[Partition] = set()
+        """Owned partitions whose newest record on the topic another member wrote."""
 
     def _new_learner(self) -> Learner:
         s = self.settings
@@ -101,19 +108,43 @@ class Shards:
         """Stop owning ``partitions`` (their newest state is the newest record sent)."""
         for partition in partitions:
             self.owned.pop(partition, None)
+            self.stale.discard(partition)
 
     def offsets(self) -> dict[Partition, int]:
         """The offsets of every partition's newest record."""
         return {p: r.offset for p, r in self.latest.items() if r.offset is not None}
 
-    def parameters_unsent(self) -> bool:
-        """Whether this replica owns the leader partition, which has learned, and sent no
-        record of its statistics yet: the other partitions wait for one."""
+    def send_due(self, now: float) -> bool:
+        """Whether an owned partition's record must be sent now, whatever the checkpoint
+        schedule: the leader partition has learned and sent no parameters yet (the other
+        partitions wait for them), another writer overwrote an owned partition's record
+        (:attr:`stale`), or an owned partition's newest record is older than
+        :data:`STATISTICS_REFRESH_SECONDS` (``now``: Unix time)."""
+        if self.stale:
+            return True
+        for partition in self.owned:
+            record = self.latest.get(partition)
+            if record is not None and now - record.created_at >= STATISTICS_REFRESH_SECONDS:
+                return True
         record = self.latest.get(self.leader)
         if record is not None and record.share is not None:
-            return False  # sent (the check of every turn stops here)
+            return False  # sent
         learner = self.owned.get(self.leader)
         return learner is not None and learner.initialized and learner.status.n_seen > 0
+
+    def needs_sending(
+        self, partition: Partition, offset: int | None, version: int, now: float
+    ) -> bool:
+        """Whether ``partition``'s record must be sent at a checkpoint of ``offset`` reserving
+        ``version``: not when its newest record has both, is younger than
+        :data:`STATISTICS_REFRESH_SECONDS` and was not overwritten since."""
+        sent = self.latest.get(partition)
+        return (
+            sent is None
+            or partition in self.stale
+            or (sent.offset, sent.version) != (offset, version)
+            or now - sent.created_at >= STATISTICS_REFRESH_SECONDS
+        )
 
     def learner_for(self, partition: Partition) -> Learner | None:
         """The partition's learner; None while it must wait for the first parameters."""

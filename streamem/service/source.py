@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeAlias
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaConfigurationError, KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import MemberState, OffsetAndMetadata
 
 from streamem.errors import ValidationError
 
@@ -65,7 +65,12 @@ class AssignmentHandler(Protocol):
         ...
 
     def on_revoked(self, partitions: Sequence[Partition]) -> None:
-        """Partitions are about to be taken away (or were lost): save what must be saved."""
+        """Partitions are about to be taken away: save what must be saved."""
+        ...
+
+    def on_lost(self, partitions: Sequence[Partition]) -> None:
+        """The group expelled this member (its session expired): ``partitions`` already belong
+        to others. Nothing of them may be learned, published, stored or committed any more."""
         ...
 
 
@@ -96,6 +101,12 @@ class Source(Protocol):
         """Whether the consumer is connected to at least one broker now."""
         ...
 
+    def generation(self) -> int | None:
+        """The group generation in which this member owns its partitions, or None when it
+        cannot be sure it still owns them (rebalancing, or no heartbeat answered within the
+        session timeout, e.g. after the process was paused): write nothing for them then."""
+        ...
+
     def close(self) -> None:
         """Leave the group and release the connections."""
         ...
@@ -112,7 +123,12 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         if revoked:
             self._handler.on_revoked(sorted((tp.topic, tp.partition) for tp in revoked))
 
+    def on_partitions_lost(self, lost: Collection[TopicPartition]) -> None:
+        if lost:
+            self._handler.on_lost(sorted((tp.topic, tp.partition) for tp in lost))
+
     def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self._source.confirmed()
         partitions = sorted((tp.topic, tp.partition) for tp in assigned)
         offsets = self._handler.on_assigned(partitions)
         for partition in partitions:
@@ -155,6 +171,7 @@ class KafkaSource:
             **consumer_kwargs,
         }
         self._reset = self._kwargs.get("auto_offset_reset", "latest")
+        self._assigned_at = -float("inf")
         self._consumer = self._connect(retry_backoff_s, stop_requested)
         self._consumer.subscribe(list(topics), listener=_Listener(self, handler))
 
@@ -181,6 +198,10 @@ class KafkaSource:
                         raise InterruptedError("stopped before the brokers were reached") from error
                     time.sleep(0.1)
                 pause, attempt = min(pause * 2, backoff[1]), attempt + 1
+
+    def confirmed(self) -> None:
+        """The group just assigned this member its partitions (the lease starts now)."""
+        self._assigned_at = time.monotonic()
 
     @property
     def consumer(self) -> KafkaConsumer:
@@ -258,6 +279,34 @@ class KafkaSource:
         """
         count = (self._consumer.metrics() or {}).get("consumer-metrics", {}).get("connection-count")
         return count is None or count > 0
+
+    def generation(self) -> int | None:
+        """The group generation of this member while the group is stable and its heartbeats
+        are answered; see :meth:`Source.generation`.
+
+        The lease: the newest answered heartbeat (or the assignment itself) is at most the
+        session timeout old. A member paused past the session timeout resumes without one, so
+        it writes nothing until the group has it join again; kafka-python's own state is not
+        enough there (after the pause it finds the coordinator again, restarts its session
+        clock and stays "stable" until the next heartbeat's answer expels it). A heartbeat
+        answered with "rebalance in progress" asks the member to join again.
+        kafka-python exposes the generation (``group_metadata``) but keeps the heartbeat clock
+        and the request to join again in its coordinator.
+        """
+        metadata = self._consumer.group_metadata()
+        if metadata.state != MemberState.STABLE or metadata.generation_id < 0:
+            return None
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        rejoin = getattr(coordinator, "need_rejoin", None)
+        if callable(rejoin) and rejoin():
+            return None
+        heartbeat = getattr(coordinator, "heartbeat", None)
+        answered = getattr(heartbeat, "last_receive", None)
+        if answered is not None:
+            timeout = heartbeat.config["session_timeout_ms"] / 1000  # type: ignore[union-attr]
+            if time.monotonic() - max(answered, self._assigned_at) > timeout:
+                return None
+        return int(metadata.generation_id)
 
     def close(self) -> None:
         """Leave the group (the revocation callback runs first) and close the connections."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+WRITER_HEADER = "writer"
+"""The header that names the channel which sent a record (its :attr:`writer` id)."""
 
 FORMAT = "streamem.statistics"
 FORMAT_VERSION = 1
@@ -69,6 +73,10 @@ class PartitionStatistics:
         The partition's statistics (None while it warms up or waits for the first parameters).
     learner
         The partition's :meth:`~streamem.service.learner.Learner.state_dict` (None: no model).
+    writer
+        The id of the channel that wrote it (:attr:`KafkaStatisticsChannel.writer`): the owner
+        of a partition recognises a record of its partition written by someone else (a member
+        that had not noticed yet that it lost the partition) and sends its own again.
 
     Examples
     --------
@@ -84,6 +92,7 @@ class PartitionStatistics:
     created_at: float
     share: Share | None
     learner: dict[str, Any] | None
+    writer: str = ""
 
     @property
     def key(self) -> str:
@@ -104,6 +113,7 @@ class PartitionStatistics:
                 "created_at": self.created_at,
                 "share": None if self.share is None else self.share.to_dict(),
                 "learner": self.learner,
+                "writer": self.writer,
             },
             allow_nan=False,
             separators=(",", ":"),
@@ -134,6 +144,7 @@ class PartitionStatistics:
                 created_at=float(data["created_at"]),
                 share=None if data["share"] is None else Share.from_dict(data["share"]),
                 learner=data["learner"],
+                writer=str(data.get("writer", "")),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(f"not a statistics record: {error}") from error
@@ -141,6 +152,9 @@ class PartitionStatistics:
 
 class StatisticsChannel(Protocol):
     """The statistics topic as the daemon uses it."""
+
+    writer: str
+    """This channel's id, which the records it sends carry (:attr:`PartitionStatistics.writer`)."""
 
     def send(self, records: Sequence[PartitionStatistics], timeout: float) -> bool:
         """Send ``records`` and wait up to ``timeout`` seconds for all acknowledgements."""
@@ -153,6 +167,11 @@ class StatisticsChannel(Protocol):
 
     def catch_up(self, timeout: float) -> list[PartitionStatistics]:
         """Every record not read yet up to the log end (waits up to ``timeout`` seconds)."""
+        ...
+
+    def overwritten(self) -> set[Partition]:
+        """The partitions among those ``read`` ignored whose newest record read since the last
+        call was written by another channel (they must be sent again by their owner)."""
         ...
 
     def close(self) -> None:
@@ -204,6 +223,9 @@ class KafkaStatisticsChannel:
         )
         self._producer = KafkaProducer(**{**producer_kwargs, "acks": "all"})
         self._assigned: set[int] = set()
+        self.writer = uuid.uuid4().hex
+        self._writer_header = [(WRITER_HEADER, self.writer.encode())]
+        self._overwritten: set[Partition] = set()
 
     def _assign(self) -> bool:
         partitions = self._consumer.partitions_for_topic(self.topic) or set()
@@ -220,7 +242,9 @@ class KafkaStatisticsChannel:
         """Send ``records`` and wait for their acknowledgements; False (logged) on failure."""
         try:
             futures = [
-                self._producer.send(self.topic, key=r.key.encode(), value=r.encode())
+                self._producer.send(
+                    self.topic, key=r.key.encode(), value=r.encode(), headers=self._writer_header
+                )
                 for r in records
             ]
             self._producer.flush(timeout=timeout)
@@ -234,11 +258,20 @@ class KafkaStatisticsChannel:
     def _poll(
         self, timeout_ms: int, ignore: Collection[Partition] = ()
     ) -> list[PartitionStatistics]:
-        skipped = {statistics_key(self.model, partition).encode() for partition in ignore}
+        skipped = {
+            statistics_key(self.model, partition).encode(): partition for partition in ignore
+        }
         found = []
         for batch in self._consumer.poll(timeout_ms=timeout_ms).values():
             for record in batch:
-                if record.value is None or record.key in skipped:
+                if record.value is None:
+                    continue
+                own = skipped.get(record.key)
+                if own is not None:
+                    if (WRITER_HEADER, self.writer.encode()) in (record.headers or []):
+                        self._overwritten.discard(own)
+                    else:
+                        self._overwritten.add(own)
                     continue
                 try:
                     statistics = PartitionStatistics.decode(record.value)
@@ -286,6 +319,11 @@ class KafkaStatisticsChannel:
             if not behind:
                 return found
         log.warning("statistics topic %s not read to its end in %.1f s", self.topic, timeout)
+        return found
+
+    def overwritten(self) -> set[Partition]:
+        """See :meth:`StatisticsChannel.overwritten`."""
+        found, self._overwritten = self._overwritten, set()
         return found
 
     def close(self) -> None:

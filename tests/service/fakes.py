@@ -52,10 +52,12 @@ class FakeSource:
         self.closed = False
         self.polls = 0
         self.reachable = True  # False: a broker outage (polls return nothing)
+        self.member = 0  # the group generation; None: unsure of its partitions (see expel)
 
     def assign(self, partitions: Sequence[Partition]) -> None:
         if self.assigned:
             self.handler.on_revoked(self.assigned)
+        self.member = (self.member or 0) + 1
         self.assigned = sorted(partitions)
         offsets = self.handler.on_assigned(self.assigned)
         self.positions = {p: offsets.get(p, 0) for p in self.assigned}
@@ -101,6 +103,18 @@ class FakeSource:
 
     def connected(self) -> bool:
         return self.reachable
+
+    def generation(self) -> int | None:
+        return self.member
+
+    def expel(self) -> None:
+        """The session expired (the member was paused): unsure until :meth:`lose` runs."""
+        self.member = None
+
+    def lose(self) -> None:
+        """The expelled member learns it at its next poll: its partitions are lost."""
+        lost, self.assigned = self.assigned or [], []
+        self.handler.on_lost(lost)
 
     def close(self) -> None:
         if self.assigned:
@@ -192,6 +206,8 @@ class FakeStatisticsChannel:
         self.topic = topic
         self.position = 0
         self.closed = False
+        self.writer = f"channel-{id(self)}"
+        self._overwritten: set[Partition] = set()
 
     def send(self, records: Sequence[PartitionStatistics], timeout: float) -> bool:
         self.topic.values.extend(record.encode() for record in records)
@@ -201,7 +217,17 @@ class FakeStatisticsChannel:
         values = self.topic.values[self.position :]
         self.position = len(self.topic.values)
         records = [PartitionStatistics.decode(value) for value in values]
+        for record in records:
+            if record.partition in ignore:
+                if record.writer == self.writer:
+                    self._overwritten.discard(record.partition)
+                else:
+                    self._overwritten.add(record.partition)
         return [record for record in records if record.partition not in ignore]
+
+    def overwritten(self) -> set[Partition]:
+        found, self._overwritten = self._overwritten, set()
+        return found
 
     def catch_up(self, timeout: float) -> list[PartitionStatistics]:
         return self.read()

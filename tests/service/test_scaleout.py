@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from streamem.service.app import STATISTICS_REFRESH_SECONDS, Daemon
+from streamem.service.app import Daemon
 from streamem.service.codecs import encode_points
+from streamem.service.shards import STATISTICS_REFRESH_SECONDS
 from streamem.service.source import Partition
+from streamem.service.statistics import PartitionStatistics
 from streamem.synthetic import SensorModes
 from tests.service.fakes import FakeLog, FakeSource, FakeStatisticsTopic, SinkFactory
 from tests.service.test_app import PARTITIONS, Clock, _fill, _settings
@@ -157,3 +160,81 @@ def test_the_first_parameters_are_sent_at_once_for_the_waiting_partitions(
     assert _n_seen(first) == len(log.partitions[PARTITIONS[0]])
     own = sum(len(log.partitions[p]) for p in PARTITIONS[1:])
     assert _n_seen(second) == records[0].share.n_seen + own
+
+
+def _published(sinks: SinkFactory) -> list[dict[str, Any]]:
+    return [json.loads(v) for _, v, _ in sinks.on("streamem.models") if v is not None]
+
+
+def test_a_member_unsure_of_its_partitions_writes_nothing_and_a_lost_one_drops_them(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """A member paused past the session timeout (its heartbeats unanswered) neither publishes
+    nor sends statistics nor commits; once told its partitions are lost, it drops what it
+    learned of them; the member that gets them continues from their newest records."""
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    _fill(log, rng, 3000)
+    zombie = Replica(tmp_path / "a", log, topic, sinks, PARTITIONS)
+    for _ in range(40):
+        zombie.turn()
+    sent, published = len(topic.values), len(_published(sinks))
+    committed = dict(log.committed)
+    assert sent
+    assert published
+    zombie.source.expel()
+    _run([zombie], log)  # reads, learns and its checkpoint and publication fall due
+    assert len(topic.values) == sent
+    assert len(_published(sinks)) == published
+    assert log.committed == committed
+    zombie.source.lose()
+    assert zombie.daemon.assigned == ()
+    assert zombie.daemon.shards is not None
+    assert not zombie.daemon.shards.owned
+    assert not zombie.daemon.metrics.state.publishing
+    heir = Replica(tmp_path / "b", log, topic, sinks, PARTITIONS)
+    _run([heir], log)
+    assert _n_seen(heir) == log.size()
+    versions = [snapshot["version"] for snapshot in _published(sinks)]
+    assert versions == sorted(set(versions))
+    assert _published(sinks)[-1]["n_seen"] == log.size()
+
+
+def test_the_member_that_takes_over_the_leader_partition_publishes_what_it_restored(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """A rolling restart after traffic stopped: no record arrives any more, and still the
+    replica that gets the leader partition publishes the restored global model."""
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    _fill(log, rng, 3000)
+    first = Replica(tmp_path / "a", log, topic, sinks, PARTITIONS[:1])
+    second = Replica(tmp_path / "b", log, topic, sinks, PARTITIONS[1:])
+    _run([first, second], log)
+    # the leader's owner stops before the others' newest statistics reached its publication
+    first.daemon.shutdown()
+    newest = _published(sinks)[-1]
+    heir = Replica(tmp_path / "c", log, topic, sinks, PARTITIONS[:1])
+    _run([heir, second], log)
+    after = _published(sinks)[-1]
+    assert after["version"] > newest["version"]
+    assert after["n_seen"] == log.size()
+
+
+def test_an_owner_sends_its_record_again_over_another_members_late_write(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    _fill(log, rng, 1500)
+    owner = Replica(tmp_path, log, topic, sinks, PARTITIONS)
+    _run([owner], log)
+    own = {r.partition: r for r in topic.records()}
+    stale = own[PARTITIONS[1]]
+    late = PartitionStatistics(
+        stale.model, stale.partition, 0, 0, stale.created_at, None, None, writer="expelled"
+    )
+    topic.values.append(late.encode())  # a member that had not noticed it lost the partition
+    owner.turn()
+    owner.turn()
+    newest = [r for r in topic.records() if r.partition == PARTITIONS[1]][-1]
+    assert newest.writer == owner.daemon.statistics.writer  # type: ignore[union-attr]
+    assert newest.offset == stale.offset
+    assert newest.share == stale.share

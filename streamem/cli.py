@@ -97,6 +97,12 @@ def _extras_epilog() -> str:
     return "\n".join(lines)
 
 
+def _version() -> str:
+    from streamem import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -106,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"streamem {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = _subcommand(
@@ -139,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_names,
         default=[],
         help="topics to create, NAME or NAME:PARTITIONS, comma-separated (default: none; "
-        "producers create theirs with 1 partition)",
+        "a topic that a producer or consumer names first is created with 4 partitions)",
     )
 
     quickstart = _subcommand(
@@ -200,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --file readings.csv --rate 500\n"
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --count 10000 --change-after 5000\n"
         "  streamem produce --bootstrap-servers kafka:9092 --rate 500 --bad-every 1000\n"
+        "  streamem produce --bootstrap-servers 127.0.0.1:9092 --file r.csv --key-field sensor\n"
+        "  streamem produce --bootstrap-servers 127.0.0.1:9092 --topic docs --documents notes.txt\n"
         "A progress line (records sent, rate) is printed every few seconds on stderr.",
         _produce,
     )
@@ -207,6 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--topic", default="sensors", help="topic")
     produce.add_argument("--file", type=Path, help="CSV/NDJSON/.npy to replay (default: synthetic)")
     produce.add_argument("--features", type=_names, help="columns of --file to send")
+    produce.add_argument(
+        "--key-field",
+        help="key each record of --file by this column (a text or whole number), sent with it: "
+        "the sequence key of an HMM or state space daemon (input.sequence_key)",
+    )
+    produce.add_argument(
+        "--documents",
+        type=Path,
+        metavar="FILE",
+        help="send each non-blank line of this UTF-8 text file as one document "
+        "(the input of an LDA daemon, input.format: text)",
+    )
     produce.add_argument(
         "--rate", type=_positive, help="records per second (default: as fast as possible)"
     )
@@ -242,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot = _subcommand(
         commands,
         "plot",
-        "draw a model (ellipses over 2 features) and its learning curve to a PNG",
+        "draw a model (a mixture's ellipses over 2 features, another family's states, track, "
+        "matrices or topics) and its learning curve to a PNG",
         "  streamem plot model.json --data readings.csv --out model.png\n"
         "  streamem plot streamem-demo/snapshots.ndjson --features temp,vib",
         _plot,
@@ -250,7 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("model", type=Path, help="model JSON, snapshot or NDJSON of snapshots")
     plot.add_argument("--data", type=Path, help="a data file to draw a sample of")
     plot.add_argument("--features", type=_names, help="the two features to draw")
-    plot.add_argument("--sample", type=_positive_int, default=5_000, help="rows of --data drawn")
+    plot.add_argument(
+        "--sample",
+        type=_positive_int,
+        default=5_000,
+        help="rows of --data drawn: a uniform sample under a mixture, the first rows (a "
+        "sequence) under another family",
+    )
+    plot.add_argument("--seed", type=int, default=0, help="random seed of the sample of --data")
     plot.add_argument("--out", type=Path, default=Path("model.png"), help="PNG file")
 
     run = _subcommand(
@@ -355,6 +384,8 @@ def _fit(args: argparse.Namespace) -> int:
         )
     how = "batch EM (fewer rows than --init-size)" if result.batch_em else "stepwise EM"
     console.print(f"learned {result.n_rows:,} rows of {', '.join(data.features)} by {how}")
+    if data.text_columns:
+        console.print(f"left out the text column(s) {', '.join(data.text_columns)}")
     if result.n_skipped:
         console.print(f"skipped {result.n_skipped:,} rows without any value")
     out.write_text(result.model.to_json(), encoding="utf-8")
@@ -380,6 +411,7 @@ def _writable(path: Path, option: str) -> Path:
 def _produce(args: argparse.Namespace) -> int:
     from streamem.commands.produce import (
         ProgressLine,
+        document_records,
         file_records,
         paced,
         send_records,
@@ -387,10 +419,23 @@ def _produce(args: argparse.Namespace) -> int:
         with_malformed,
     )
     from streamem.datafiles import open_data
+    from streamem.errors import ValidationError
     from streamem.synthetic import SensorStream
 
-    if args.file is not None:
-        messages = file_records(open_data(args.file, args.features))
+    if args.file is not None and args.documents is not None:
+        raise ValidationError("give --file (readings) or --documents (texts), not both")
+    replayed = "--file" if args.file is not None else "--documents" if args.documents else None
+    if replayed and args.change_after is not None:
+        raise ValidationError(
+            f"--change-after is a regime change of the synthetic stream; {replayed} is replayed "
+            "as it is"
+        )
+    if args.key_field is not None and args.file is None:
+        raise ValidationError("--key-field keys the rows of --file; give --file")
+    if args.documents is not None:
+        messages = document_records(args.documents)
+    elif args.file is not None:
+        messages = file_records(open_data(args.file, args.features), args.key_field)
     else:
         stream = SensorStream(change_after=args.change_after, seed=args.seed)
         messages = synthetic_records(stream)
@@ -424,47 +469,84 @@ def _inspect(args: argparse.Namespace) -> int:
     if (args.file is None) == (args.bootstrap_servers is None):
         raise ValidationError("give a model FILE or --bootstrap-servers (one of the two)")
     if args.file is not None:
-        from streamem.commands.summary import load_summary
+        from streamem.commands.summary import load_view, read_documents
 
-        if args.json:  # any family's document, as it is
-            print(args.file.read_text(encoding="utf-8").strip())
+        if args.json:  # any family's document (a file of snapshots: the newest)
+            print(json.dumps(read_documents(args.file)[-1], indent=2))
             return 0
-        summary = load_summary(args.file)
+        view = load_view(args.file)
     else:
-        from streamem.commands.snapshots import latest_snapshots
+        from streamem.commands.snapshots import latest_snapshots, newest_run
 
         _connecting(args)  # before the model code is imported: at once
-        snapshots = latest_snapshots(
-            args.bootstrap_servers, args.topic, args.model, connect_timeout=args.connect_timeout
+        snapshots, warning = newest_run(
+            latest_snapshots(
+                args.bootstrap_servers, args.topic, args.model, connect_timeout=args.connect_timeout
+            )
         )
-        from streamem.commands.summary import MixtureSummary
-
+        if warning is not None:
+            print(f"streamem: warning: {warning}", file=sys.stderr)
         if args.json:
             print(json.dumps(snapshots[-1], indent=2))
             return 0
-        summary = MixtureSummary.from_snapshots(snapshots)
-    _console().print(summary.table())
+        from streamem.commands.summary import view_of_snapshots
+
+        view = view_of_snapshots(snapshots)
+    _print_view(view)
     return 0
+
+
+def _print_view(view: Any) -> None:
+    """Print a MixtureSummary (its table) or a ModelView (its renderables)."""
+    console = _console()
+    for part in view.renderables() if hasattr(view, "renderables") else [view.table()]:
+        console.print(part)
 
 
 def _plot(args: argparse.Namespace) -> int:
     from streamem.commands.fit import uniform_sample
-    from streamem.commands.plot import plot_summary
-    from streamem.commands.summary import load_summary
+    from streamem.commands.plot import plot_summary, plot_view
+    from streamem.commands.summary import MixtureSummary, load_view
+    from streamem.datafiles import Rebatcher
+    from streamem.errors import ValidationError
+
+    view = load_view(args.model)
+    mixture = isinstance(view, MixtureSummary)
+    wanted = 2 if mixture else 1
+    if args.features is not None and len(args.features) != wanted:
+        raise ValidationError(
+            f"--features takes {wanted} name(s) for this model, got {args.features}"
+        )
+    out = _writable(args.out, "--out")
+    data = None
+    if args.data is not None:
+        rows = _data_of(args.data, view.features).chunks()
+        if mixture:
+            data = uniform_sample(rows, args.sample, seed=args.seed)
+        else:  # a sequence: the first rows, in file order
+            data = next(Rebatcher(args.sample)(rows), None)
+    if isinstance(view, MixtureSummary):
+        out = plot_summary(view, out, data=data, features=args.features)
+    else:
+        out = plot_view(view, out, data=data, feature=(args.features or [None])[0])
+    print(f"plot written to {out}")
+    return 0
+
+
+def _data_of(path: Path, features: Sequence[str]) -> Any:
+    """The data file read in the model's features; a model whose features have no names
+    (x0, x1, ...) reads the file's numeric columns in order, if there are as many."""
     from streamem.datafiles import open_data
     from streamem.errors import ValidationError
 
-    if args.features is not None and len(args.features) != 2:
-        raise ValidationError(f"--features takes two names, got {args.features}")
-    out = _writable(args.out, "--out")
-    summary = load_summary(args.model)
-    data = None
-    if args.data is not None:
-        rows = open_data(args.data, summary.features).chunks()
-        data = uniform_sample(rows, args.sample, seed=0)
-    out = plot_summary(summary, out, data=data, features=args.features)
-    print(f"plot written to {out}")
-    return 0
+    positional = list(features) == [f"x{i}" for i in range(len(features))]
+    data = open_data(path, None if positional else features)
+    if positional and len(data.features) != len(features):
+        raise ValidationError(
+            f"{str(path)!r} has {len(data.features)} numeric columns ({', '.join(data.features)}), "
+            f"the model {len(features)}"
+        )
+    return data
 
 
 def _run(args: argparse.Namespace) -> int:

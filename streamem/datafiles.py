@@ -4,14 +4,18 @@
 :meth:`~DataFile.chunks` yields ``(rows, features)`` float64 arrays of at most ``chunk_rows`` rows,
 so that only one chunk is in memory at a time:
 
-- ``.csv``: a header row names the columns; empty cells (and ``nan``, ``NA``, ``null``) are
-  missing (NaN);
+- ``.csv``: comma-separated, a header row names the columns, ``.`` is the decimal mark; empty
+  cells (and ``nan``, ``NA``, ``null``) are missing (NaN). The whole file is read once when it
+  is opened: a row whose number of fields differs from the header's is refused with its line
+  (a semicolon-separated file is named as such), and each column's kind is decided from all its
+  cells: numbers, text (left out, listed in :attr:`DataFile.text_columns`), or both, which is
+  refused with the line of the first cell that is not a number;
 - ``.ndjson`` / ``.jsonl``: one JSON object per line (fields read by name; the numeric fields of
   the first object by default) or one JSON array of numbers per line; null is missing;
 - ``.npy``: a 2-D numeric array, memory-mapped (never unpickled).
 
-A value that is not a number is a :class:`~streamem.errors.ValidationError` naming the file, the
-line or row, and the column.
+A value that is not a number, or an infinite one (``inf``, ``1e400``), is a
+:class:`~streamem.errors.ValidationError` naming the file, the line or row, and the column.
 
 Examples
 --------
@@ -63,6 +67,8 @@ class DataFile:
     kind: str
     features: tuple[str, ...]
     named: bool
+    text_columns: tuple[str, ...] = ()
+    """The columns of a CSV file that hold text only, left out of the default features."""
 
     @property
     def _positions(self) -> list[int]:
@@ -80,11 +86,71 @@ class DataFile:
         ``progress``, if given, is called with the number of bytes read so far after each chunk.
         """
         reader = {"csv": self._csv_chunks, "ndjson": self._ndjson_chunks, "npy": self._npy_chunks}
+        first_row = 0
         for chunk, done in reader[self.kind](chunk_rows):
+            self._check_finite(chunk, first_row)
+            first_row += len(chunk)
             if progress is not None:
                 progress(done)
             if len(chunk):
                 yield chunk
+
+    def keys(self, field: str) -> Iterator[str | int]:
+        """The value of ``field`` in every row, in the order of :meth:`chunks`' rows: a text
+        (a CSV text column, an NDJSON string) or a whole number (a numeric column).
+
+        For sending each row keyed by its sequence (``streamem produce --key-field``).
+
+        Raises
+        ------
+        ValidationError
+            If the file has no such field, or a row's value is missing or neither a text nor a
+            whole number.
+        """
+        if self.kind == "csv":
+            values: Iterator[Any] = self._csv_texts(field)
+        elif self.kind == "ndjson" and self.named:
+            values = self._ndjson_values(field)
+        elif field in self.features:
+            column = self.features.index(field)
+            values = (row[column] for chunk in self.chunks() for row in chunk.tolist())
+        else:
+            raise ValidationError(f"{str(self.path)!r} has no field {field!r}")
+        for number, value in enumerate(values, start=1):
+            yield _key_of(value, field, self.path, number)
+
+    def _csv_texts(self, field: str) -> Iterator[str]:
+        import pandas as pd
+
+        try:
+            reader = pd.read_csv(
+                self.path, usecols=[field], dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS
+            )
+        except ValueError:
+            raise ValidationError(f"{str(self.path)!r} has no column {field!r}") from None
+        for frame in reader:
+            yield from frame[field].str.strip()
+
+    def _ndjson_values(self, field: str) -> Iterator[Any]:
+        with self.path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    item = _json_line(line, self.path, number)
+                    yield item.get(field) if isinstance(item, dict) else None
+
+    def _check_finite(self, chunk: np.ndarray, first_row: int) -> None:
+        """Refuse an infinite value (``inf``, or a number too large for a float such as
+        ``1e400``), naming its line (CSV; the header is line 1) or row (``.npy``) and column.
+        NDJSON lines are checked as they are read (:func:`_ndjson_row`)."""
+        infinite = np.isinf(chunk)
+        if self.kind == "ndjson" or not infinite.any():
+            return
+        row, column = (int(i) for i in np.argwhere(infinite)[0])
+        where = f"line {first_row + row + 2}" if self.kind == "csv" else f"row {first_row + row}"
+        raise ValidationError(
+            f"{str(self.path)!r} {where}: column {self.features[column]!r} is "
+            f"{chunk[row, column]}, not a finite number"
+        )
 
     def _csv_chunks(self, chunk_rows: int) -> Iterator[tuple[np.ndarray, int]]:
         import pandas as pd
@@ -157,13 +223,17 @@ def open_data(path: str | Path, features: Sequence[str] | None = None) -> DataFi
         raise ValidationError(
             f"{str(path)!r}: unknown data file kind; use .csv, .ndjson/.jsonl or .npy"
         )
+    if features is not None:
+        missing = [feature for feature in features if feature not in names]
+        if missing:
+            raise ValidationError(f"{str(path)!r} has no column(s) {missing}; it has {list(names)}")
+    if kind == "csv":
+        numeric, text = _csv_column_kinds(path, names, features)
+        return DataFile(path, kind, tuple(features or numeric), named, text)
     if features is None:
         if not numeric:
-            raise ValidationError(f"{str(path)!r}: no numeric column (in its first rows)")
+            raise ValidationError(f"{str(path)!r}: no numeric column")
         return DataFile(path, kind, numeric, named)
-    missing = [feature for feature in features if feature not in names]
-    if missing:
-        raise ValidationError(f"{str(path)!r} has no column(s) {missing}; it has {list(names)}")
     return DataFile(path, kind, tuple(features), named)
 
 
@@ -172,27 +242,126 @@ _Names = tuple[tuple[str, ...], tuple[str, ...], bool]
 
 
 def _csv_features(path: Path) -> _Names:
+    """The header's names, once every row was checked to have as many fields as it (the
+    columns' kinds come from :func:`_csv_column_kinds`)."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        rows = csv.reader(handle)
+        header = [cell.strip() for cell in next(rows, [])]
+        if not header:
+            raise ValidationError(f"{str(path)!r} is empty")
+        _check_header(path, header)
+        for row in rows:
+            if row and len(row) != len(header):
+                raise ValidationError(_ragged(path, header, rows.line_num, row))
+    return tuple(header), (), True
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    """Refuse a first line that is a row of numbers (no header naming the columns: its first
+    row would silently become the column names) or one name holding a ``;`` or a tab (a file
+    separated by something other than commas)."""
+    if all(_is_number(cell) and cell not in MISSING_TEXTS for cell in header):
+        raise ValidationError(
+            f"{str(path)!r} line 1 is a row of numbers ({','.join(header)[:60]}), not a header: "
+            "a CSV needs a first line naming its columns, e.g. temp,hum"
+        )
+    if len(header) == 1 and (separator := _other_separator(header[0])):
+        raise ValidationError(
+            f"{str(path)!r} line 1 ({header[0][:60]}) is one column name holding {separator!r}: "
+            "the file looks separated by " + repr(separator) + "; streamem reads comma-separated "
+            "files with '.' as the decimal mark, e.g. temp,hum then 21.5,0.4"
+        )
+
+
+def _other_separator(name: str) -> str | None:
+    return next((separator for separator in (";", "\t", "|") if separator in name), None)
+
+
+def _ragged(path: Path, header: list[str], line: int, row: list[str]) -> str:
+    text = ",".join(row)[:60]
+    return (
+        f"{str(path)!r} line {line} has {len(row)} fields ({text}), the header has "
+        f"{len(header)} ({','.join(header)[:60]}): every row needs one value per column "
+        "(an empty field is a missing value)"
+    )
+
+
+def _csv_column_kinds(
+    path: Path, names: tuple[str, ...], features: Sequence[str] | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The numeric and the text columns of a CSV, from every cell of the file.
+
+    A column is numeric if every cell is a number or missing, text if none is a number; a
+    column that holds both is refused with the line of its first cell that is not a number
+    (among ``features`` only, when they are given: the other columns are not read).
+    """
     import pandas as pd
 
-    try:
-        head = pd.read_csv(path, nrows=100, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise ValidationError(f"{str(path)!r} is empty") from None
-    _check_header(path)
-    names = tuple(str(column) for column in head.columns)
-    return names, tuple(name for name in names if all(_is_number(v) for v in head[name])), True
+    chosen = list(features) if features is not None else list(names)
+    kinds = {name: _ColumnKind() for name in chosen}
+    reader = pd.read_csv(  # numbers parsed as the reader will; only other columns looked into
+        path,
+        usecols=chosen,
+        keep_default_na=False,
+        na_values=MISSING_TEXTS,
+        chunksize=CHUNK_ROWS,
+        skip_blank_lines=False,  # a row per line: the line numbers of errors are exact
+    )
+    first_line = 2  # the header is line 1
+    for frame in reader:
+        for name in chosen:
+            kinds[name].add(frame[name], first_line)
+        first_line += len(frame)
+    for name in chosen:
+        kinds[name].check(path, name, mixed_only=features is None)
+    numeric = tuple(name for name in chosen if kinds[name].numeric)
+    text = tuple(name for name in chosen if not kinds[name].numeric)
+    if not numeric:
+        raise ValidationError(f"{str(path)!r}: no numeric column; it has {list(names)}")
+    return numeric, text
 
 
-def _check_header(path: Path) -> None:
-    """Refuse a CSV whose first line is a row of numbers: it has no header naming the columns
-    (its first row would silently become the column names)."""
-    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
-        first = next(csv.reader(handle), [])
-    cells = [cell.strip() for cell in first]
-    if cells and all(_is_number(cell) and cell not in MISSING_TEXTS for cell in cells):
+class _ColumnKind:
+    """What the cells of one CSV column were: numbers, and the first of the others."""
+
+    def __init__(self) -> None:
+        self.numbers = 0
+        self.others = 0
+        self.first_other: tuple[int, str] | None = None
+
+    @property
+    def numeric(self) -> bool:
+        return self.others == 0
+
+    def add(self, cells: Any, first_line: int) -> None:
+        import pandas as pd
+
+        if pd.api.types.is_float_dtype(cells) or pd.api.types.is_integer_dtype(cells):
+            self.numbers += int(cells.notna().sum())
+            return
+        text = cells.astype(str).str.strip()
+        missing = (cells.isna() | text.isin(MISSING_TEXTS)).to_numpy()
+        number = pd.to_numeric(text, errors="coerce").notna().to_numpy()
+        other = ~(missing | number)
+        self.numbers += int(number.sum())
+        self.others += int(other.sum())
+        if self.first_other is None and other.any():
+            at = int(np.argmax(other))
+            self.first_other = (first_line + at, str(text.iloc[at]))
+
+    def check(self, path: Path, name: str, mixed_only: bool) -> None:
+        """Refuse a column of numbers and text (any text if ``mixed_only`` is false)."""
+        if self.first_other is None or (mixed_only and self.numbers == 0):
+            return
+        line, text = self.first_other
+        both = (
+            f", though {self.numbers:,} of its cells are numbers ({self.others:,} are not); "
+            "correct the cell, or choose the columns to read (--features)"
+            if self.numbers
+            else ""
+        )
         raise ValidationError(
-            f"{str(path)!r} line 1 is a row of numbers ({','.join(cells)[:60]}), not a header: "
-            "a CSV needs a first line naming its columns, e.g. temp,hum"
+            f"{str(path)!r} line {line}: column {name!r} is {text!r}, not a number{both}"
         )
 
 
@@ -272,6 +441,19 @@ def _raise_first_bad_cell(path: Path, features: tuple[str, ...]) -> None:
         first_line += len(frame)
 
 
+def _key_of(value: Any, field: str, path: Path, row: int) -> str | int:
+    """A row's key: a non-empty text, or a whole number."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value and value not in MISSING_TEXTS:
+        return value
+    raise ValidationError(
+        f"{str(path)!r} row {row}: {field!r} is {value!r}, not a key (a text or a whole number)"
+    )
+
+
 def _is_json_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -306,6 +488,10 @@ def _ndjson_row(line: bytes, data: DataFile, number: int) -> list[float]:
     for feature, value in pairs:
         if value is None:
             row.append(math.nan)
+        elif _is_json_number(value) and math.isinf(value):
+            raise ValidationError(
+                f"{str(path)!r} line {number}: {feature!r} is {value!r}, not a finite number"
+            )
         elif _is_json_number(value):
             row.append(float(value))
         else:

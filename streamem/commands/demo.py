@@ -26,6 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,6 @@ def run_demo(
         A :class:`rich.console.Console` for the live view; a new one by default.
     """
     from rich.console import Console
-    from rich.live import Live
 
     console = console or Console()
     out_dir = Path(out_dir).resolve()
@@ -201,7 +201,7 @@ def run_demo(
             daemon = _start_daemon(config_path, out_dir / "daemon.log")
             started = time.monotonic()
             producer.start()
-            with Live(console=console, refresh_per_second=4, transient=False) as live:
+            with _live(console) as live:
                 try:
                     while (elapsed := time.monotonic() - started) < duration:
                         result.snapshots.extend(reader.poll(0.25))
@@ -227,8 +227,31 @@ def run_demo(
             if daemon is not None:
                 _stop(daemon)
     result.produced = producer.sent
-    _write_results(result, config, producer.recent, producer.stream.change_after)
+    change_at = producer.stream.change_after
+    changed = _regime_changed(change_at, producer.sent)  # not if stopped early, before it
+    _write_results(result, config, producer.recent, change_at if changed else None)
     return result
+
+
+def _regime_changed(change_after: int | None, sent: int) -> bool:
+    """Whether readings of the changed regime were sent (the first ``change_after`` are not).
+
+    >>> _regime_changed(45_000, 12_000), _regime_changed(45_000, 45_001), _regime_changed(None, 9)
+    (False, True, False)
+    """
+    return change_after is not None and sent > change_after
+
+
+@contextmanager
+def _live(console: Any) -> Iterator[Any]:
+    """A rich ``Live`` view whose last frame ends its line also without a terminal (rich
+    leaves it open there, and the next line printed would be glued to the box)."""
+    from rich.live import Live
+
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        yield live
+    if not console.is_terminal:
+        console.line()
 
 
 def _start_daemon(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
@@ -288,8 +311,7 @@ def _view(
     table = Table(title=f"streamem demo: {elapsed:4.0f} s of {duration:.0f} s", show_header=False)
     table.add_column(justify="right", style="bold")
     table.add_column()
-    change_at = producer.stream.change_after
-    changed = change_at is not None and producer.sent >= change_at
+    changed = _regime_changed(producer.stream.change_after, producer.sent)
     regime = "changed (hotter, heavier load)" if changed else "normal"
     table.add_row("produced", f"{producer.sent:,} readings, regime {regime}")
     if not snapshots:

@@ -42,6 +42,9 @@ __all__ = ["FitResult", "choose_components", "fit_file", "uniform_sample"]
 SAMPLE_SIZE = 100_000
 """Rows of the sample on which ``--components auto`` compares the candidates."""
 
+SAMPLE_STREAM = 0x5A4D
+"""Entropy word that makes :func:`uniform_sample`'s keys a stream of their own for each seed."""
+
 Progress = Callable[[int], None]
 """Called with the bytes read so far, over both passes of ``"auto"`` (for a progress bar)."""
 
@@ -159,7 +162,11 @@ def uniform_sample(
     ``what`` names the rows' file in the error raised when there is no row.
 
     Every row gets a random key and the ``size`` smallest keys are kept, so each subset of
-    ``size`` rows is equally likely.
+    ``size`` rows is equally likely. The keys come from their own stream of ``seed``
+    (:data:`SAMPLE_STREAM`), never from ``default_rng(seed)``: data made by that generator
+    (``SensorModes.default().sample(n, np.random.default_rng(0))`` labels each row by one of
+    its uniforms) would otherwise give each row a key equal to its label's uniform, and the
+    sample would keep the rows of the lowest labels.
 
     Examples
     --------
@@ -167,7 +174,7 @@ def uniform_sample(
     >>> uniform_sample(chunks, 3).shape
     (3, 2)
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([SAMPLE_STREAM, seed])
     kept: np.ndarray | None = None
     keys = np.empty(0)
     for chunk in chunks:

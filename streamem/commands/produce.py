@@ -1,9 +1,11 @@
 """``streamem produce``: readings into a Kafka topic, from a file or the synthetic sensor stream.
 
-Every record is a JSON object, the format that ``input.format: json`` reads:
+Every record is a JSON object, the format that ``input.format: json`` reads, but documents:
 
 - from a file (:mod:`streamem.datafiles`: CSV, NDJSON, ``.npy``), each row becomes
-  ``{"<feature>": value, ...}`` with its numeric features (a missing value is ``null``), no key;
+  ``{"<feature>": value, ...}`` with its numeric features (a missing value is ``null``), no key,
+  or keyed by a field of the row (:func:`file_records`);
+- from a text file, each line is one document, sent as it is (:func:`document_records`);
 - from the synthetic stream (:class:`streamem.synthetic.SensorStream`), each reading is
   ``{"machine": "m2", "ts": ..., "temp": ..., "hum": ..., "vib": ...}`` keyed by its machine.
 
@@ -24,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from itertools import islice
+from pathlib import Path
 
 from streamem.commands.connect import connect
 from streamem.datafiles import DataFile
@@ -33,6 +36,7 @@ from streamem.synthetic import SensorStream
 __all__ = [
     "MALFORMED",
     "ProgressLine",
+    "document_records",
     "file_records",
     "paced",
     "send_records",
@@ -56,14 +60,67 @@ def synthetic_records(stream: SensorStream) -> Iterator[Message]:
             yield str(reading["machine"]).encode(), json.dumps(reading).encode()
 
 
-def file_records(data: DataFile) -> Iterator[Message]:
-    """Every row of a data file as a JSON object of its features (NaN as null), unkeyed."""
+def file_records(data: DataFile, key_field: str | None = None) -> Iterator[Message]:
+    """Every row of a data file as a JSON object of its features (NaN as null).
+
+    With ``key_field`` the row's value of that field (a text or a whole number,
+    :meth:`~streamem.datafiles.DataFile.keys`) is the record's key and a field of the object:
+    the input of a sequential family's daemon with ``input.sequence_key`` (each sequence in one
+    partition); unkeyed otherwise.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from streamem.datafiles import open_data
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "readings.csv"
+    >>> _ = path.write_text("sensor,temp\\ns1,21.5\\ns2,\\n")
+    >>> list(file_records(open_data(path), key_field="sensor"))
+    [(b's1', b'{"temp": 21.5, "sensor": "s1"}'), (b's2', b'{"temp": null, "sensor": "s2"}')]
+    """
+    keys = data.keys(key_field) if key_field is not None else None
     for chunk in data.chunks():
         for row in chunk.tolist():
-            values = {
+            values: dict[str, object] = {
                 f: None if math.isnan(v) else v for f, v in zip(data.features, row, strict=True)
             }
-            yield None, json.dumps(values).encode()
+            if keys is None:
+                yield None, json.dumps(values).encode()
+                continue
+            key = next(keys)
+            values[str(key_field)] = key
+            yield str(key).encode(), json.dumps(values).encode()
+
+
+def document_records(path: Path) -> Iterator[Message]:
+    """Every non-blank line of a UTF-8 text file as one document (the record's value, the
+    input of an ``input.format: text`` daemon), unkeyed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> _ = path.write_text("pump leak at valve 3\\n\\nbelt motor noise\\n")
+    >>> list(document_records(path))
+    [(None, b'pump leak at valve 3'), (None, b'belt motor noise')]
+
+    Raises
+    ------
+    ValidationError
+        If the file cannot be read or a line is not UTF-8 (named by its number).
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as error:
+        raise ValidationError(f"cannot read {str(path)!r}: {error.strerror}") from None
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            text = line.rstrip(b"\r\n")
+            try:
+                text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValidationError(f"{str(path)!r} line {number} is not UTF-8 text") from None
+            if text.strip():
+                yield None, text
 
 
 def with_malformed(messages: Iterator[Message], every: int | None) -> Iterator[Message]:

@@ -20,13 +20,13 @@ from typing import Any
 from streamem.commands.connect import connect
 from streamem.errors import StreamemError, ValidationError
 
-__all__ = ["SnapshotReader", "latest_snapshots"]
+__all__ = ["SnapshotReader", "latest_snapshots", "newest_run"]
 
 _TOPIC_WAIT_SECONDS = 5.0  # a topic whose metadata has not come within this time does not exist
 
 
 class SnapshotReader:
-    """New snapshots of a topic (of one model, if ``model`` is given), oldest version first.
+    """New snapshots of a topic (of one model, if ``model`` is given), in publication order.
 
     Records whose value is not a JSON object with a ``version`` are skipped: the topic may be
     shared with other writers. So is a snapshot older than the newest one read of its model in
@@ -60,7 +60,8 @@ class SnapshotReader:
         self._newest: dict[bytes | None, tuple[int, float]] = {}
 
     def poll(self, timeout: float = 0.2) -> list[dict[str, Any]]:
-        """The snapshots that arrived since the last call (waits up to ``timeout`` seconds)."""
+        """The snapshots that arrived since the last call (waits up to ``timeout`` seconds), in
+        the order they were published (a model's records share a partition: its key)."""
         if not self._assign():
             time.sleep(timeout)
             return []
@@ -77,7 +78,7 @@ class SnapshotReader:
                     continue  # delivered late by an expelled member
                 self._newest[record.key] = made
                 found.append(snapshot)
-        return sorted(found, key=lambda snapshot: snapshot["version"])
+        return found
 
     def at_ends(self, ends: dict[Any, int]) -> bool:
         """Whether every partition was read up to its offset in ``ends``; partitions whose
@@ -135,7 +136,7 @@ def latest_snapshots(
     timeout: float = 30.0,
     connect_timeout: float = 10.0,
 ) -> list[dict[str, Any]]:
-    """Every snapshot of ``topic`` published before the call, oldest version first.
+    """Every snapshot of ``topic`` published before the call, in the order of publication.
 
     Reads each partition up to its end as of the start of the call (see the module docstring)
     and stops; ``timeout`` bounds the whole read (a topic that does not exist or a broker that
@@ -174,4 +175,37 @@ def latest_snapshots(
     names = sorted({str(snapshot.get("model")) for snapshot in found})
     if len(names) > 1:
         raise ValidationError(f"topic {topic!r} holds models {names}: choose one with --model")
-    return sorted(found, key=lambda snapshot: snapshot["version"])
+    return found
+
+
+def newest_run(snapshots: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """The snapshots since the versions last started again, and a warning if they did.
+
+    A model's versions increase while one lineage publishes; a daemon whose state was reset
+    or that was switched to scale-out publishes from version 1 again. Its newest record is
+    then the model, not the highest version.
+
+    Examples
+    --------
+    >>> run, warning = newest_run([{"version": 20}, {"version": 21}, {"version": 1}])
+    >>> [s["version"] for s in run]
+    [1]
+    >>> print(warning)
+    version 1 was published after version 21: the model's versions started again (a daemon
+    whose state was reset, or switched to scale-out); showing the newest run, from version 1
+    """
+    starts = [i for i in range(1, len(snapshots)) if _starts_again(snapshots[i], snapshots[i - 1])]
+    if not starts:
+        return snapshots, None
+    at = starts[-1]
+    version, before = snapshots[at]["version"], snapshots[at - 1]["version"]
+    return snapshots[at:], (
+        f"version {version} was published after version {before}: the model's versions "
+        "started again (a daemon whose state was reset, or switched to scale-out); showing "
+        f"the newest run, from version {version}"
+    )
+
+
+def _starts_again(snapshot: dict[str, Any], before: dict[str, Any]) -> bool:
+    """Whether ``snapshot`` starts a new run of versions after ``before``."""
+    return bool(snapshot["version"] <= before["version"])

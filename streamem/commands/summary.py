@@ -22,17 +22,35 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from streamem.engine.monitor import ConvergenceMonitor
 from streamem.errors import ValidationError
 from streamem.models import covariance as cov
 from streamem.models.document import FORMAT, check_mixture_parameters
 from streamem.models.gaussian_mixture import GaussianMixture
 from streamem.models.registry import family_names
 
-__all__ = ["CurvePoint", "MixtureSummary", "load_summary"]
+if TYPE_CHECKING:
+    from streamem.commands.views import ModelView
+
+MIXTURE = GaussianMixture.family
+
+__all__ = [
+    "CurvePoint",
+    "MixtureSummary",
+    "fact_text",
+    "load_summary",
+    "load_view",
+    "monitor_curve",
+    "plus_minus",
+    "read_documents",
+    "snapshot_curve",
+    "snapshot_facts",
+    "view_of_snapshots",
+]
 
 
 @dataclass(frozen=True)
@@ -74,12 +92,6 @@ class MixtureSummary:
         names = getattr(model, "feature_names_in_", None)
         features = tuple(names) if names is not None else tuple(f"x{i}" for i in range(d))
         n_seen = int(getattr(model, "n_seen_", 0))
-        curve, seen = [], n_seen - sum(r.n_points for r in model.monitor_.history)
-        for record in model.monitor_.history:
-            seen += record.n_points
-            curve.append(
-                CurvePoint(seen, record.mean_log_likelihood, record.smoothed_log_likelihood)
-            )
         last = model.monitor_.last
         if last is not None:  # stepwise EM: the last mini-batch's
             facts: dict[str, Any] = {"updates": int(model.n_iter_)}
@@ -103,7 +115,7 @@ class MixtureSummary:
                 np.asarray(model.covariances_, dtype=float), covariance_type, k, d
             ),
             facts=facts,
-            curve=tuple(curve),
+            curve=monitor_curve(model.monitor_, n_seen),
             n_updates=int(model.n_iter_) if last is not None else None,
         )
 
@@ -113,7 +125,7 @@ class MixtureSummary:
         if not snapshots:
             raise ValidationError("no model snapshot to summarise")
         last = snapshots[-1]
-        _check_mixture_family(last.get("family", "gaussian_mixture"))
+        _check_mixture_family(last.get("family", MIXTURE))
         try:
             k, d = int(last["n_components"]), int(last["n_features"])
             covariance_type = cov.check_covariance_type(last["covariance_type"])
@@ -131,25 +143,8 @@ class MixtureSummary:
                 weights=np.asarray(last["weights"], dtype=float),
                 means=np.asarray(last["means"], dtype=float),
                 covariances=cov.full_matrices(covariances, covariance_type, k, d),
-                facts={
-                    "version": last["version"],
-                    "points seen": last["n_seen"],
-                    "batches": last["n_batches"],
-                    "mean log-likelihood": last["mean_log_likelihood"],
-                    "smoothed": last["smoothed_log_likelihood"],
-                    "step size": last["step_size"],
-                    "converged": last["converged"],
-                    "drift events": last["drift_events"],
-                },
-                curve=tuple(
-                    CurvePoint(
-                        int(s["n_seen"]),
-                        float(s["mean_log_likelihood"]),
-                        float(s["smoothed_log_likelihood"]),
-                        bool(s["drift"]),
-                    )
-                    for s in snapshots
-                ),
+                facts=snapshot_facts(last),
+                curve=snapshot_curve(snapshots),
             )
         except ValidationError:
             raise
@@ -163,7 +158,7 @@ class MixtureSummary:
         """A :class:`rich.table.Table`: one row per component, heaviest first."""
         from rich.table import Table
 
-        facts = ", ".join(f"{key} {_fact(value)}" for key, value in self.facts.items())
+        facts = ", ".join(f"{key} {fact_text(value)}" for key, value in self.facts.items())
         table = Table(
             title=f"{self.name}: {len(self.weights)} {self.covariance_type}-covariance components",
             caption=facts,
@@ -174,36 +169,76 @@ class MixtureSummary:
             table.add_column(f"{feature} mean ± sd", justify="right")
         sds = np.sqrt(np.diagonal(self.covariances, axis1=1, axis2=2))
         for j in np.argsort(-self.weights):
-            cells = [_plus_minus(m, s) for m, s in zip(self.means[j], sds[j], strict=True)]
+            cells = [plus_minus(m, s) for m, s in zip(self.means[j], sds[j], strict=True)]
             table.add_row(str(j), f"{self.weights[j]:.3f}", *cells)
         return table
 
 
-def _plus_minus(mean: float, sd: float) -> str:
+def plus_minus(mean: float, sd: float) -> str:
     """``mean ± sd`` with two significant digits of ``sd`` and the mean to the same decimal.
 
-    >>> _plus_minus(56.0123, 4.04), _plus_minus(0.25123, 0.0634), _plus_minus(1234.5, 210.0)
+    >>> plus_minus(56.0123, 4.04), plus_minus(0.25123, 0.0634), plus_minus(1234.5, 210.0)
     ('56.0 ± 4.0', '0.251 ± 0.063', '1234 ± 210')
     """
     decimals = max(0, 1 - math.floor(math.log10(sd))) if sd > 0 and math.isfinite(sd) else 3
     return f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
 
 
-def _fact(value: Any) -> str:
+def fact_text(value: Any) -> str:
+    """A fact's value as printed: floats to 4 decimals, integers with thousands separators."""
     if isinstance(value, float):
         return f"{value:.4f}" if math.isfinite(value) else str(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
     return str(value)
 
 
-def load_summary(path: str | Path) -> MixtureSummary:
-    """Read a model JSON file, a snapshot JSON file, or an NDJSON file of snapshots.
+def monitor_curve(monitor: ConvergenceMonitor, n_seen: int) -> tuple[CurvePoint, ...]:
+    """The learning curve of a model's monitor (its newest records), ending at ``n_seen``."""
+    curve, seen = [], n_seen - sum(record.n_points for record in monitor.history)
+    for record in monitor.history:
+        seen += record.n_points
+        curve.append(CurvePoint(seen, record.mean_log_likelihood, record.smoothed_log_likelihood))
+    return tuple(curve)
+
+
+def snapshot_facts(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """The facts of a published snapshot printed above its tables (any family)."""
+    return {
+        "version": snapshot["version"],
+        "points seen": snapshot["n_seen"],
+        "batches": snapshot["n_batches"],
+        "mean log-likelihood": snapshot["mean_log_likelihood"],
+        "smoothed": snapshot["smoothed_log_likelihood"],
+        "step size": snapshot["step_size"],
+        "converged": snapshot["converged"],
+        "drift events": snapshot["drift_events"],
+    }
+
+
+def snapshot_curve(snapshots: Sequence[Mapping[str, Any]]) -> tuple[CurvePoint, ...]:
+    """The learning curve of published snapshots, one point per version."""
+    return tuple(
+        CurvePoint(
+            int(s["n_seen"]),
+            float(s["mean_log_likelihood"]),
+            float(s["smoothed_log_likelihood"]),
+            bool(s["drift"]),
+        )
+        for s in snapshots
+    )
+
+
+def read_documents(path: str | Path) -> list[dict[str, Any]]:
+    """The JSON objects of a model file, a snapshot file or an NDJSON file of snapshots.
 
     Raises
     ------
     ValidationError
-        If the file is missing or is none of these.
+        If the file is missing, holds no JSON object, or its last object is neither a
+        streamem model document (a ``format`` key) nor a snapshot (a ``schema_version`` key).
     """
     path = Path(path)
     try:
@@ -225,6 +260,20 @@ def load_summary(path: str | Path) -> MixtureSummary:
             f"{str(path)!r} holds neither a {FORMAT} model (no 'format' key) nor a model "
             "snapshot (no 'schema_version' key)"
         )
+    return documents
+
+
+def load_summary(path: str | Path) -> MixtureSummary:
+    """Read a Gaussian mixture's model JSON file, snapshot JSON file, or NDJSON of snapshots.
+
+    Raises
+    ------
+    ValidationError
+        If the file is missing or is none of these (another family's: :func:`load_view`).
+    """
+    path = Path(path)
+    documents = read_documents(path)
+    last = documents[-1]
     if "format" in last:
         if last["format"] != FORMAT:
             _check_mixture_family(str(last["format"]))
@@ -235,12 +284,47 @@ def load_summary(path: str | Path) -> MixtureSummary:
     return MixtureSummary.from_snapshots(documents)
 
 
+def load_view(path: str | Path) -> MixtureSummary | ModelView:
+    """Read any family's model file, snapshot file or NDJSON of snapshots: a Gaussian
+    mixture's :class:`MixtureSummary`, another family's :class:`~streamem.commands.views.ModelView`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from streamem import LinearGaussianSSM
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "level.json"
+    >>> model = LinearGaussianSSM(n_dim_state=1).partial_fit(np.cumsum(np.ones(50)))
+    >>> _ = path.write_text(model.to_json())
+    >>> load_view(path).family
+    'linear_gaussian_ssm'
+    """
+    from streamem.commands.views import ModelView
+    from streamem.models.registry import model_from_dict
+
+    path = Path(path)
+    documents = read_documents(path)
+    last = documents[-1]
+    if last.get("format", FORMAT) == FORMAT and last.get("family", MIXTURE) == MIXTURE:
+        return load_summary(path)
+    if "format" in last:
+        return ModelView.from_model(model_from_dict(last), name=path.stem)
+    return view_of_snapshots(documents)
+
+
+def view_of_snapshots(snapshots: Sequence[Mapping[str, Any]]) -> MixtureSummary | ModelView:
+    """The view of published snapshots of any family, as :func:`load_view`."""
+    from streamem.commands.views import ModelView
+
+    if snapshots and snapshots[-1].get("family", MIXTURE) != MIXTURE:
+        return ModelView.from_snapshots(snapshots)
+    return MixtureSummary.from_snapshots(snapshots)
+
+
 def _check_mixture_family(family: str) -> None:
     """The summary is a mixture's table; another streamem family's document (a snapshot's
     ``family``, a model's ``format``) is named, not misread."""
     other_family = family in family_names() or family.startswith("streamem.")
-    if other_family and family not in ("gaussian_mixture", FORMAT):
+    if other_family and family not in (MIXTURE, FORMAT):
         raise ValidationError(
-            f"the summary shows Gaussian mixtures, this is a {family!r} model: --json prints "
-            "its document"
+            f"this is a {family!r} model, not a Gaussian mixture: load_view reads every family"
         )

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from streamem.engine.records import FloatArray
-from streamem.errors import ValidationError
+from streamem.errors import ValidationError, format_mismatch
 from streamem.models import covariance as cov
 
 __all__ = [
@@ -101,9 +101,7 @@ def validate_model_document(document: Any, where: str = "model document") -> Non
     if not isinstance(document, dict):
         raise ValidationError(f"{where}: expected a JSON object, got {_short(document)}")
     if document.get("format") != FORMAT:
-        raise ValidationError(
-            f"{where}: not a {FORMAT} document (format is {_short(document.get('format'))})"
-        )
+        raise ValidationError(f"{where}: {format_mismatch(document, FORMAT)}")
     if document.get("format_version") != FORMAT_VERSION:
         raise ValidationError(
             f"{where}: format_version {_short(document.get('format_version'))} is not "

@@ -21,7 +21,13 @@ from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from streamem.engine import ConvergenceMonitor, Schedule, StepwiseEM, schedule_from_dict
 from streamem.engine.family import Family
 from streamem.engine.records import FloatArray
-from streamem.errors import NotFittedError, StreamemWarning, ValidationError
+from streamem.errors import (
+    NotFittedError,
+    StreamemWarning,
+    ValidationError,
+    format_mismatch,
+    path_hint,
+)
 from streamem.models.protocol import ModelStatus
 
 __all__ = [
@@ -192,7 +198,7 @@ def parse_json_document(text: str | bytes) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError) as error:
         reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
-        raise ValidationError(f"model document: not JSON ({reason})") from None
+        raise ValidationError(f"model document: not JSON ({reason}){path_hint(text)}") from None
 
 
 def document_hyperparameters(document: Any, fmt: str, version: int) -> dict[str, Any]:
@@ -213,7 +219,7 @@ def document_hyperparameters(document: Any, fmt: str, version: int) -> dict[str,
         raise ValidationError(f"model document: expected a JSON object, got {document!r:.60}")
     found = document.get("format")
     if found != fmt:
-        raise ValidationError(f"not a {fmt} document: format={found!r}")
+        raise ValidationError(format_mismatch(document, fmt))
     if document.get("format_version") != version:
         raise ValidationError(
             f"format_version {document.get('format_version')!r} is not supported "

@@ -21,7 +21,12 @@ from streamem.engine import (
     StepwiseEM,
 )
 from streamem.engine.records import FloatArray
-from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, ValidationError
+from streamem.errors import (
+    DegenerateUpdateError,
+    RefusedUpdateWarning,
+    ValidationError,
+    input_error,
+)
 from streamem.models import covariance as cov
 from streamem.models.engine_model import (
     EngineBackedModel,
@@ -400,7 +405,7 @@ class GaussianHMM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
         try:
             rows = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
         except ValueError as error:
-            raise ValidationError(str(error)) from error
+            raise input_error(error) from error
         expected = getattr(self, "n_features_in_", None)
         if not reset and expected is not None and rows.shape[1] != expected:
             raise ValidationError(

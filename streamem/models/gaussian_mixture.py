@@ -24,6 +24,7 @@ from streamem.errors import (
     DegenerateUpdateError,
     RefusedUpdateWarning,
     ValidationError,
+    input_error,
 )
 from streamem.models import covariance as cov
 from streamem.models.document import FORMAT, FORMAT_VERSION, validate_model_document
@@ -541,7 +542,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
                 ensure_min_samples=1,
             )
         except ValueError as error:
-            raise ValidationError(str(error)) from error
+            raise input_error(error) from error
         empty_rows = np.flatnonzero(np.isnan(checked).all(axis=1))
         if len(empty_rows):
             raise ValidationError(

@@ -20,7 +20,7 @@ from streamem.engine import (
     StepwiseEM,
 )
 from streamem.engine.records import FloatArray
-from streamem.errors import ValidationError
+from streamem.errors import ValidationError, input_error
 from streamem.models.compact import decode_fields, encode_fields
 from streamem.models.engine_model import (
     EngineBackedModel,
@@ -584,7 +584,7 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
             )
             check_non_negative(checked, f"{type(self).__name__} (input X)")
         except ValueError as error:
-            raise ValidationError(str(error)) from error
+            raise input_error(error) from error
         counts = sp.csr_matrix(checked, dtype=np.float64, copy=not sp.issparse(checked))
         if not counts.has_canonical_format:
             counts = counts.copy()

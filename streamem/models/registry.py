@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from streamem.errors import ValidationError
+from streamem.errors import ValidationError, format_mismatch
 from streamem.models.protocol import StreamingModel
 
 _FAMILIES: dict[str, tuple[str, str]] = {
@@ -75,4 +75,4 @@ def model_from_dict(document: dict[str, Any]) -> StreamingModel:
         if getattr(kind, "FORMAT", None) == fmt:
             return kind.from_dict(document)
     known = [getattr(model_class(family), "FORMAT", None) for family in _FAMILIES]
-    raise ValidationError(f"format must be one of {known}, got {fmt!r}")
+    raise ValidationError(format_mismatch(document, [str(name) for name in known]))

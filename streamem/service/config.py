@@ -662,9 +662,9 @@ class VocabularySettings(_Section):
     @_model_validator(mode="after")
     def _check_one(self) -> VocabularySettings:
         given = [name for name in ("words", "file", "n_features") if getattr(self, name)]
-        if len(given) != 1:
+        if len(given) != 1:  # the second key given is the one too many (none given: words)
             raise _rule_error(
-                "words",
+                given[1] if len(given) > 1 else "words",
                 f"expected exactly one of words, file, n_features, received "
                 f"{', '.join(given) or 'none'}",
             )
@@ -1094,8 +1094,13 @@ def _read_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         problem = ConfigProblem("", f"not valid YAML: {exc}")
         raise ConfigError(source, (problem,)) from exc
-    if data is None:
-        return {}
+    if data is None or data == {}:  # a file that names nothing is a mistake, not the defaults
+        problem = ConfigProblem(
+            "",
+            f"config file {source!r} sets nothing (it is empty or only comments): give the "
+            "sections to set, e.g. from configs/sensors-json.yaml",
+        )
+        raise ConfigError(source, (problem,))
     if not isinstance(data, dict):
         problem = ConfigProblem("", f"expected a mapping of sections, received {_received(data)}")
         raise ConfigError(source, (problem,))

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-__all__ = ["JsonFormatter", "RateLimitFilter", "configure_logging"]
+__all__ = ["JsonFormatter", "RateLimitFilter", "SlowTaskFilter", "configure_logging"]
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _HANDLER_NAME = "streamem-daemon"
@@ -38,6 +39,40 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
         return json.dumps(document, ensure_ascii=False)
+
+
+_NUMBERS = re.compile(r"\d+(\.\d+)?")
+
+SLOW_TASK_SECONDS = 1.0
+"""kafka-python's "Task ... ran for ...s ... blocking the event loop" warnings of shorter steps
+are left out (:class:`SlowTaskFilter`)."""
+
+_SLOW_TASK = re.compile(r"^Task .* ran for (?P<seconds>\d+(\.\d+)?)s .*blocking the event loop")
+
+
+class SlowTaskFilter(logging.Filter):
+    """Leaves out kafka-python's warning that a step of its network loop ran longer than 0.1 s,
+    when it ran less than :data:`SLOW_TASK_SECONDS`.
+
+    A consumer's rebalance listener runs inside that loop, and the daemon's restores a
+    partition's state there (every scale-out assignment takes a little over 0.1 s); a step must
+    take seconds before the group's heartbeats (``session_timeout_ms``) are at risk.
+
+    Examples
+    --------
+    >>> def record(seconds):
+    ...     text = (f"Task <Task x> ran for {seconds:.3f}s (>0.100s threshold). It is blocking "
+    ...             "the event loop -- likely a tight sync loop inside a coroutine.")
+    ...     return logging.LogRecord("kafka.net.selector", logging.WARNING, "", 1, text, (), None)
+    >>> SlowTaskFilter().filter(record(0.101)), SlowTaskFilter().filter(record(2.5))
+    (False, True)
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kafka"):
+            return True
+        slow = _SLOW_TASK.match(str(record.msg))
+        return slow is None or float(slow["seconds"]) >= SLOW_TASK_SECONDS
 
 
 class RateLimitFilter(logging.Filter):
@@ -71,7 +106,8 @@ class RateLimitFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith(self.prefix):
             return True
-        key = (record.name, record.levelno, str(record.msg))
+        # messages formatted before logging differ by their numbers (ports, node ids, times)
+        key = (record.name, record.levelno, _NUMBERS.sub("#", str(record.msg)))
         last = self._last.get(key)
         if last is not None and record.created - last < self.period:
             self._skipped[key] = self._skipped.get(key, 0) + 1
@@ -91,7 +127,9 @@ def configure_logging(level: str, format: str, *, stream: TextIO | None = None) 
 
     kafka-python's own loggers are kept at WARNING unless ``level`` is DEBUG: at INFO they
     describe every connection and group event; and each of their messages is let through at
-    most once per 10 s (:class:`RateLimitFilter`). Calling it again replaces the handler.
+    most once per 10 s (:class:`RateLimitFilter`; messages that differ only by their numbers
+    are one message), its warnings about network-loop steps shorter than 1 s are left out
+    (:class:`SlowTaskFilter`). Calling it again replaces the handler.
 
     Parameters
     ----------
@@ -110,6 +148,7 @@ def configure_logging(level: str, format: str, *, stream: TextIO | None = None) 
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if format == "json" else logging.Formatter(_TEXT_FORMAT))
     if level != "DEBUG":
+        handler.addFilter(SlowTaskFilter())
         handler.addFilter(RateLimitFilter("kafka", period=10.0))
     root.addHandler(handler)
     root.setLevel(level)

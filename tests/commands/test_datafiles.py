@@ -79,6 +79,11 @@ def test_npy_is_memory_mapped_and_never_unpickled(tmp_path: Path) -> None:
         ("empty.ndjson", "\n\n", "is empty"),
         ("text.csv", "a,b\nx,y\n", "no numeric column"),
         ("rows.parquet", "PAR1", "unknown data file kind"),
+        # issue 32, item 12: inf or 1e400 reached scikit-learn, whose error names no line
+        ("big.csv", "a,b\n1,2\n3,1e400\n", "line 3: column 'b' is inf, not a finite number"),
+        ("big.csv", "a,b\n1,2\n-inf,4\n", "line 3: column 'a' is -inf, not a finite number"),
+        ("big.ndjson", '{"a": 1}\n{"a": 1e400}\n', "line 2: 'a' is inf, not a finite number"),
+        ("big.jsonl", "[1, 2]\n[Infinity, 2]\n", "line 2: 'x0' is inf, not a finite number"),
     ],
 )
 def test_bad_files_and_values_get_a_specific_error(
@@ -124,3 +129,87 @@ def test_csv_missing_value_spellings_are_nan(tmp_path: Path) -> None:
     path = tmp_path / "saved.csv"  # np.savetxt writes "nan"
     path.write_text("a,b\n1.0,nan\nNA,2.0\nnull,\n")
     np.testing.assert_array_equal(_read_all(path), [[1.0, np.nan], [np.nan, 2.0], [np.nan, np.nan]])
+
+
+def _sensor_rows(n: int) -> list[str]:
+    rng = np.random.default_rng(0)
+    return [f"{t:.3f},{h:.3f},{v:.3f}" for t, h, v in rng.normal(size=(n, 3)).tolist()]
+
+
+def test_one_bad_cell_among_the_first_rows_is_refused_not_the_column_dropped(
+    tmp_path: Path,
+) -> None:
+    # issue 32 item 2: a single "oops" on line 6 dropped the column "hum" without a word
+    rows = _sensor_rows(1_000)
+    rows[4] = rows[4].split(",")[0] + ",oops," + rows[4].split(",")[2]
+    path = tmp_path / "readings.csv"
+    path.write_text("temp,hum,vib\n" + "\n".join(rows) + "\n")
+    message = "line 6: column 'hum' is 'oops', not a number, though 999 of its cells are numbers"
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        open_data(path)
+    path.write_text("temp,hum,vib\n\n" + "\n".join(rows) + "\n")  # a blank line 2
+    with pytest.raises(ValidationError, match=re.escape(message.replace("line 6", "line 7"))):
+        open_data(path)
+    assert open_data(path, ["temp", "vib"]).features == ("temp", "vib")  # chosen: not read
+
+
+def test_a_text_column_is_decided_from_every_row_and_listed(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    # text in the first 150 rows, a number after them: a column of both, refused
+    path.write_text("id,temp\n" + "x,1.0\n" * 150 + "7,2.0\n")
+    with pytest.raises(ValidationError, match=re.escape("line 2: column 'id' is 'x'")):
+        open_data(path)
+    path.write_text("id,temp\n" + "x,1.0\n" * 150 + "y,2.0\n")
+    data = open_data(path)
+    assert (data.features, data.text_columns) == (("temp",), ("id",))
+    with pytest.raises(ValidationError, match=re.escape("line 2: column 'id' is 'x', not a")):
+        open_data(path, ["id", "temp"])  # chosen, a text column is refused
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("temp;hum\n21,5;0,4\n22,0;0,5\n", "line 1 (temp;hum) is one column name holding ';'"),
+        ("temp\thum\n21.5\t0.4\n", "the file looks separated by '\\t'"),
+        ("temp,hum\n21.5,0.4\n22.0,0.5,7\n", "line 3 has 3 fields (22.0,0.5,7), the header has 2"),
+        ("temp,hum\n21.5,0.4,9\n22.0,0.5\n", "line 2 has 3 fields (21.5,0.4,9), the header has 2"),
+        ("temp,hum\n21.5,0.4\n22.0\n", "line 3 has 1 fields (22.0), the header has 2"),
+    ],
+)
+def test_a_file_not_separated_by_commas_or_with_ragged_rows_is_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    # issue 32 item 3: "learned 2 rows of temp;hum"; extra fields were dropped silently
+    path = tmp_path / "readings.csv"
+    path.write_text(text)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        open_data(path)
+
+
+def test_an_infinite_value_in_a_npy_file_is_named_by_row(tmp_path: Path) -> None:
+    path = tmp_path / "big.npy"
+    rows = ROWS.copy()
+    rows[2, 1] = np.inf
+    np.save(path, rows)
+    with pytest.raises(ValidationError, match=re.escape("row 2: column 'x1' is inf")):
+        _read_all(path)
+
+
+def test_fit_says_which_text_columns_it_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamem.cli import main
+
+    path = tmp_path / "readings.csv"
+    path.write_text(
+        "machine,temp,hum\n"
+        + "\n".join(
+            f"m{i % 3},{r}"
+            for i, r in enumerate(row.rsplit(",", 1)[0] for row in _sensor_rows(300))
+        )
+        + "\n"
+    )
+    assert main(["fit", str(path), "--components", "1", "--out", str(tmp_path / "m.json")]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "learned 300 rows of temp, hum" in printed
+    assert "left out the text column(s) machine" in printed

@@ -130,9 +130,9 @@ def test_a_model_fitted_by_batch_em_has_no_stream_curve(data: np.ndarray, tmp_pa
     assert plot_summary(summary, tmp_path / "fit.png").is_file()
 
 
-def test_another_familys_snapshot_is_named_and_json_prints_it(tmp_path: Path) -> None:
+def test_another_familys_snapshot_is_named_not_misread_as_a_mixture(tmp_path: Path) -> None:
     snapshot = {"schema_version": 1, "model": "regimes", "family": "gaussian_hmm"}
     path = tmp_path / "hmm.json"
     path.write_text(json.dumps(snapshot))
-    with pytest.raises(ValidationError, match="this is a 'gaussian_hmm' model: --json prints"):
+    with pytest.raises(ValidationError, match="a 'gaussian_hmm' model, not a Gaussian mixture"):
         load_summary(path)

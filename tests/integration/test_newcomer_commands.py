@@ -98,8 +98,9 @@ def test_produce_and_inspect_fail_fast_naming_the_unreachable_broker() -> None:
         lines = err.strip().splitlines()
         assert lines == [
             "connecting to 127.0.0.1:1 (--connect-timeout 6 s)",
-            "streamem: error: no Kafka broker answered at 127.0.0.1:1 within 6 s (raise "
-            "--connect-timeout to wait longer, or check the address)",
+            "streamem: error: no Kafka broker answered at 127.0.0.1:1 within 6 s: 127.0.0.1:1 "
+            "refused the connection (nothing listens there) (raise --connect-timeout to wait "
+            "longer, or check the address)",
         ], name
 
 

@@ -27,9 +27,9 @@ from tests.integration.daemon import metric_sample
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def quickstart_blocks(readme: str) -> dict[int, list[str]]:
-    """The commands of each ``# terminal N`` bash block of the "Daemon quick start" section."""
-    section = readme.split("## Daemon quick start", 1)[1].split("\n### ", 1)[0]
+def quickstart_blocks(readme: str, heading: str = "## Daemon quick start") -> dict[int, list[str]]:
+    """The commands of each ``# terminal N`` bash block of the section under ``heading``."""
+    section = readme.split(heading + "\n", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
     blocks: dict[int, list[str]] = {}
     for block in re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL):
         lines = block.strip().splitlines()
@@ -39,7 +39,7 @@ def quickstart_blocks(readme: str) -> dict[int, list[str]]:
     return blocks
 
 
-def _start(command: list[str], log: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+def start(command: list[str], log: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen:
     with log.open("wb") as out:
         return subprocess.Popen(
             command,
@@ -54,7 +54,7 @@ def _start(command: list[str], log: Path, env: dict[str, str], cwd: Path) -> sub
         )
 
 
-def _wait_for(path: Path, text: str, process: subprocess.Popen, timeout: float) -> None:
+def wait_for(path: Path, text: str, process: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if text in path.read_text(errors="replace"):
@@ -64,7 +64,7 @@ def _wait_for(path: Path, text: str, process: subprocess.Popen, timeout: float) 
     raise AssertionError(f"{text!r} not in {path}:\n{path.read_text(errors='replace')}")
 
 
-def _stop_with_ctrl_c(process: subprocess.Popen, log: Path) -> None:
+def stop_with_ctrl_c(process: subprocess.Popen, log: Path) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
     try:
@@ -97,11 +97,11 @@ def test_the_readme_daemon_quick_start_works_as_written(tmp_path: Path) -> None:
         "STREAMEM_METRICS__PORT": str(metrics_port),
     }
     broker_log, daemon_log = tmp_path / "terminal-1.log", tmp_path / "terminal-2.log"
-    broker = _start(as_run_here(blocks[1][0]), broker_log, env, tmp_path)
+    broker = start(as_run_here(blocks[1][0]), broker_log, env, tmp_path)
     daemon = None
     try:
-        _wait_for(broker_log, f"broker ready at 127.0.0.1:{broker_port}", broker, 15)
-        daemon = _start(as_run_here(blocks[2][0]), daemon_log, daemon_env, tmp_path)
+        wait_for(broker_log, f"broker ready at 127.0.0.1:{broker_port}", broker, 15)
+        daemon = start(as_run_here(blocks[2][0]), daemon_log, daemon_env, tmp_path)
         outputs = []
         for line in blocks[3]:
             done = subprocess.run(
@@ -122,9 +122,9 @@ def test_the_readme_daemon_quick_start_works_as_written(tmp_path: Path) -> None:
         published = metric_sample(metrics_port, "streamem_published_total")
         assert published is not None
         assert published >= 1
-        _stop_with_ctrl_c(daemon, daemon_log)
+        stop_with_ctrl_c(daemon, daemon_log)
         assert "stopped: n_seen=" in daemon_log.read_text()
-        _stop_with_ctrl_c(broker, broker_log)
+        stop_with_ctrl_c(broker, broker_log)
         assert "broker stopped" in broker_log.read_text()
     finally:
         for process in (daemon, broker):

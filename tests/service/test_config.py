@@ -99,8 +99,11 @@ def test_every_contract_key_is_accepted_with_its_default(tmp_path: Path) -> None
     assert load_config(write(tmp_path, CONTRACT_YAML), {}) == Settings()
 
 
-def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
-    assert load_config(write(tmp_path, "# nothing here\n"), {}) == Settings()
+@pytest.mark.parametrize("text", ["", "# nothing here\n", "{}\n"])
+def test_a_file_that_sets_nothing_is_refused(tmp_path: Path, text: str) -> None:
+    # issue 32, item 12: an empty file was taken for the defaults without a word
+    with pytest.raises(ConfigError, match="sets nothing \\(it is empty or only comments\\)"):
+        load_config(write(tmp_path, text), {})
 
 
 def test_the_three_documented_example_configs_exist() -> None:
@@ -632,7 +635,13 @@ def test_a_topic_model_reads_text_with_a_vocabulary(tmp_path: Path) -> None:
         ),
         (
             {**_LDA, "STREAMEM_MODEL__VOCABULARY": "{n_features: 8, words: [a]}"},
-            "model.vocabulary.words: expected exactly one of words, file, n_features",
+            "model.vocabulary.n_features: expected exactly one of words, file, n_features, "
+            "received words, n_features",
+        ),
+        (  # issue 32, item 12: reported against model.vocabulary.words, a key not given
+            {**_LDA, "STREAMEM_MODEL__VOCABULARY": "{n_features: 8, file: words.txt}"},
+            "model.vocabulary.n_features: expected exactly one of words, file, n_features, "
+            "received file, n_features",
         ),
         (
             {**_LDA, "STREAMEM_MODEL__VOCABULARY": "{words: [a, b, a]}"},

@@ -13,10 +13,10 @@ from streamem.engine import Constant, ConvergenceMonitor, HalfLife, PowerDecay, 
 from streamem.errors import NotFittedError, StreamemError, ValidationError
 
 if TYPE_CHECKING:
-    from streamem.models.gaussian_hmm import GaussianHMM
-    from streamem.models.gaussian_mixture import GaussianMixture
-    from streamem.models.lda import LatentDirichletAllocation
-    from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
+    from streamem.models.hmm.gaussian_hmm import GaussianHMM
+    from streamem.models.mixture.gaussian_mixture import GaussianMixture
+    from streamem.models.state_space.linear_gaussian_ssm import LinearGaussianSSM
+    from streamem.models.topics.lda import LatentDirichletAllocation
 
 __version__ = "0.1.0"
 __all__ = [
@@ -37,19 +37,19 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "GaussianMixture":
-        from streamem.models.gaussian_mixture import GaussianMixture
+        from streamem.models.mixture.gaussian_mixture import GaussianMixture
 
         return GaussianMixture
     if name == "GaussianHMM":
-        from streamem.models.gaussian_hmm import GaussianHMM
+        from streamem.models.hmm.gaussian_hmm import GaussianHMM
 
         return GaussianHMM
     if name == "LinearGaussianSSM":
-        from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
+        from streamem.models.state_space.linear_gaussian_ssm import LinearGaussianSSM
 
         return LinearGaussianSSM
     if name == "LatentDirichletAllocation":
-        from streamem.models.lda import LatentDirichletAllocation
+        from streamem.models.topics.lda import LatentDirichletAllocation
 
         return LatentDirichletAllocation
     raise AttributeError(f"module 'streamem' has no attribute {name!r}")

@@ -20,10 +20,10 @@ from streamem.errors import ValidationError
 from streamem.models.protocol import StreamingModel
 
 _FAMILIES: dict[str, tuple[str, str]] = {
-    "gaussian_mixture": ("streamem.models.gaussian_mixture", "GaussianMixture"),
-    "gaussian_hmm": ("streamem.models.gaussian_hmm", "GaussianHMM"),
-    "linear_gaussian_ssm": ("streamem.models.linear_gaussian_ssm", "LinearGaussianSSM"),
-    "lda": ("streamem.models.lda", "LatentDirichletAllocation"),
+    "gaussian_mixture": ("streamem.models.mixture.gaussian_mixture", "GaussianMixture"),
+    "gaussian_hmm": ("streamem.models.hmm.gaussian_hmm", "GaussianHMM"),
+    "linear_gaussian_ssm": ("streamem.models.state_space.linear_gaussian_ssm", "LinearGaussianSSM"),
+    "lda": ("streamem.models.topics.lda", "LatentDirichletAllocation"),
 }
 """Family name -> (module, estimator class)."""
 

@@ -41,8 +41,8 @@ from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from streamem.errors import ValidationError
+from streamem.models.common.vocabulary import FixedVocabulary, HashingVocabulary, Vocabulary
 from streamem.models.registry import model_class
-from streamem.models.vocabulary import FixedVocabulary, HashingVocabulary, Vocabulary
 
 __all__ = [
     "ENV_PREFIX",
@@ -643,7 +643,7 @@ class VocabularySettings(_Section):
     """The columns of a topic model's documents (``model.vocabulary``): exactly one of a fixed
     vocabulary (``words``, inline, or ``file``, one word per line, UTF-8) or hashing into
     ``n_features`` columns (scikit-learn's ``HashingVectorizer(alternate_sign=False)``
-    columns). See :mod:`streamem.models.vocabulary`. A token outside a fixed vocabulary is
+    columns). See :mod:`streamem.models.common.vocabulary`. A token outside a fixed vocabulary is
     dropped; a relative ``file`` is read from the working directory at load.
 
     Examples

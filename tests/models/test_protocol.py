@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from streamem.errors import ValidationError
-from streamem.models.gaussian_mixture import GaussianMixture
+from streamem.models.mixture.gaussian_mixture import GaussianMixture
 from streamem.models.protocol import ModelStatus, StreamingModel, StreamingOptions
 from streamem.models.registry import family_names, model_class, model_from_dict
 from streamem.synthetic import random_mixture_sample

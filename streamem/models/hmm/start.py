@@ -9,10 +9,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamem.engine.records import FloatArray
-from streamem.models.kmeans import kmeans_labels
+from streamem.models.common.kmeans import kmeans_labels
 
 if TYPE_CHECKING:
-    from streamem.models.hmm_family import GaussianHMMFamily, HMMParams
+    from streamem.models.hmm.family import GaussianHMMFamily, HMMParams
 
 LETTERS = "stmc"
 """``s`` startprob, ``t`` transmat, ``m`` means, ``c`` covariances (hmmlearn's letters)."""
@@ -42,7 +42,7 @@ class HMMStart:
 
     Examples
     --------
-    >>> from streamem.models.hmm_family import GaussianHMMFamily
+    >>> from streamem.models.hmm.family import GaussianHMMFamily
     >>> X = np.array([[0.0], [0.2], [5.0], [5.2]])
     >>> start = HMMStart(2, n_restarts=3)
     >>> params = start.params(GaussianHMMFamily("diag"), X, np.random.default_rng(0))

@@ -24,7 +24,7 @@ values, which no update has then changed).
 
 **Statistics.** Expected initial-state counts (K,), transition counts
 ``sum_t xi_t(i, j)`` (K, K), and per-state emission moments in the layout of the mixture's
-:class:`~streamem.models.gaussian_family.GaussianStats` (occupancy, first and second moments
+:class:`~streamem.models.mixture.gaussian_family.GaussianStats` (occupancy, first and second moments
 by covariance type). The emission densities (NaN coordinates marginalised), the emission
 M-step, held-fixed means and covariances, and the covariance prior are the mixture family's.
 """
@@ -42,10 +42,10 @@ from numpy.typing import NDArray
 from streamem.engine.family import Expectation
 from streamem.engine.records import ArrayRecord, FloatArray
 from streamem.errors import DegenerateUpdateError, ValidationError
-from streamem.models import covariance as cov
-from streamem.models.covariance import CovarianceType
-from streamem.models.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
-from streamem.models.hmm_scan import Smoothed, forward, forward_backward, viterbi
+from streamem.models.common import covariance as cov
+from streamem.models.common.covariance import CovarianceType
+from streamem.models.hmm.scan import Smoothed, forward, forward_backward, viterbi
+from streamem.models.mixture.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
 
 Carry = Mapping[str, FloatArray]
 FIXABLE = ("startprob", "transmat", "means", "covariances")

@@ -25,18 +25,18 @@ from streamem.errors import (
     RefusedUpdateWarning,
     ValidationError,
 )
-from streamem.models import covariance as cov
-from streamem.models.document import FORMAT, FORMAT_VERSION, validate_model_document
-from streamem.models.engine_model import (
+from streamem.models.base import (
     ConvergenceWarning,
     EngineBackedModel,
     as_float_array,
     jsonable,
     parse_json_document,
 )
-from streamem.models.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
-from streamem.models.gaussian_online import OneRowStep
-from streamem.models.gaussian_start import INIT_METHODS, GaussianStart
+from streamem.models.common import covariance as cov
+from streamem.models.mixture.document import FORMAT, FORMAT_VERSION, validate_model_document
+from streamem.models.mixture.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
+from streamem.models.mixture.gaussian_online import OneRowStep
+from streamem.models.mixture.gaussian_start import INIT_METHODS, GaussianStart
 from streamem.models.protocol import StreamingOptions
 
 STREAMING_PRIOR = 0.01
@@ -320,7 +320,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
     def learn_row(self, x: NDArray[np.floating]) -> Self:
         """:meth:`learn` of one validated row ``x`` (d,): one online-EM step, by the compiled
-        step where it applies (:mod:`streamem.models.gaussian_online`).
+        step where it applies (:mod:`streamem.models.mixture.gaussian_online`).
 
         Examples
         --------
@@ -431,7 +431,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
     def _compiled_step(self, x: NDArray[np.floating]) -> bool:
         """The update with one row ``x`` (d,) by the compiled step, where it applies (see
-        :mod:`streamem.models.gaussian_online`); whether it was made."""
+        :mod:`streamem.models.mixture.gaussian_online`); whether it was made."""
         fast = self._one_row_step()
         if not fast.step(x):
             return False
@@ -817,7 +817,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         """Rebuild a model from :meth:`to_dict`'s output.
 
         The document is validated first, by
-        :func:`~streamem.models.document.validate_model_document` (its schema, then shapes
+        :func:`~streamem.models.mixture.document.validate_model_document` (its schema, then shapes
         and values).
 
         Raises

@@ -14,24 +14,29 @@ from sklearn.base import BaseEstimator
 from streamem.engine import PowerDecay, Schedule, StepwiseEM
 from streamem.engine.records import FloatArray
 from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, ValidationError
-from streamem.models.engine_model import (
+from streamem.models.base import (
     ConvergenceWarning,
     EngineBackedModel,
     document_hyperparameters,
     parse_json_document,
 )
-from streamem.models.kalman_filter import STEADY_TOL, Filtered, kalman_filter, rts_smoother
 from streamem.models.protocol import StreamingOptions
-from streamem.models.squarem import squarem_step
-from streamem.models.state_space_family import COVARIANCE_TYPES, StateSpaceFamily
-from streamem.models.state_space_records import (
+from streamem.models.state_space.family import COVARIANCE_TYPES, StateSpaceFamily
+from streamem.models.state_space.kalman_filter import (
+    STEADY_TOL,
+    Filtered,
+    kalman_filter,
+    rts_smoother,
+)
+from streamem.models.state_space.records import (
     DEFAULT_KEY,
     PARAMETER_NAMES,
     FilterState,
     SequenceBatch,
     StateSpaceParams,
 )
-from streamem.models.state_space_start import default_parameters
+from streamem.models.state_space.squarem import squarem_step
+from streamem.models.state_space.start import default_parameters
 
 FORMAT = "streamem.LinearGaussianSSM"
 FORMAT_VERSION = 1
@@ -81,7 +86,7 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
     acceleration
         None (plain EM) or ``"squarem"`` (Varadhan & Roland 2008: an extrapolation of two EM
         steps, kept only when the EM step from it has a higher log-likelihood; see
-        :mod:`streamem.models.squarem`).
+        :mod:`streamem.models.state_space.squarem`).
     schedule
         Step sizes of ``partial_fit``; None is ``PowerDecay(alpha=0.6, t0=2.0)``.
         ``HalfLife`` or ``Constant`` forget the past (to track a drifting Q or R).
@@ -96,7 +101,7 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
         Convergence monitor of ``partial_fit`` (as :class:`streamem.GaussianMixture`).
     steady_tol
         Relative change of the filtered covariance below which the filter is taken as
-        settled (see :mod:`streamem.models.kalman_filter`); 0 runs the exact recursion.
+        settled (see :mod:`streamem.models.state_space.kalman_filter`); 0 runs the exact recursion.
 
     Attributes
     ----------

@@ -21,23 +21,23 @@ from streamem.engine import (
 )
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError
-from streamem.models.compact import decode_fields, encode_fields
-from streamem.models.engine_model import (
+from streamem.models.base import (
     EngineBackedModel,
     as_float_array,
     document_hyperparameters,
     jsonable,
     parse_json_document,
 )
-from streamem.models.lda_family import (
+from streamem.models.common.compact import decode_fields, encode_fields
+from streamem.models.common.vocabulary import Vocabulary, documents_matrix, vocabulary_from
+from streamem.models.protocol import StreamingOptions
+from streamem.models.topics.family import (
     Documents,
     LDAFamily,
     TopicWordParams,
     TopicWordStats,
     topic_word_bound,
 )
-from streamem.models.protocol import StreamingOptions
-from streamem.models.vocabulary import Vocabulary, documents_matrix, vocabulary_from
 
 FORMAT = "streamem.LatentDirichletAllocation"
 FORMAT_VERSION = 1
@@ -642,7 +642,7 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
 
     def to_dict(self) -> dict[str, Any]:
         """The whole model (hyper-parameters, statistics, counters) as JSON data, arrays in
-        the compact exact encoding of :mod:`streamem.models.compact`.
+        the compact exact encoding of :mod:`streamem.models.common.compact`.
 
         ``from_dict(model.to_dict())`` continues learning exactly where ``model`` was.
         """

@@ -22,16 +22,20 @@ from streamem.engine import (
 )
 from streamem.engine.records import FloatArray
 from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, ValidationError
-from streamem.models import covariance as cov
-from streamem.models.engine_model import (
+from streamem.models.base import (
     EngineBackedModel,
     ModelNotFittedError,
     document_hyperparameters,
     parse_json_document,
 )
-from streamem.models.gaussian_mixture import STREAMING_ALPHA, STREAMING_PRIOR, _finite_or_none
-from streamem.models.hmm_family import Carry, GaussianHMMFamily, HMMParams, HMMStats, Sequences
-from streamem.models.hmm_start import LETTERS, HMMStart
+from streamem.models.common import covariance as cov
+from streamem.models.hmm.family import Carry, GaussianHMMFamily, HMMParams, HMMStats, Sequences
+from streamem.models.hmm.start import LETTERS, HMMStart
+from streamem.models.mixture.gaussian_mixture import (
+    STREAMING_ALPHA,
+    STREAMING_PRIOR,
+    _finite_or_none,
+)
 from streamem.models.protocol import StreamingOptions
 
 FORMAT = "streamem.GaussianHMM"
@@ -103,7 +107,7 @@ class GaussianHMM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
         Batch EM iterations on those first steps before the stream takes over.
     prior_strength
         Pseudo-steps of the covariance prior (see
-        :class:`~streamem.models.gaussian_family.GaussianFamily`); None: 0.01 in
+        :class:`~streamem.models.mixture.gaussian_family.GaussianFamily`); None: 0.01 in
         ``partial_fit``, 0 in ``fit``.
     parameter_tol, patience, smoothing, history_size
         ``partial_fit``'s convergence monitor, as :class:`streamem.GaussianMixture`'s.

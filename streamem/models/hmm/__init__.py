@@ -1,0 +1,1 @@
+"""Hidden Markov model family: the Gaussian HMM, forward-backward scans and starts."""

@@ -1,0 +1,1 @@
+"""Mixture family: the Gaussian mixture, its E-step/M-step, starts, one-row step and document."""

@@ -1,0 +1,1 @@
+"""Topic model family: latent Dirichlet allocation by online variational Bayes."""

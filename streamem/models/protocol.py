@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Literal, Protocol, Self, runtime_checkable
@@ -195,12 +195,14 @@ class FamilySpec:
         The family's name in configurations, documents and snapshots (``model.family``).
     estimator
         ``"module:Class"`` of its :class:`StreamingModel` (imported on first use, so that a
-        declaration stays as light as ``import streamem``).
+        declaration stays as light as ``import streamem``), or the class itself (a family
+        defined outside streamem).
     options
         The :class:`StreamingOptions` fields the family reads (the ``model`` keys that apply).
     snapshot
-        File name, in the family's package, of its branch of the published snapshot's schema:
-        ``{"title": name, "required": [fields in document order], "properties": {...}}``.
+        File name, in the family's package, of its branch of the published snapshot's schema,
+        ``{"title": name, "required": [fields in document order], "properties": {...}}``, or
+        that branch itself.
     input_kind
         ``"rows"`` or ``"documents"`` (see :data:`InputKind`).
     sequential
@@ -224,9 +226,9 @@ class FamilySpec:
     """
 
     name: str
-    estimator: str
+    estimator: str | type[Any]
     options: tuple[str, ...]
-    snapshot: str
+    snapshot: str | Mapping[str, Any]
     input_kind: InputKind = "rows"
     sequential: bool = False
     scorable_alone: bool = True
@@ -235,16 +237,24 @@ class FamilySpec:
     @property
     def estimator_name(self) -> str:
         """The estimator's class name (its name at the top of ``streamem``)."""
-        return self.estimator.rpartition(":")[2]
+        if isinstance(self.estimator, str):
+            return self.estimator.rpartition(":")[2]
+        return self.estimator.__name__
 
     def load(self) -> type[StreamingModel]:
         """The estimator class (imports its module)."""
+        if not isinstance(self.estimator, str):
+            return self.estimator
         module, _, name = self.estimator.partition(":")
         kind: type[StreamingModel] = getattr(importlib.import_module(module), name)
         return kind
 
     def snapshot_branch(self) -> dict[str, Any]:
         """The family's branch of the snapshot schema (read from its package)."""
-        package = self.estimator.partition(":")[0].rpartition(".")[0]
+        if not isinstance(self.snapshot, str):
+            return dict(self.snapshot)
+        estimator = self.estimator
+        module = estimator if isinstance(estimator, str) else estimator.__module__
+        package = module.partition(":")[0].rpartition(".")[0]
         branch: dict[str, Any] = json.loads(files(package).joinpath(self.snapshot).read_text())
         return branch

@@ -10,7 +10,7 @@ Examples
 --------
 >>> model_class("gaussian_mixture").__name__
 'GaussianMixture'
->>> family_names()
+>>> family_names()[:4]
 ('gaussian_mixture', 'gaussian_hmm', 'linear_gaussian_ssm', 'lda')
 >>> family_spec("lda").input_kind
 'documents'
@@ -33,6 +33,9 @@ _DECLARATIONS: tuple[str, ...] = (
     "streamem.models.hmm:GAUSSIAN_HMM",
     "streamem.models.state_space:LINEAR_GAUSSIAN_SSM",
     "streamem.models.topics:LDA",
+    "streamem.models.hmm:POISSON_HMM",
+    "streamem.models.hmm:CATEGORICAL_HMM",
+    "streamem.models.mixture:POISSON_MIXTURE",
 )
 """``"package:NAME"`` of each family's declaration, in the order the families were added."""
 
@@ -41,10 +44,36 @@ _DECLARATIONS: tuple[str, ...] = (
 def _specs() -> dict[str, FamilySpec]:
     specs: dict[str, FamilySpec] = {}
     for where in _DECLARATIONS:
-        module, _, name = where.partition(":")
-        spec: FamilySpec = getattr(importlib.import_module(module), name)
+        spec = _declared(where)
         specs[spec.name] = spec
     return specs
+
+
+def register(spec: FamilySpec) -> None:
+    """Add a family defined outside streamem (a plug-in) after those of the list above.
+
+    Raises
+    ------
+    ValidationError
+        If a family of that name is already registered.
+    """
+    specs = _specs()
+    if spec.name in specs:
+        raise ValidationError(f"family {spec.name!r} is already registered")
+    specs[spec.name] = spec
+
+
+def unregister(name: str) -> None:
+    """Remove a family that :func:`register` added (the built-in ones stay)."""
+    if any(_declared(where).name == name for where in _DECLARATIONS):
+        raise ValidationError(f"family {name!r} is built in and cannot be removed")
+    _specs().pop(name, None)
+
+
+def _declared(where: str) -> FamilySpec:
+    module, _, name = where.partition(":")
+    spec: FamilySpec = getattr(importlib.import_module(module), name)
+    return spec
 
 
 def family_names() -> tuple[str, ...]:
@@ -89,8 +118,8 @@ def estimator_specs() -> dict[str, FamilySpec]:
 
     Examples
     --------
-    >>> sorted(estimator_specs())[:2]
-    ['GaussianHMM', 'GaussianMixture']
+    >>> estimator_specs()["GaussianHMM"].name
+    'gaussian_hmm'
     """
     return {spec.estimator_name: spec for spec in _specs().values()}
 

@@ -24,17 +24,19 @@ import re
 from collections import Counter
 from collections.abc import Hashable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, get_args
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 import pydantic
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic import model_validator as _model_validator
@@ -146,10 +148,21 @@ def _rule_error(field: str, message: str) -> PydanticCustomError:
 # Settings models
 # --------------------------------------------------------------------------------------------
 
-if TYPE_CHECKING:
-    FamilyName = str
-else:
-    FamilyName = Literal[family_names()]
+
+def _registered_family(name: str) -> str:
+    """``name`` if the registry knows it (read when a config is validated, so that a family
+    registered by a plug-in counts)."""
+    names = family_names()
+    if name not in names:
+        raise ValueError(
+            "expected " + ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}"
+        )
+    return name
+
+
+FamilyName = Annotated[
+    str, AfterValidator(_registered_family), WithJsonSchema({"enum": list(family_names())})
+]
 """A family of :mod:`streamem.models.registry` (the choices of ``model.family``)."""
 
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]

@@ -24,6 +24,7 @@ from streamem.models.registry import (
 )
 from streamem.service.config import ModelSettings
 from streamem.service.snapshot import snapshot_schema as published_schema
+from tests.models.family_rows import rows_for
 
 ROOT = Path(streamem.__file__).parent
 SPECS = family_specs()
@@ -39,7 +40,7 @@ def _trained(spec: FamilySpec, rng: np.random.Generator) -> StreamingModel:
     if spec.input_kind == "documents":
         X = rng.poisson(1.0, size=(120, 12)).astype(np.float64)
     else:
-        X = rng.normal(size=(120, 2)) + np.repeat([[0.0, 0.0], [4.0, 4.0]], 60, axis=0)
+        X = rows_for(spec.name, rng, 120)
     model.learn(model.batch_from_rows(X))
     model.learn(model.batch_from_rows(X))
     assert model.status.initialized
@@ -104,7 +105,7 @@ def test_a_family_scorable_alone_scores_every_row(
     if not spec.scorable_alone:
         pytest.skip(f"{spec.name} declares its units not scorable alone")
     model = _trained(spec, rng)
-    X = rng.normal(size=(7, 2))
+    X = rows_for(spec.name, rng, 7)
     assert np.asarray(model.log_density(model.batch_from_rows(X))).shape == (7,)
 
 

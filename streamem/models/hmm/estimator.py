@@ -13,13 +13,13 @@ with a start), ``_prior``, ``_rows`` (validated rows), ``_check_parameters``, ``
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from sklearn.utils import check_array
 
 from streamem.engine import (
     Constant,
@@ -33,10 +33,10 @@ from streamem.models.base import (
     EngineBackedModel,
     ModelNotFittedError,
     document_hyperparameters,
-    parse_json_document,
+    given_array,
 )
 from streamem.models.hmm.family import Carry, ChainFamily, Sequences
-from streamem.models.mixture.gaussian_mixture import STREAMING_ALPHA, _finite_or_none
+from streamem.models.mixture.gaussian_mixture import STREAMING_ALPHA
 
 FORMAT_VERSION = 1
 STREAM_KEY = ""
@@ -81,7 +81,18 @@ class HMMEstimator(EngineBackedModel):
         return 0.0
 
     def _rows(self, X: ArrayLike, reset: bool) -> NDArray[Any]:
-        raise NotImplementedError
+        """Validated rows: a 2-D float array, NaN allowed, of the learned width."""
+        try:
+            rows = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+        except ValueError as error:
+            raise ValidationError(str(error)) from error
+        expected = getattr(self, "n_features_in_", None)
+        if not reset and expected is not None and rows.shape[1] != expected:
+            raise ValidationError(
+                f"X has {rows.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{expected} features as input"
+            )
+        return np.asarray(rows)
 
     def _check_parameters(self, d: int) -> None:
         raise NotImplementedError
@@ -192,44 +203,20 @@ class HMMEstimator(EngineBackedModel):
             )
             return
         self._hmm_family.anchor = start
-        self.engine_.initialize(self._refine(family, start, buffered))
+        anonymous = Sequences(
+            buffered.X,
+            buffered.lengths,
+            (None,) * len(buffered.lengths),
+            (False,) * len(buffered.lengths),
+        )
+        self.engine_.initialize(self._refined(family, start, anonymous, self.init_em_iter))
         self.warmup_ = []
         self._stepwise_update(buffered)
 
-    def _refine(self, family: Any, start: Any, batch: Sequences) -> Any:
-        """Up to ``init_em_iter`` Baum-Welch iterations on the first steps."""
-        family.anchor = start
-        engine: HMMEngine = StepwiseEM(family, Constant(1.0), ConvergenceMonitor(1e-4, 1.0, 1))
-        engine.initialize(start)
-        anonymous = Sequences(
-            batch.X, batch.lengths, (None,) * len(batch.lengths), (False,) * len(batch.lengths)
-        )
-        try:
-            for _ in range(self.init_em_iter):
-                engine.update(anonymous)
-                if engine.monitor.converged:
-                    break
-        except DegenerateUpdateError:
-            return start
-        return engine.params
-
     def _stepwise_update(self, batch: Sequences) -> None:
-        try:
-            self.engine_.update(batch)
-        except DegenerateUpdateError as error:
-            self.n_refused_ += 1
-            warnings.warn(
-                f"partial_fit refused a degenerate block of {batch.n_steps} steps and kept the "
-                f"previous parameters: {error}",
-                RefusedUpdateWarning,
-                stacklevel=4,
-            )
-            return
-        self._publish()
-        last = self.engine_.monitor.last
-        self.converged_ = self.engine_.monitor.converged
-        self.n_iter_ = self.engine_.step
-        self.lower_bound_ = last.smoothed_log_likelihood if last else -np.inf
+        if self._update_or_refuse(batch, f"block of {batch.n_steps} steps"):
+            self._publish()
+            self._record_update()
 
     # ---- engines -----------------------------------------------------------------------------
 
@@ -412,14 +399,7 @@ class HMMEstimator(EngineBackedModel):
     def to_dict(self) -> dict[str, Any]:
         """The whole model (hyper-parameters, parameters, statistics, carried filters,
         counters) as JSON data; ``from_dict(model.to_dict())`` continues exactly."""
-        hyper = self.get_params(deep=False)
-        if hyper["schedule"] is not None:
-            hyper["schedule"] = hyper["schedule"].to_dict()
-        document: dict[str, Any] = {
-            "format": self.FORMAT,
-            "format_version": FORMAT_VERSION,
-            "hyperparameters": hyper,
-        }
+        document = self._document_head(self.FORMAT, FORMAT_VERSION)
         if hasattr(self, "engine_"):
             anchor = self._hmm_family.anchor
             document["state"] = {
@@ -432,10 +412,7 @@ class HMMEstimator(EngineBackedModel):
                     for name in self._GIVEN
                     if hasattr(self, name) and not self.engine_.initialized
                 },
-                "n_refused": int(self.n_refused_),
-                "converged": bool(getattr(self, "converged_", False)),
-                "n_iter": int(getattr(self, "n_iter_", 0)),
-                "lower_bound": _finite_or_none(getattr(self, "lower_bound_", None)),
+                **self._counters_document(),
             }
         return document
 
@@ -455,23 +432,8 @@ class HMMEstimator(EngineBackedModel):
         for name, value in state.get("given", {}).items():
             if name in cls._GIVEN:
                 setattr(model, name, np.asarray(value, dtype=np.float64))
-        model.n_refused_ = int(state["n_refused"])
-        if model.engine_.initialized:
-            model._publish()
-            model.converged_ = bool(state["converged"])
-            model.n_iter_ = int(state["n_iter"])
-            bound = state["lower_bound"]
-            model.lower_bound_ = -np.inf if bound is None else float(bound)
+        model._load_counters(state)
         return model
-
-    def to_json(self) -> str:
-        """:meth:`to_dict` as a JSON string (floats round-trip exactly)."""
-        return json.dumps(self.to_dict(), allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> Self:
-        """Inverse of :meth:`to_json` (the document is validated as by :meth:`from_dict`)."""
-        return cls.from_dict(parse_json_document(text))
 
 
 def merge_sequences(batches: Sequence[Sequences]) -> Sequences:
@@ -543,14 +505,3 @@ def _lengths(lengths: ArrayLike | None, n: int) -> tuple[int, ...]:
             f"lengths must sum to the number of samples {n}, got sum(lengths) = {int(sizes.sum())}"
         )
     return tuple(int(size) for size in sizes)
-
-
-def given_array(name: str, value: ArrayLike) -> FloatArray:
-    """A user-given starting value as a finite float array (errors name it)."""
-    try:
-        array = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValidationError(f"{name} must be an array of numbers, got {value!r}") from error
-    if not np.all(np.isfinite(array)):
-        raise ValidationError(f"{name} must be finite, got {array.tolist()}")
-    return array

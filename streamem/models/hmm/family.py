@@ -44,6 +44,7 @@ from streamem.engine.records import ArrayRecord, FloatArray
 from streamem.errors import DegenerateUpdateError, ValidationError
 from streamem.models.common import covariance as cov
 from streamem.models.common.covariance import CovarianceType
+from streamem.models.emissions.base import TableStats
 from streamem.models.hmm.scan import Smoothed, forward, forward_backward, viterbi
 from streamem.models.mixture.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
 
@@ -255,7 +256,33 @@ class ChainFamily:
             raise ValidationError(f"an HMM carry is a JSON object, got {type(data).__name__}")
         return {str(key): np.asarray(value, dtype=np.float64) for key, value in data.items()}
 
-    # ---- scans -------------------------------------------------------------------------------
+    # ---- E-step and scans ----------------------------------------------------------------------
+
+    def _statistics(
+        self, params: Any, X: Any, start: FloatArray, transitions: FloatArray, gamma: FloatArray
+    ) -> Any:
+        """The family's statistics record from the chain's (initial-state and transition
+        counts) and the state posteriors ``gamma`` (T, K) of the rows X."""
+        raise NotImplementedError
+
+    def expected_statistics(
+        self, params: Any, batch: Sequences, carry: Carry | None
+    ) -> Expectation[Any, Carry]:
+        """Sums of expected statistics over the batch's time steps, their log predictive
+        density given the carry, and the carry after the batch; a time step is a unit. Only
+        fresh starts count in the initial-state statistics."""
+        smoothed = self.smooth(params, batch, carry)
+        gamma = smoothed.posteriors
+        fresh = batch.starts[~np.asarray(batch.continues, dtype=bool)]
+        stats = self._statistics(
+            params, batch.X, gamma[fresh].sum(axis=0), smoothed.transitions, gamma
+        )
+        return Expectation(
+            stats,
+            float(smoothed.log_predictive.sum()),
+            batch.n_steps,
+            self.carry_after(batch, smoothed.filtered, carry),
+        )
 
     def _priors(
         self, params: Any, batch: Sequences, carry: Carry | None
@@ -455,26 +482,16 @@ class GaussianHMMFamily(ChainFamily):
                 out = np.asarray(joint, dtype=np.float64)
         return out
 
-    def expected_statistics(
-        self, params: HMMParams, batch: Sequences, carry: Carry | None
-    ) -> Expectation[HMMStats, Carry]:
-        """Sums of expected statistics over the batch's time steps, their log predictive
-        density given the carry, and the carry after the batch; a time step is a unit."""
-        smoothed = self.smooth(params, batch, carry)
-        gamma = smoothed.posteriors
-        starts = batch.starts
-        fresh = starts[~np.asarray(batch.continues, dtype=bool)]
-        start = gamma[fresh].sum(axis=0)
-        emission = self._emission_statistics(params, batch.X, gamma)
-        stats = HMMStats(
-            start, smoothed.transitions, emission.resp, emission.first, emission.second
-        )
-        return Expectation(
-            stats,
-            float(smoothed.log_predictive.sum()),
-            batch.n_steps,
-            self.carry_after(batch, smoothed.filtered, carry),
-        )
+    def _statistics(
+        self,
+        params: HMMParams,
+        X: NDArray[np.floating],
+        start: FloatArray,
+        transitions: FloatArray,
+        gamma: FloatArray,
+    ) -> HMMStats:
+        emission = self._emission_statistics(params, X, gamma)
+        return HMMStats(start, transitions, emission.resp, emission.first, emission.second)
 
     def _emission_statistics(
         self, params: HMMParams, X: NDArray[np.floating], gamma: FloatArray
@@ -502,3 +519,102 @@ def _equal_weights(params: HMMParams) -> GaussianParams:
     return GaussianParams(
         np.full(k, 1.0 / k), params.means, params.covariances, params.precisions_cholesky
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class TableHMMParams(ArrayRecord):
+    """Parameters of an HMM whose emissions are a table: startprob (K,), transmat (K, K) and
+    the emission table (K, m) (Poisson rates, symbol probabilities)."""
+
+    startprob: FloatArray
+    transmat: FloatArray
+    table: FloatArray
+
+
+@dataclasses.dataclass(frozen=True)
+class TableHMMStats(ArrayRecord):
+    """Sufficient statistics: initial-state counts (K,), transition counts (K, K), and the
+    emission's :class:`~streamem.models.emissions.base.TableStats` (occupancy (K,), sums
+    (K, m))."""
+
+    start: FloatArray
+    transitions: FloatArray
+    resp: FloatArray
+    sums: FloatArray
+
+
+class TableHMMFamily(ChainFamily):
+    """E-step and M-step of a hidden Markov model over an emission distribution with a table
+    of parameters (:class:`~streamem.models.emissions.base.TableEmission`): the chain is
+    :class:`ChainFamily`'s, the emissions' statistics and M-step are the emission's.
+
+    Parameters
+    ----------
+    emission
+        The emission distribution (Poisson, categorical).
+    fixed
+        Names among ``"startprob"``, ``"transmat"``, ``"table"`` held at the anchor's values.
+    start
+        Starting values (an object with ``params(family, X, rng)``).
+
+    Examples
+    --------
+    >>> from streamem.models.emissions.poisson import PoissonEmission
+    >>> family = TableHMMFamily(PoissonEmission())
+    >>> params = TableHMMParams(np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]]),
+    ...                         np.array([[1.0], [8.0]]))
+    >>> X = np.array([[0.0], [2.0], [9.0], [7.0], [8.0]])
+    >>> expectation = family.expected_statistics(params, Sequences.of(X), None)
+    >>> print(family.maximize(expectation.stats).table.round(1).ravel())
+    [1.  7.9]
+    """
+
+    params_type = TableHMMParams
+    stats_type = TableHMMStats
+
+    def __init__(self, emission: Any, fixed: tuple[str, ...] = (), start: Any = None) -> None:
+        allowed = ("startprob", "transmat", "table")
+        if any(name not in allowed for name in fixed):
+            raise ValidationError(f"fixed must hold names among {allowed}, got {fixed!r}")
+        self.emission = emission
+        self.fixed = tuple(fixed)
+        self.start = start
+        self._anchor: TableHMMParams | None = None
+
+    def maximize(self, stats: TableHMMStats) -> TableHMMParams:
+        """M-step: the chain's (see :meth:`ChainFamily.maximize_chain`) and the emission's."""
+        startprob, transmat = self.maximize_chain(stats.start, stats.transitions)
+        anchor = None if self._anchor is None else self._anchor.table
+        if "table" in self.fixed:
+            table = self._anchored().table
+        else:
+            table = self.emission.maximize(TableStats(stats.resp, stats.sums), anchor)
+        params = TableHMMParams(startprob, transmat, np.asarray(table, dtype=np.float64))
+        if not params.is_finite():
+            raise DegenerateUpdateError("the M-step produced non-finite parameters")
+        return params
+
+    def parameter_change(self, old: TableHMMParams, new: TableHMMParams) -> float:
+        """Largest change of a chain probability or of the emission table (the emission's)."""
+        emission: float = self.emission.change(old.table, new.table)
+        return max(self.chain_change(old, new), emission)
+
+    def interpolate(self, a: TableHMMParams, b: TableHMMParams, t: float) -> TableHMMParams:
+        """Convex combination of every parameter (a valid model for t in [0, 1])."""
+        return a.blended(b, t)
+
+    def log_emission(self, params: TableHMMParams, X: FloatArray) -> FloatArray:
+        """The emission's log-likelihoods (T, K)."""
+        out: FloatArray = self.emission.log_likelihood(params.table, X)
+        return out
+
+    def _statistics(
+        self,
+        params: TableHMMParams,
+        X: FloatArray,
+        start: FloatArray,
+        transitions: FloatArray,
+        gamma: FloatArray,
+    ) -> TableHMMStats:
+        emission = self.emission.statistics(X, gamma, params.table.shape[1])
+        return TableHMMStats(start, transitions, emission.resp, emission.sums)

@@ -8,14 +8,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_array
 
 from streamem.engine import Schedule
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError
+from streamem.models.base import given_array
 from streamem.models.common import covariance as cov
 from streamem.models.hmm.estimator import STREAM_KEY, HMMEstimator
-from streamem.models.hmm.estimator import given_array as _array
 from streamem.models.hmm.family import GaussianHMMFamily, HMMParams
 from streamem.models.hmm.start import LETTERS, HMMStart
 from streamem.models.mixture.gaussian_mixture import STREAMING_PRIOR
@@ -196,7 +195,7 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
 
     @covars_.setter
     def covars_(self, value: ArrayLike) -> None:
-        self.covariances_ = _array("covars_", value)
+        self.covariances_ = given_array("covars_", value)
 
     # ---- learning ----------------------------------------------------------------------------
 
@@ -213,7 +212,7 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
     def _family(self, prior_strength: float, n_restarts: int = 1) -> GaussianHMMFamily:
         fixed = tuple(name for letter, name in _FIXED_NAMES.items() if letter not in self.params)
         given = {
-            name: _array(attribute, getattr(self, attribute))
+            name: given_array(attribute, getattr(self, attribute))
             for letter, name, attribute in (
                 ("s", "startprob", "startprob_"),
                 ("t", "transmat", "transmat_"),
@@ -238,19 +237,6 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
         )
 
     # ---- checks ------------------------------------------------------------------------------
-
-    def _rows(self, X: ArrayLike, reset: bool) -> NDArray[np.floating]:
-        try:
-            rows = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
-        except ValueError as error:
-            raise ValidationError(str(error)) from error
-        expected = getattr(self, "n_features_in_", None)
-        if not reset and expected is not None and rows.shape[1] != expected:
-            raise ValidationError(
-                f"X has {rows.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{expected} features as input"
-            )
-        return np.asarray(rows)
 
     def _check_parameters(self, d: int) -> None:
         """Validate the hyper-parameters and given starting values; errors name them."""
@@ -287,7 +273,7 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
                     f"init_params={self.init_params!r} does not initialise {shown}: set it "
                     "before fitting"
                 )
-            given = _array(attribute, getattr(self, attribute))
+            given = given_array(attribute, getattr(self, attribute))
             if given.shape != shapes[attribute]:
                 raise ValidationError(
                     f"{attribute} must have shape {shapes[attribute]}, got {given.shape}"
@@ -295,7 +281,7 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
         for letter, attribute in (("s", "startprob_"), ("t", "transmat_")):
             if letter in self.init_params or not hasattr(self, attribute):
                 continue
-            given = _array(attribute, getattr(self, attribute))
+            given = given_array(attribute, getattr(self, attribute))
             if np.any(given < 0) or not np.allclose(given.sum(axis=-1), 1.0):
                 raise ValidationError(f"{attribute} must be non-negative and sum to 1 (per row)")
 

@@ -19,3 +19,12 @@ GAUSSIAN_MIXTURE = FamilySpec(
     structural=("n_components", "covariance_type"),
 )
 """The Gaussian mixture's declaration (see :class:`~streamem.models.protocol.FamilySpec`)."""
+
+POISSON_MIXTURE = FamilySpec(
+    name="poisson_mixture",
+    estimator="streamem.models.mixture.poisson_mixture:PoissonMixture",
+    options=("n_components", "init_size", "seed", "schedule", "averaging_start"),
+    snapshot="poisson_mixture.snapshot.json",
+    structural=("n_components",),
+)
+"""The Poisson mixture's declaration (counts per interval, independent rows)."""

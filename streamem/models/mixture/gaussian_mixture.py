@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from typing import Any, Self
 
@@ -29,8 +28,8 @@ from streamem.models.base import (
     ConvergenceWarning,
     EngineBackedModel,
     as_float_array,
+    finite_or_none,
     jsonable,
-    parse_json_document,
 )
 from streamem.models.common import covariance as cov
 from streamem.models.mixture.document import FORMAT, FORMAT_VERSION, validate_model_document
@@ -808,7 +807,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
                 "n_refused": self.n_refused_,
                 "converged": bool(getattr(self, "converged_", False)),
                 "n_iter": int(getattr(self, "n_iter_", 0)),
-                "lower_bound": _finite_or_none(getattr(self, "lower_bound_", None)),
+                "lower_bound": finite_or_none(getattr(self, "lower_bound_", None)),
             }
         return document
 
@@ -853,15 +852,6 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
             model.lower_bound_ = -np.inf if state["lower_bound"] is None else state["lower_bound"]
         return model
 
-    def to_json(self) -> str:
-        """:meth:`to_dict` as a JSON string (floats round-trip exactly)."""
-        return json.dumps(self.to_dict(), allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> GaussianMixture:
-        """Inverse of :meth:`to_json` (the document is validated as by :meth:`from_dict`)."""
-        return cls.from_dict(parse_json_document(text))
-
 
 def _check_shape(name: str, value: FloatArray, shape: tuple[int, ...]) -> None:
     if value.shape != shape:
@@ -897,11 +887,6 @@ def _check_positive_definite(
 def _logsumexp(joint: FloatArray) -> FloatArray:
     peak = joint.max(axis=1)
     return np.asarray(np.log(np.exp(joint - peak[:, np.newaxis]).sum(axis=1)) + peak)
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    """JSON has no infinities: an undefined lower bound (-inf) is written as null."""
-    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def _nan_to_none(rows: NDArray[np.floating]) -> list[list[float | None]]:

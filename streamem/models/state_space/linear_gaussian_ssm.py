@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from typing import Any, Self
@@ -18,7 +17,6 @@ from streamem.models.base import (
     ConvergenceWarning,
     EngineBackedModel,
     document_hyperparameters,
-    parse_json_document,
 )
 from streamem.models.protocol import StreamingOptions
 from streamem.models.state_space.family import COVARIANCE_TYPES, StateSpaceFamily
@@ -604,12 +602,3 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
                 trace = model.log_likelihood_trace_
                 model.log_likelihood_ = float(trace[-1]) if len(trace) else -np.inf
         return model
-
-    def to_json(self) -> str:
-        """:meth:`to_dict` as a JSON string (floats round-trip exactly)."""
-        return json.dumps(self.to_dict(), allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> LinearGaussianSSM:
-        """Inverse of :meth:`to_json` (the document is validated as by :meth:`from_dict`)."""
-        return cls.from_dict(parse_json_document(text))

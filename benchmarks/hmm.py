@@ -312,7 +312,7 @@ def sequential_posteriors(log_b: np.ndarray, transmat: np.ndarray, startprob: np
 def forward_backward_timing(steps: int) -> None:
     from hmmlearn import _hmmc
 
-    from streamem.models.hmm_scan import forward_backward
+    from streamem.models.hmm.scan import forward_backward
 
     rng = np.random.default_rng(0)
     transmat = np.full((K, K), (1.0 - STAY) / (K - 1))

@@ -27,9 +27,9 @@ import statsmodels.api as sm
 from statsmodels.datasets import nile
 
 from streamem import HalfLife, LinearGaussianSSM
-from streamem.models.engine_model import ConvergenceWarning
-from streamem.models.state_space_records import PARAMETER_NAMES
-from streamem.models.state_space_simulation import constant_velocity, simulate
+from streamem.models.base import ConvergenceWarning
+from streamem.models.state_space.records import PARAMETER_NAMES
+from streamem.models.state_space.simulation import constant_velocity, simulate
 
 QR = ("transition_covariance", "observation_covariance")
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from streamem import LatentDirichletAllocation
-from streamem.models.compact import encode_fields
+from streamem.models.common.compact import encode_fields
 from streamem.synthetic_corpus import TopicCorpus
 
 K, V, REPEATS = 10, 1_000, 20

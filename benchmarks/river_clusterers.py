@@ -26,7 +26,7 @@ BLAS is pinned to one thread (threadpoolctl) so that the numbers compare per-cor
     python benchmarks/river_clusterers.py --quick    # 3,000 points and 5,000 Shuttle rows
     python benchmarks/river_clusterers.py --numpy-path   # streamem without the compiled step
 
-``--numpy-path`` turns off the compiled one-row step (``streamem.models.gaussian_kernels``),
+``--numpy-path`` turns off the compiled one-row step (``streamem.models.mixture.gaussian_kernels``),
 as if numba were not installed: every step then takes the numpy path, the reference.
 """
 
@@ -45,7 +45,7 @@ from scipy.stats import multivariate_normal
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from streamem.models import gaussian_kernels
+from streamem.models.mixture import gaussian_kernels
 from streamem.river import GaussianMixtureClusterer, GaussianMixtureDetector
 
 

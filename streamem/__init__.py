@@ -1,55 +1,34 @@
 """streamem: streaming (stepwise) EM for latent-variable models.
 
-``import streamem`` needs numpy only; the models (``streamem.GaussianMixture``,
-``streamem.GaussianHMM``, ``streamem.LinearGaussianSSM``, ``streamem.LatentDirichletAllocation``)
+``import streamem`` needs numpy only; the models (one per family of
+:mod:`streamem.models.registry`: ``streamem.GaussianMixture``, ``streamem.GaussianHMM``, ...)
 load scikit-learn's estimator base class the first time they are used.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from streamem.engine import Constant, ConvergenceMonitor, HalfLife, PowerDecay, StepwiseEM
 from streamem.errors import NotFittedError, StreamemError, ValidationError
-
-if TYPE_CHECKING:
-    from streamem.models.gaussian_hmm import GaussianHMM
-    from streamem.models.gaussian_mixture import GaussianMixture
-    from streamem.models.lda import LatentDirichletAllocation
-    from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
+from streamem.models.registry import estimator_specs
 
 __version__ = "0.1.0"
 __all__ = [
     "Constant",
     "ConvergenceMonitor",
-    "GaussianHMM",
-    "GaussianMixture",
     "HalfLife",
-    "LatentDirichletAllocation",
-    "LinearGaussianSSM",
     "NotFittedError",
     "PowerDecay",
     "StepwiseEM",
     "StreamemError",
     "ValidationError",
+    *estimator_specs(),
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "GaussianMixture":
-        from streamem.models.gaussian_mixture import GaussianMixture
-
-        return GaussianMixture
-    if name == "GaussianHMM":
-        from streamem.models.gaussian_hmm import GaussianHMM
-
-        return GaussianHMM
-    if name == "LinearGaussianSSM":
-        from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
-
-        return LinearGaussianSSM
-    if name == "LatentDirichletAllocation":
-        from streamem.models.lda import LatentDirichletAllocation
-
-        return LatentDirichletAllocation
-    raise AttributeError(f"module 'streamem' has no attribute {name!r}")
+    spec = estimator_specs().get(name)
+    if spec is None:
+        raise AttributeError(f"module 'streamem' has no attribute {name!r}")
+    return spec.load()

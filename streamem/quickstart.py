@@ -7,7 +7,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from streamem.models.gaussian_mixture import GaussianMixture
+from streamem.models.mixture.gaussian_mixture import GaussianMixture
 from streamem.synthetic import SensorModes
 
 

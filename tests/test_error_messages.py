@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from streamem import GaussianHMM, GaussianMixture, LinearGaussianSSM, ValidationError
-from streamem.models.lda import LatentDirichletAllocation
 from streamem.models.registry import model_from_dict
+from streamem.models.topics.lda import LatentDirichletAllocation
 from streamem.service.config import DriftSettings, ModelSettings
 from streamem.service.learner import Learner
 from streamem.service.snapshot import build_snapshot

@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 
 from streamem.datafiles import DataFile, Rebatcher
 from streamem.errors import ValidationError
-from streamem.models.gaussian_mixture import GaussianMixture
+from streamem.models.mixture.gaussian_mixture import GaussianMixture
 
 __all__ = ["FitResult", "choose_components", "fit_file", "uniform_sample"]
 

@@ -28,9 +28,9 @@ import numpy as np
 
 from streamem.engine.monitor import ConvergenceMonitor
 from streamem.errors import ValidationError
-from streamem.models import covariance as cov
-from streamem.models.document import FORMAT, check_mixture_parameters
-from streamem.models.gaussian_mixture import GaussianMixture
+from streamem.models.common import covariance as cov
+from streamem.models.mixture.document import FORMAT, check_mixture_parameters
+from streamem.models.mixture.gaussian_mixture import GaussianMixture
 from streamem.models.registry import family_names
 
 if TYPE_CHECKING:

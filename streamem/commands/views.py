@@ -37,7 +37,7 @@ from streamem.commands.summary import (
     snapshot_facts,
 )
 from streamem.errors import ValidationError
-from streamem.models import covariance as cov
+from streamem.models.common import covariance as cov
 from streamem.models.protocol import StreamingModel
 from streamem.service.snapshot import snapshot_fields, snapshot_schema
 

@@ -3,15 +3,19 @@
 The river adapters, the daemon's learner, the published snapshot and the commands speak to a
 :class:`StreamingModel` only: learn a validated batch, score a batch, read the status, save and
 restore the whole model, and describe its parameters for the published document. A family
-added to ``models/`` is usable everywhere once its estimator implements this protocol and is
-named in :mod:`streamem.models.registry`.
+added to ``models/`` is usable everywhere once its estimator implements this protocol, its
+package declares it (a :class:`FamilySpec`) and :mod:`streamem.models.registry` names that
+declaration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Self, runtime_checkable
+from importlib.resources import files
+from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -170,3 +174,87 @@ class StreamingModel(Protocol):
     def from_dict(cls, document: dict[str, Any]) -> Self:
         """Rebuild a model from :meth:`to_dict`'s output."""
         ...
+
+
+InputKind = Literal["rows", "documents"]
+"""What a family learns from: ``rows`` of numeric readings (one per record) or ``documents``
+(text records counted into the columns of a vocabulary)."""
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """One family's declaration: everything the layers above ``models/`` know about it.
+
+    The configuration's ``model`` section, the published snapshot's schema, the daemon's
+    decoding, batching, guard and checkpoint check, ``streamem``'s top-level names and the
+    commands read these fields, never a family's name.
+
+    Attributes
+    ----------
+    name
+        The family's name in configurations, documents and snapshots (``model.family``).
+    estimator
+        ``"module:Class"`` of its :class:`StreamingModel` (imported on first use, so that a
+        declaration stays as light as ``import streamem``), or the class itself (a family
+        defined outside streamem).
+    options
+        The :class:`StreamingOptions` fields the family reads (the ``model`` keys that apply).
+    snapshot
+        File name, in the family's package, of its branch of the published snapshot's schema,
+        ``{"title": name, "required": [fields in document order], "properties": {...}}``, or
+        that branch itself.
+    input_kind
+        ``"rows"`` or ``"documents"`` (see :data:`InputKind`).
+    sequential
+        Whether units form sequences (each key's rows continue that key's filter state).
+    scorable_alone
+        Whether a unit can be scored on its own, out of its order (the guard's outlier test).
+    structural
+        Hyper-parameters whose change makes stored statistics unusable (a checkpoint written
+        with other values is refused).
+
+    Examples
+    --------
+    >>> from streamem.models.registry import family_spec
+    >>> spec = family_spec("gaussian_mixture")
+    >>> spec.input_kind, spec.sequential, spec.scorable_alone, spec.structural
+    ('rows', False, True, ('n_components', 'covariance_type'))
+    >>> spec.load().__name__
+    'GaussianMixture'
+    >>> spec.snapshot_branch()["required"][:2]
+    ['covariance_type', 'n_components']
+    """
+
+    name: str
+    estimator: str | type[Any]
+    options: tuple[str, ...]
+    snapshot: str | Mapping[str, Any]
+    input_kind: InputKind = "rows"
+    sequential: bool = False
+    scorable_alone: bool = True
+    structural: tuple[str, ...] = ()
+
+    @property
+    def estimator_name(self) -> str:
+        """The estimator's class name (its name at the top of ``streamem``)."""
+        if isinstance(self.estimator, str):
+            return self.estimator.rpartition(":")[2]
+        return self.estimator.__name__
+
+    def load(self) -> type[StreamingModel]:
+        """The estimator class (imports its module)."""
+        if not isinstance(self.estimator, str):
+            return self.estimator
+        module, _, name = self.estimator.partition(":")
+        kind: type[StreamingModel] = getattr(importlib.import_module(module), name)
+        return kind
+
+    def snapshot_branch(self) -> dict[str, Any]:
+        """The family's branch of the snapshot schema (read from its package)."""
+        if not isinstance(self.snapshot, str):
+            return dict(self.snapshot)
+        estimator = self.estimator
+        module = estimator if isinstance(estimator, str) else estimator.__module__
+        package = module.partition(":")[0].rpartition(".")[0]
+        branch: dict[str, Any] = json.loads(files(package).joinpath(self.snapshot).read_text())
+        return branch

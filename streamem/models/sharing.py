@@ -12,7 +12,7 @@ own count, which the merge weighs as it weighs equal-weight shards: an approxima
 Examples
 --------
 >>> import numpy as np
->>> from streamem.models.gaussian_mixture import GaussianMixture
+>>> from streamem.models.mixture.gaussian_mixture import GaussianMixture
 >>> rng = np.random.default_rng(0)
 >>> X = np.concatenate([rng.normal(-3, 1, (600, 1)), rng.normal(3, 1, (600, 1))])
 >>> rng.shuffle(X)
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from streamem.errors import ValidationError
-from streamem.models.engine_model import EngineBackedModel
+from streamem.models.base import EngineBackedModel
 
 __all__ = ["Share", "adopt_parameters", "merged", "share_of", "start_like"]
 

@@ -39,8 +39,8 @@ except ModuleNotFoundError as error:  # say which extra to install, not only the
     raise (missing_extra(error, "streamem.river", "river") or error) from error
 
 from streamem.engine import Schedule
-from streamem.models.gaussian_hmm import STREAM_KEY, GaussianHMM
-from streamem.models.hmm_family import Sequences
+from streamem.models.hmm.family import Sequences
+from streamem.models.hmm.gaussian_hmm import STREAM_KEY, GaussianHMM
 from streamem.river.mixture import HISTORY_SIZE, _MixtureCore
 
 __all__ = ["GaussianHMMClusterer", "GaussianHMMDetector"]

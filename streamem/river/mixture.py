@@ -53,8 +53,8 @@ except ModuleNotFoundError as error:  # say which extra to install, not only the
 
 from streamem.engine import Schedule
 from streamem.errors import ValidationError
-from streamem.models import covariance as cov
-from streamem.models.gaussian_mixture import GaussianMixture
+from streamem.models.common import covariance as cov
+from streamem.models.mixture.gaussian_mixture import GaussianMixture
 
 __all__ = ["GaussianMixtureClusterer", "GaussianMixtureDetector"]
 

@@ -30,9 +30,9 @@ from river import base
 
 from streamem.engine import Schedule
 from streamem.errors import ValidationError
-from streamem.models.kalman_filter import kalman_filter
-from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
-from streamem.models.state_space_records import FilterState
+from streamem.models.state_space.kalman_filter import kalman_filter
+from streamem.models.state_space.linear_gaussian_ssm import LinearGaussianSSM
+from streamem.models.state_space.records import FilterState
 from streamem.river.mixture import _MixtureCore
 
 __all__ = ["KalmanDetector"]

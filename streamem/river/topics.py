@@ -28,8 +28,8 @@ from river import base
 
 from streamem.engine import PowerDecay
 from streamem.errors import ValidationError
-from streamem.models.lda import LatentDirichletAllocation
-from streamem.models.vocabulary import HashingVocabulary, documents_matrix
+from streamem.models.common.vocabulary import HashingVocabulary, documents_matrix
+from streamem.models.topics.lda import LatentDirichletAllocation
 
 __all__ = ["LDATransformer"]
 

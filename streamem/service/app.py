@@ -649,8 +649,8 @@ class Daemon(AssignmentHandler):
             drift=book.drift,
             timestamp=self._wall_clock(),
         )
-        self.publisher.publish(encode_snapshot(snapshot))
-        self.metrics.state.version = book.published()
+        self.publisher.publish(encode_snapshot(snapshot), version=book.version + 1)
+        book.published()
         return True
 
     def _count_failures(self) -> None:
@@ -666,6 +666,7 @@ class Daemon(AssignmentHandler):
             self._delivered_seen = delivered
             self.metrics.state.last_publish = self._wall_clock()
         self.metrics.state.delivery_problem = self.publisher.problem
+        self.metrics.state.version = self.publisher.acknowledged_version
 
     # ---- checkpoint ---------------------------------------------------------------------------
 
@@ -829,7 +830,7 @@ class Daemon(AssignmentHandler):
             self.store = CheckpointStore(settings.state.dir, key)
             checkpoint = self.store.load()
             self._store_identity = self.store.identity()
-            floor = highest_version(settings.state.dir, settings.model.name)
+            floor = highest_version(settings.state.dir, settings.model.name, settings.kafka.topics)
             marks = {} if checkpoint is None else dict(checkpoint.logs)
             for partition in partitions:
                 self.logs.forget(partition)
@@ -877,7 +878,6 @@ class Daemon(AssignmentHandler):
         self.book.restart(version, offsets)
         if self.learner is not None:
             self.metrics.state.status = self.learner.status
-        self.metrics.state.version = version
 
     def _assigned(self, partitions: tuple[Partition, ...]) -> None:
         self.assigned = partitions

@@ -224,31 +224,41 @@ def prepare_state_dir(directory: str | Path, *, now: float | None = None) -> lis
     return removed
 
 
-def highest_version(directory: str | Path, model_name: str) -> int:
-    """The highest version stored by a checkpoint of ``model_name`` in ``directory`` (0: none).
+def highest_version(directory: str | Path, model_name: str, topics: Iterable[str]) -> int:
+    """The highest version stored by a checkpoint of ``model_name`` reading ``topics`` in
+    ``directory`` (0: none).
 
     Every partition set of a model has its own checkpoint, but they publish under one key: a
     new partition set continues above this, so that versions never go backwards on the output
-    topic. Unreadable files are skipped (their own load reports them).
+    topic. A file counts when its name is the model's followed by one of ``topics`` (see
+    :func:`partition_set_key`), so another model whose name starts with this one's (``sensors``
+    and ``sensors.v2``) never lends it a version. Unreadable files are skipped (their own load
+    reports them).
 
     Examples
     --------
     >>> import tempfile
     >>> directory = tempfile.mkdtemp()
-    >>> key = partition_set_key("sensors", [("sensors", 0)])
+    >>> key = partition_set_key("sensors", [("readings", 0)])
     >>> CheckpointStore(directory, key).save(Checkpoint(model={}, offsets={}, version=7))
-    >>> highest_version(directory, "sensors"), highest_version(directory, "other")
-    (7, 0)
+    >>> key = partition_set_key("sensors.v2", [("readings", 0)])
+    >>> CheckpointStore(directory, key).save(Checkpoint(model={}, offsets={}, version=105))
+    >>> highest_version(directory, "sensors", ["readings"])
+    7
+    >>> highest_version(directory, "other", ["readings"])
+    0
     """
-    prefix = f"{_SAFE.sub('_', model_name).lstrip('.')}."
+    model = _SAFE.sub("_", model_name)
     highest = 0
-    for path in Path(directory).glob(f"{glob.escape(prefix)}*{_SUFFIX}"):
-        try:
-            version = json.loads(path.read_bytes()).get("version")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if type(version) is int:
-            highest = max(highest, version)
+    for topic in set(topics):
+        prefix = f"{model}.{_SAFE.sub('_', topic)}-".lstrip(".")
+        for path in Path(directory).glob(f"{glob.escape(prefix)}*{_SUFFIX}"):
+            try:
+                version = json.loads(path.read_bytes()).get("version")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if type(version) is int:
+                highest = max(highest, version)
     return highest
 
 

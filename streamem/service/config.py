@@ -29,20 +29,22 @@ from typing import Annotated, Any, Literal, NamedTuple, get_args
 import pydantic
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from streamem.errors import ValidationError
-from streamem.models.registry import model_class
-from streamem.models.vocabulary import FixedVocabulary, HashingVocabulary, Vocabulary
+from streamem.models.common.vocabulary import FixedVocabulary, HashingVocabulary, Vocabulary
+from streamem.models.registry import family_names, family_spec, family_specs
 
 __all__ = [
     "ENV_PREFIX",
@@ -127,6 +129,16 @@ class ConfigError(ValidationError):
         return tuple(problem.key for problem in self.problems)
 
 
+def _families_taking(option: str) -> list[str]:
+    """The families whose declaration reads ``option`` of the ``model`` section."""
+    return [spec.name for spec in family_specs() if option in spec.options]
+
+
+def _either(names: list[str]) -> str:
+    """``'a'``, ``'a' or 'b'``: the families a rule names."""
+    return " or ".join(repr(name) for name in names)
+
+
 def _rule_error(field: str, message: str) -> PydanticCustomError:
     """Return a validation error about ``field`` of the model whose validator raises it."""
     return PydanticCustomError("config_rule", message, {"field": field})
@@ -135,6 +147,23 @@ def _rule_error(field: str, message: str) -> PydanticCustomError:
 # --------------------------------------------------------------------------------------------
 # Settings models
 # --------------------------------------------------------------------------------------------
+
+
+def _registered_family(name: str) -> str:
+    """``name`` if the registry knows it (read when a config is validated, so that a family
+    registered by a plug-in counts)."""
+    names = family_names()
+    if name not in names:
+        raise ValueError(
+            "expected " + ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}"
+        )
+    return name
+
+
+FamilyName = Annotated[
+    str, AfterValidator(_registered_family), WithJsonSchema({"enum": list(family_names())})
+]
+"""A family of :mod:`streamem.models.registry` (the choices of ``model.family``)."""
 
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 """A Kafka topic name: 1-249 characters among letters, digits, ``.``, ``_`` and ``-``."""
@@ -643,7 +672,7 @@ class VocabularySettings(_Section):
     """The columns of a topic model's documents (``model.vocabulary``): exactly one of a fixed
     vocabulary (``words``, inline, or ``file``, one word per line, UTF-8) or hashing into
     ``n_features`` columns (scikit-learn's ``HashingVectorizer(alternate_sign=False)``
-    columns). See :mod:`streamem.models.vocabulary`. A token outside a fixed vocabulary is
+    columns). See :mod:`streamem.models.common.vocabulary`. A token outside a fixed vocabulary is
     dropped; a relative ``file`` is read from the working directory at load.
 
     Examples
@@ -723,9 +752,7 @@ class ModelSettings(_Section):
     """
 
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")] = "sensors"
-    family: Literal["gaussian_mixture", "gaussian_hmm", "linear_gaussian_ssm", "lda"] = (
-        "gaussian_mixture"
-    )
+    family: FamilyName = family_names()[0]
     n_components: PositiveInt = 3
     covariance_type: Literal["full", "diag", "spherical", "tied"] = "full"
     reg_covar: Annotated[float, Field(ge=0)] = 1e-6
@@ -740,13 +767,15 @@ class ModelSettings(_Section):
 
     @_model_validator(mode="after")
     def _check_consistency(self) -> ModelSettings:
-        if (self.family == "lda") != (self.vocabulary is not None):
+        takes = _families_taking("vocabulary")
+        if (self.family in takes) != (self.vocabulary is not None):
             raise _rule_error(
                 "vocabulary",
-                "expected a vocabulary (words, file or n_features) with family 'lda', received null"
-                if self.family == "lda"
+                f"expected a vocabulary (words, file or n_features) with family {self.family!r}, "
+                "received null"
+                if self.family in takes
                 else f"expected null with family {self.family!r} (a vocabulary is for topic "
-                f"models, family 'lda'), received {self.vocabulary}",
+                f"models, family {_either(takes)}), received {self.vocabulary}",
             )
         if self.init_size is not None and self.init_size < self.n_components:
             raise _rule_error(
@@ -912,10 +941,12 @@ class Settings(_Section):
 
     @_model_validator(mode="after")
     def _check_documents(self) -> Settings:
-        if (self.input.format == "text") != (self.model.family == "lda"):
+        readers = [spec.name for spec in family_specs() if spec.input_kind == "documents"]
+        if (self.input.format == "text") != (self.model.family in readers):
             raise _rule_error(
                 "input.format",
-                f"expected 'text' with model.family 'lda' (a topic model learns documents) "
+                f"expected 'text' with model.family {_either(readers)} (a topic model learns "
+                "documents) "
                 f"and a format of points with any other family; received {self.input.format!r} "
                 f"with model.family {self.model.family!r}",
             )
@@ -923,7 +954,7 @@ class Settings(_Section):
 
     @_model_validator(mode="after")
     def _check_sequences(self) -> Settings:
-        if self.input.sequence_key is not None and not model_class(self.model.family).sequential:
+        if self.input.sequence_key is not None and not family_spec(self.model.family).sequential:
             raise _rule_error(
                 "input.sequence_key",
                 f"expected null for model.family {self.model.family!r} (its readings are "

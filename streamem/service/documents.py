@@ -4,8 +4,8 @@ With ``input.format: text`` each record's value is one document, UTF-8 text. A d
 tokenised as scikit-learn's ``CountVectorizer`` does by default (lower case, then the tokens
 of the pattern ``(?u)\\b\\w\\w+\\b``: runs of two or more word characters), and its tokens
 are counted into the columns of ``model.vocabulary``
-(:class:`~streamem.models.vocabulary.FixedVocabulary` or
-:class:`~streamem.models.vocabulary.HashingVocabulary`, the columns of scikit-learn's
+(:class:`~streamem.models.common.vocabulary.FixedVocabulary` or
+:class:`~streamem.models.common.vocabulary.HashingVocabulary`, the columns of scikit-learn's
 ``HashingVectorizer(alternate_sign=False, norm=None)``).
 
 A record is rejected (dead-lettered with the reason) when it is a tombstone or holds no token
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import scipy.sparse as sp
 
-from streamem.models.vocabulary import Vocabulary, documents_matrix
+from streamem.models.common.vocabulary import Vocabulary, documents_matrix
 from streamem.service.codecs import RecordRejected, RejectReason
 
 __all__ = ["TOKEN_PATTERN", "DocumentDecoder"]
@@ -40,13 +40,13 @@ class DocumentDecoder:
     Parameters
     ----------
     vocabulary
-        The columns (:mod:`streamem.models.vocabulary`).
+        The columns (:mod:`streamem.models.common.vocabulary`).
     max_bytes
         Longer values are rejected as ``too_large`` before decoding.
 
     Examples
     --------
-    >>> from streamem.models.vocabulary import FixedVocabulary
+    >>> from streamem.models.common.vocabulary import FixedVocabulary
     >>> decode = DocumentDecoder(FixedVocabulary(["rain", "sun", "wind"]), max_bytes=100)
     >>> decode("Sun, rain and SUN again".encode())
     {1: 2.0, 0: 1.0}

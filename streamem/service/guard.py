@@ -48,6 +48,7 @@ import numpy.typing as npt
 
 from streamem.errors import RefusedUpdateWarning, StreamemError
 from streamem.models.protocol import StreamingModel
+from streamem.models.registry import family_spec
 from streamem.service.codecs import Decoded, RejectReason
 from streamem.service.config import GuardSettings
 
@@ -102,15 +103,14 @@ class ModelScorer:
 
     def score(self, X: Decoded) -> npt.NDArray[np.float64] | None:
         """Log-density of each point under the current model, shape ``(n_points,)`` (None if
-        the family scores other units than points, or if its points form sequences: a
-        reading's density depends on its sequence's filter at that step, which scoring a few
-        candidates out of their order cannot give, so a sequential family has no outlier test).
+        the family's declaration says its units cannot be scored alone: documents, or
+        readings that form sequences, whose density depends on their sequence's filter at
+        that step, which scoring a few candidates out of their order cannot give).
         """
         model = self.model
-        if model.sequential:
+        if not family_spec(model.family).scorable_alone:
             return None
-        scores = np.asarray(model.log_density(model.batch_from_rows(X)), dtype=np.float64)
-        return scores if scores.shape == (len(X),) else None
+        return np.asarray(model.log_density(model.batch_from_rows(X)), dtype=np.float64)
 
 
 class RowGuard:

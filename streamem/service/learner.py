@@ -30,7 +30,7 @@ from streamem.engine.monitor import MonitorRecord
 from streamem.engine.schedules import Constant, HalfLife, PowerDecay, Schedule
 from streamem.errors import RefusedUpdateWarning, StreamemError
 from streamem.models.protocol import ModelStatus, StreamingModel, StreamingOptions
-from streamem.models.registry import model_class
+from streamem.models.registry import family_spec, model_class
 from streamem.service.codecs import Decoded
 from streamem.service.config import DriftSettings, ModelSettings, ScheduleSettings
 
@@ -57,9 +57,6 @@ DRIFT_HISTORY = 1000
 
 _FORMAT = "streamem.daemon.learner"
 _FORMAT_VERSION = 1
-# Hyper-parameters whose change makes a checkpoint unusable (the statistics' shapes or columns
-# differ).
-_STRUCTURAL = ("n_components", "covariance_type", "vocabulary")
 
 
 _Isolate = Callable[[Decoded, tuple[str, ...] | None], list[int]]
@@ -443,7 +440,9 @@ class Learner:
             )
         stored = dict(state["estimator"]["hyperparameters"])
         wanted = learner.model.to_dict()["hyperparameters"]
-        for name in _STRUCTURAL:
+        # hyper-parameters whose change makes a checkpoint unusable (the statistics' shapes or
+        # columns differ): the family's declaration names them
+        for name in family_spec(model.family).structural:
             if stored.get(name) != wanted.get(name):
                 raise LearnerStateError(
                     f"model.{name}: the checkpoint was written with {stored.get(name)!r}, the "

@@ -18,7 +18,7 @@ before learning it), ``streamem_smoothed_log_likelihood``, ``streamem_log_likeli
 ``streamem_parameter_change``, ``streamem_step_size`` (of the last update),
 ``streamem_component_weight`` (label ``component``), ``streamem_converged`` and
 ``streamem_drift`` (0 or 1), ``streamem_model_points_seen`` (``n_seen``),
-``streamem_model_warmup_points``, ``streamem_model_version`` (last published).
+``streamem_model_warmup_points``, ``streamem_model_version`` (the newest acknowledged one).
 
 Gauges of the consumer and the outputs: ``streamem_consumer_lag_records`` (labels ``topic``,
 ``partition``: log end offset minus position), ``streamem_assigned_partitions``,
@@ -216,7 +216,7 @@ class _StateCollector(Collector):
         )
         yield GaugeMetricFamily(
             "streamem_model_version",
-            "Version of the last published model snapshot.",
+            "Version of the newest model snapshot the broker acknowledged.",
             value=float(state.version),
         )
         lag = GaugeMetricFamily(

@@ -323,10 +323,13 @@ class Publisher:
         self._retry_at: float | None = None  # set while a failure waits for its retry
         self._pending: deque[DeadLetter] = deque()
         self._snapshot: bytes | None = None  # the newest snapshot, kept until acknowledged
+        self._snapshot_version = 0
         self._snapshot_delivery: Delivery | None = None
-        self._superseded: list[Delivery] = []  # sent snapshots replaced by a newer one
+        self._superseded: list[tuple[Delivery, int]] = []  # sent snapshots replaced by newer
         self.delivered = 0
         """Snapshots acknowledged by the broker so far."""
+        self.acknowledged_version = 0
+        """The highest version among the snapshots acknowledged so far (0: none)."""
         self.failures = 0
         """Failed deliveries and failed attempts to create the producer so far."""
         self.problem: tuple[float, str] | None = None
@@ -456,17 +459,19 @@ class Publisher:
             else:
                 self._fail("a model snapshot", error)
 
-    def publish(self, value: bytes) -> None:
-        """Send a snapshot; it replaces any earlier one that still waits for a retry.
+    def publish(self, value: bytes, version: int = 0) -> None:
+        """Send a snapshot of ``version``; it replaces any earlier one that still waits for a
+        retry.
 
-        It counts in :attr:`delivered` once the broker acknowledged it (an earlier snapshot
-        still in flight counts too if it is acknowledged).
+        It counts in :attr:`delivered` (and :attr:`acknowledged_version`) once the broker
+        acknowledged it (an earlier snapshot still in flight counts too if it is acknowledged).
         """
         if self._snapshot_delivery is not None and not self._snapshot_delivery.is_done:
-            self._superseded.append(self._snapshot_delivery)
+            self._superseded.append((self._snapshot_delivery, self._snapshot_version))
         elif self._snapshot_delivery is not None:
             self._check_snapshot()  # done: count it before it is replaced
         self._snapshot = value
+        self._snapshot_version = version
         self._snapshot_delivery = None
         self._send_snapshot()
 
@@ -557,16 +562,16 @@ class Publisher:
 
     def _check_snapshot(self) -> None:
         if self._superseded:
-            for old in [d for d in self._superseded if d.is_done]:
+            for old in [pair for pair in self._superseded if pair[0].is_done]:
                 self._superseded.remove(old)
-                if old.exception is None:
-                    self.delivered += 1
+                if old[0].exception is None:
+                    self._acknowledged(old[1])
         delivery = self._snapshot_delivery
         if delivery is None or not delivery.is_done:
             return
         if delivery.exception is None:
             self._snapshot, self._snapshot_delivery = None, None
-            self.delivered += 1
+            self._acknowledged(self._snapshot_version)
             self._delivered_something()
         elif is_permanent(delivery.exception):
             self._drop_snapshot(delivery.exception)
@@ -574,10 +579,18 @@ class Publisher:
             self._snapshot_delivery = None
             self._fail("a model snapshot", delivery.exception)
 
+    def _acknowledged(self, version: int) -> None:
+        self.delivered += 1
+        self.acknowledged_version = max(self.acknowledged_version, version)
+
     def _drop_snapshot(self, error: BaseException) -> None:
+        """The snapshot cannot be sent by any producer (too large): dropped, counted as a
+        failed delivery, and the delivery problem stands until a later snapshot goes out."""
         size = len(self._snapshot) if self._snapshot is not None else 0
         self._snapshot, self._snapshot_delivery = None, None
         self.given_up += 1
+        self.failures += 1
+        self._note_problem(f"a model snapshot of {size} bytes is too large to send: {error}")
         log.error(
             "a model snapshot of %d bytes cannot be sent and is dropped (raise "
             "kafka.producer.max_request_size, and the topic's max.message.bytes, if the model "

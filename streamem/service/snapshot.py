@@ -32,6 +32,7 @@ from functools import cache
 from typing import Any
 
 from streamem.errors import NotFittedError
+from streamem.models.registry import family_names
 from streamem.service.learner import Learner
 from streamem.service.source import Partition
 
@@ -165,14 +166,16 @@ def encode_snapshot(snapshot: Mapping[str, Any]) -> bytes:
     return json.dumps(snapshot, allow_nan=False, separators=(",", ":")).encode()
 
 
-def snapshot_fields(family: str = "gaussian_mixture") -> Sequence[str]:
-    """The names of a family's snapshot fields, in the order of the document.
+def snapshot_fields(family: str | None = None) -> Sequence[str]:
+    """The names of a family's snapshot fields, in the order of the document (None: the
+    default ``model.family``, the registry's first).
 
     Examples
     --------
     >>> snapshot_fields()[:5]
     ['schema_version', 'model', 'family', 'covariance_type', 'n_components']
     """
+    family = family_names()[0] if family is None else family
     schema = snapshot_schema()
     common: list[str] = schema["required"]
     branches = {branch["title"]: branch["required"] for branch in schema["oneOf"]}

@@ -9,7 +9,7 @@ checkpoint, and refuses to start with one line that names the file and the field
 
 - :func:`check_learner_envelope`: the learner's own part (format, features, counters, drift);
 - the model document itself is checked by the model's own ``from_dict``
-  (:func:`streamem.models.document.validate_model_document`: shapes, types, ranges);
+  (:func:`streamem.models.mixture.document.validate_model_document`: shapes, types, ranges);
 - :func:`check_model_fits`: the loaded model against ``model.n_components``,
   ``model.covariance_type`` and ``input.features``, through the model protocol's parameters
   document.

@@ -157,6 +157,73 @@ class PartitionStatistics:
             raise ValueError(f"not a statistics record: {error}") from error
 
 
+CHUNK_HEADER = "chunk"
+"""The header of a piece of a record too large for one message: ``<id>/<index>``."""
+
+_HEADROOM = 64 * 1024  # room for the key, headers and batch overhead under max_request_size
+
+
+def split(key: str, value: bytes, limit: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """The messages (key, value, headers) that carry a record of ``value`` under ``key``, none
+    larger than ``limit`` bytes of value.
+
+    A record that fits is one message. A larger one is sent as pieces under the keys
+    ``<key>#0``, ``<key>#1``, ..., each with a :data:`CHUNK_HEADER`, followed by the message
+    under ``key`` itself, whose value names the pieces: it comes last, so a reader that reads
+    it has read every piece before it (the topic has one partition). On a compacted topic the
+    pieces of an older, longer record may survive; the id tells them apart.
+
+    Examples
+    --------
+    >>> messages = split("m/t/0", b"x" * 10, limit=4)
+    >>> [(k, len(v)) for k, v, _ in messages[:-1]], messages[-1][0]
+    ([(b'm/t/0#0', 4), (b'm/t/0#1', 4), (b'm/t/0#2', 2)], b'm/t/0')
+    >>> join = Joiner()
+    >>> [join.take(k, v, h) for k, v, h in messages][-1] == b"x" * 10
+    True
+    """
+    if len(value) <= limit:
+        return [(key.encode(), value, [])]
+    piece_id = uuid.uuid4().hex
+    pieces = [value[i : i + limit] for i in range(0, len(value), limit)]
+    messages = [
+        (f"{key}#{i}".encode(), piece, [(CHUNK_HEADER, f"{piece_id}/{i}".encode())])
+        for i, piece in enumerate(pieces)
+    ]
+    head = json.dumps({"format": _PIECES_FORMAT, "id": piece_id, "count": len(pieces)})
+    messages.append((key.encode(), head.encode(), []))
+    return messages
+
+
+_PIECES_FORMAT = "streamem.statistics.pieces"
+
+
+class Joiner:
+    """Puts together what :func:`split` cut: :meth:`take` each message read, in order."""
+
+    def __init__(self) -> None:
+        self._pieces: dict[str, dict[int, bytes]] = {}
+
+    def take(
+        self, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]] | None
+    ) -> bytes | None:
+        """The whole record's value once ``value`` completes one (None: a piece, or a head
+        whose pieces were not all read)."""
+        piece = dict(headers or []).get(CHUNK_HEADER)
+        if piece is not None:
+            piece_id, index = piece.decode().split("/")
+            self._pieces.setdefault(piece_id, {})[int(index)] = value
+            return None
+        if not value.startswith(b'{"format": "' + _PIECES_FORMAT.encode()):
+            return value
+        head = json.loads(value)
+        found = self._pieces.pop(head["id"], {})
+        if len(found) != head["count"]:
+            log.warning("skipped a statistics record of key %r: pieces missing", key)
+            return None
+        return b"".join(found[i] for i in range(head["count"]))
+
+
 class StatisticsChannel(Protocol):
     """The statistics topic as the daemon uses it."""
 
@@ -229,6 +296,8 @@ class KafkaStatisticsChannel:
             **reader, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
         )
         self._producer_kwargs = {**producer_kwargs, "acks": "all"}
+        self._limit = int(producer_kwargs.get("max_request_size", 1024 * 1024)) - _HEADROOM
+        self._joiner = Joiner()
         self._producer: KafkaProducer | None = KafkaProducer(**self._producer_kwargs)
         self._assigned: set[int] = set()
         self.writer = uuid.uuid4().hex
@@ -238,6 +307,14 @@ class KafkaStatisticsChannel:
 
     def _assign(self) -> bool:
         partitions = self._consumer.partitions_for_topic(self.topic) or set()
+        if len(partitions) > 1 and not self._assigned:
+            log.warning(
+                "the statistics topic %s has %d partitions: the election of the first "
+                "parameters needs the total order of one (create it with one partition, as "
+                "deploy/ does; docs/scale-out-protocol.md)",
+                self.topic,
+                len(partitions),
+            )
         if partitions and set(partitions) != self._assigned:
             new = sorted(set(partitions) - self._assigned)
             self._assigned = set(partitions)
@@ -258,10 +335,9 @@ class KafkaStatisticsChannel:
                 self._producer = KafkaProducer(**self._producer_kwargs)
             producer = self._producer
             futures = [
-                producer.send(
-                    self.topic, key=r.key.encode(), value=r.encode(), headers=self._writer_header
-                )
+                producer.send(self.topic, key=key, value=value, headers=self._writer_header + extra)
                 for r in records
+                for key, value, extra in split(r.key, r.encode(), self._limit)
             ]
             producer.flush(timeout=timeout)
             for future in futures:
@@ -295,15 +371,18 @@ class KafkaStatisticsChannel:
             for record in batch:
                 if record.value is None:
                     continue
-                own = skipped.get(record.key)
+                own = skipped.get((record.key or b"").split(b"#", 1)[0])
                 if own is not None:
                     if (WRITER_HEADER, self.writer.encode()) in (record.headers or []):
                         self._overwritten.discard(own)
                     else:
                         self._overwritten.add(own)
                     continue
+                value = self._joiner.take(record.key, record.value, record.headers)
+                if value is None:
+                    continue
                 try:
-                    statistics = PartitionStatistics.decode(record.value)
+                    statistics = PartitionStatistics.decode(value)
                 except ValueError as error:
                     log.warning(
                         "skipped record %s/%d@%d of the statistics topic: %s",

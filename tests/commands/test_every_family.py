@@ -15,8 +15,8 @@ from streamem.cli import main
 from streamem.commands.plot import _draw_states
 from streamem.commands.summary import load_view
 from streamem.commands.views import ModelView
-from streamem.models.lda import LatentDirichletAllocation
 from streamem.models.protocol import StreamingOptions
+from streamem.models.topics.lda import LatentDirichletAllocation
 from streamem.service.config import DriftSettings, ModelSettings, VocabularySettings
 from streamem.service.learner import Learner
 from streamem.service.snapshot import build_snapshot

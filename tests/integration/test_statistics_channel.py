@@ -72,3 +72,26 @@ def test_a_replica_skips_the_records_of_its_own_partitions(
     finally:
         writer.close()
         reader.close()
+
+
+def test_a_record_larger_than_a_message_goes_in_pieces_and_comes_back_whole(
+    broker: EmbeddedBroker, topic_name: str
+) -> None:
+    """A partition's record of many keys' filters (here 600 KB) under a producer limit of
+    128 KiB: sent as pieces, read back as the one record, followed by a small one."""
+    broker.create_topics([topic_name])
+    small = {"bootstrap_servers": broker.bootstrap_servers}
+    limited = {**small, "max_request_size": 128 * 1024}
+    writer = KafkaStatisticsChannel(topic_name, MODEL, small, limited)
+    reader = _channel(broker, topic_name)
+    filters = {f"sensor-{i}": [float(i)] * 8 for i in range(8_000)}
+    large = PartitionStatistics(MODEL, ("sensors", 0), 10, 0, 1.7e9, None, {"carry": filters})
+    try:
+        assert len(large.encode()) > 500_000
+        assert writer.send([large, _record(1, 20)], timeout=10.0)
+        found = _read_until(reader, 2)
+        assert [(r.partition[1], r.offset) for r in found] == [(0, 10), (1, 20)]
+        assert found[0].learner == {"carry": filters}
+    finally:
+        writer.close()
+        reader.close()

@@ -7,8 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
-from streamem.models import gaussian_family
-from streamem.models.gaussian_family import GaussianFamily, GaussianParams
+from streamem.models.mixture import gaussian_family
+from streamem.models.mixture.gaussian_family import GaussianFamily, GaussianParams
 from streamem.synthetic import random_mixture_sample
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from streamem import GaussianHMM
 from streamem.engine import Constant, ConvergenceMonitor, StepwiseEM
-from streamem.models.hmm_family import GaussianHMMFamily, HMMParams, Sequences
+from streamem.models.hmm.family import GaussianHMMFamily, HMMParams, Sequences
 from tests.models.hmm_helpers import sticky_hmm
 
 COVARIANCE_TYPES = st.sampled_from(["full", "tied", "diag", "spherical"])

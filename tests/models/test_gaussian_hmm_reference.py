@@ -9,7 +9,7 @@ import pytest
 from hmmlearn import hmm
 
 from streamem import GaussianHMM
-from streamem.models.hmm_scan import forward_backward, viterbi
+from streamem.models.hmm.scan import forward_backward, viterbi
 from tests.models.hmm_helpers import relative_error, sample_sequences, sticky_hmm
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]

@@ -11,7 +11,7 @@ from scipy.stats import multivariate_normal
 
 import streamem
 from streamem import GaussianHMM, ValidationError
-from streamem.models.hmm_family import Sequences
+from streamem.models.hmm.family import Sequences
 from streamem.models.protocol import StreamingModel, StreamingOptions
 from streamem.models.registry import model_class, model_from_dict
 from tests.models.hmm_helpers import sample_sequences, sticky_hmm

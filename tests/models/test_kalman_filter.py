@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamem.models.kalman_filter import kalman_filter, linear_scan, rts_smoother
-from streamem.models.state_space_family import StateSpaceFamily, segment_statistics
-from streamem.models.state_space_records import PARAMETER_NAMES, StateSpaceParams
-from streamem.models.state_space_simulation import constant_velocity, simulate
+from streamem.models.state_space.family import StateSpaceFamily, segment_statistics
+from streamem.models.state_space.kalman_filter import kalman_filter, linear_scan, rts_smoother
+from streamem.models.state_space.records import PARAMETER_NAMES, StateSpaceParams
+from streamem.models.state_space.simulation import constant_velocity, simulate
 
 
 def _tracking(rng: np.random.Generator, n_timesteps: int) -> tuple[StateSpaceParams, np.ndarray]:

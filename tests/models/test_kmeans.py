@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamem.models.kmeans import _squared_distances, kmeans_plus_plus, local_trials
+from streamem.models.common.kmeans import _squared_distances, kmeans_plus_plus, local_trials
 
 
 def potential(X: np.ndarray, centres: np.ndarray) -> float:

@@ -10,9 +10,9 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from streamem import HalfLife, LatentDirichletAllocation, ValidationError
-from streamem.models.lda_family import topic_word_bound
 from streamem.models.protocol import StreamingModel, StreamingOptions
 from streamem.models.registry import model_class, model_from_dict
+from streamem.models.topics.family import topic_word_bound
 from streamem.synthetic_corpus import TopicCorpus, matched_topic_cosine
 
 

@@ -13,11 +13,11 @@ import pytest
 
 from streamem import LinearGaussianSSM
 from streamem.errors import ValidationError
-from streamem.models.engine_model import ConvergenceWarning
+from streamem.models.base import ConvergenceWarning
 from streamem.models.protocol import StreamingModel, StreamingOptions
 from streamem.models.registry import model_class, model_from_dict
-from streamem.models.state_space_records import PARAMETER_NAMES
-from streamem.models.state_space_simulation import constant_velocity, simulate
+from streamem.models.state_space.records import PARAMETER_NAMES
+from streamem.models.state_space.simulation import constant_velocity, simulate
 
 QR = ("transition_covariance", "observation_covariance")
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from streamem import GaussianMixture, HalfLife, ValidationError
-from streamem.models.document import check_mixture_parameters, model_schema
+from streamem.models.mixture.document import check_mixture_parameters, model_schema
 
 Document = dict[str, Any]
 

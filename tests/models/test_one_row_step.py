@@ -18,8 +18,8 @@ import pytest
 
 from streamem import GaussianMixture
 from streamem.errors import RefusedUpdateWarning
-from streamem.models import gaussian_kernels
-from streamem.models.gaussian_online import OneRowStep
+from streamem.models.mixture import gaussian_kernels
+from streamem.models.mixture.gaussian_online import OneRowStep
 from streamem.synthetic import random_mixture_sample
 
 pytestmark = pytest.mark.skipif(

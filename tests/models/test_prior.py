@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamem.models.gaussian_family import GaussianFamily
+from streamem.models.mixture.gaussian_family import GaussianFamily
 
 
 def statistics(family: GaussianFamily, rng: np.random.Generator, n: int) -> object:

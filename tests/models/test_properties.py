@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamem import GaussianMixture
-from streamem.models.gaussian_family import GaussianFamily, GaussianParams
+from streamem.models.mixture.gaussian_family import GaussianFamily, GaussianParams
 from streamem.synthetic import random_mixture_sample
 
 COVARIANCE_TYPES = st.sampled_from(["full", "tied", "diag", "spherical"])

@@ -8,22 +8,19 @@ import numpy as np
 import pytest
 
 from streamem.errors import ValidationError
-from streamem.models.gaussian_mixture import GaussianMixture
+from streamem.models.mixture.gaussian_mixture import GaussianMixture
 from streamem.models.protocol import ModelStatus, StreamingModel, StreamingOptions
 from streamem.models.registry import family_names, model_class, model_from_dict
 from streamem.synthetic import random_mixture_sample
-from streamem.synthetic_corpus import TopicCorpus
+from tests.models.family_rows import rows_for
 
 
 def test_every_registered_family_implements_the_protocol(rng: np.random.Generator) -> None:
-    X, _ = random_mixture_sample(rng, 100, n_features=2, n_components=2, spread=4.0)
-    counts, _ = TopicCorpus.random(2, 20, rng).sample(100, doc_length=30, rng=rng)
-    rows = {"lda": counts.toarray()}  # a family whose rows are not any real numbers
     for family in family_names():
         kind = model_class(family)
         assert kind.family == family
         model = kind.from_options(OPTIONS)
-        model.learn(model.batch_from_rows(rows.get(family, X)))
+        model.learn(model.batch_from_rows(rows_for(family, rng, 100)))
         assert isinstance(model, StreamingModel)
 
 

@@ -9,8 +9,7 @@ import pytest
 from streamem.models.protocol import StreamingOptions
 from streamem.models.registry import family_names, model_class, model_from_dict
 from streamem.models.sharing import merged, share_of, start_like
-from streamem.synthetic import random_mixture_sample
-from streamem.synthetic_corpus import TopicCorpus
+from tests.models.family_rows import rows_for
 
 OPTIONS = StreamingOptions(n_components=2, covariance_type="diag", init_size=50, n_init=2, seed=3)
 
@@ -19,11 +18,7 @@ OPTIONS = StreamingOptions(n_components=2, covariance_type="diag", init_size=50,
 def test_a_merged_model_publishes_the_parameters_of_its_merged_statistics(
     family: str, rng: np.random.Generator
 ) -> None:
-    if family == "lda":
-        rows, _ = TopicCorpus.random(2, 20, rng).sample(400, doc_length=30, rng=rng)
-        rows = rows.toarray()
-    else:
-        rows, _ = random_mixture_sample(rng, 400, n_features=2, n_components=2, spread=4.0)
+    rows = rows_for(family, rng, 400)
     first = model_class(family).from_options(OPTIONS)
     first.learn(first.batch_from_rows(rows[:100]))
     second = start_like(first)

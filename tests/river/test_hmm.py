@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from river import checks
 
-from streamem.models.hmm_family import Sequences
+from streamem.models.hmm.family import Sequences
 from streamem.river import GaussianHMMClusterer, GaussianHMMDetector
 from tests.river.test_estimators import _small_datasets
 

@@ -8,7 +8,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from streamem.models.vocabulary import FixedVocabulary, HashingVocabulary
+from streamem.models.common.vocabulary import FixedVocabulary, HashingVocabulary
 from streamem.service.codecs import RecordRejected, RejectReason
 from streamem.service.config import DriftSettings, ModelSettings, VocabularySettings
 from streamem.service.documents import DocumentDecoder

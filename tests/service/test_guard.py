@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamem.models.linear_gaussian_ssm import LinearGaussianSSM
 from streamem.models.protocol import StreamingOptions
+from streamem.models.state_space.linear_gaussian_ssm import LinearGaussianSSM
 from streamem.service.codecs import RejectReason
 from streamem.service.config import DriftSettings, GuardSettings, ModelSettings
 from streamem.service.guard import ModelScorer, RowGuard, bisect_refused, isolate_refused

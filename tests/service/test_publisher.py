@@ -220,8 +220,11 @@ def test_an_unsendable_dead_letter_is_dropped_not_retried_forever() -> None:
     publisher.publish(b"a huge model")
     assert publisher.settle(1.0)
     assert publisher.given_up == 2
-    assert publisher.failures == 0
     assert len(factory.sinks) == 1
+    # a model that cannot be published is a delivery failure that /readyz reports
+    assert publisher.failures == 1
+    assert publisher.problem is not None
+    assert "too large to send" in publisher.problem[1]
 
 
 def test_a_delivery_refused_by_the_broker_for_its_size_is_dropped() -> None:

@@ -30,7 +30,7 @@ from scipy.linalg import lapack
 
 from streamem.engine.records import FloatArray
 from streamem.errors import DegenerateUpdateError
-from streamem.models.state_space_records import StateSpaceParams
+from streamem.models.state_space.records import StateSpaceParams
 
 LOG_2PI = math.log(2.0 * math.pi)
 STEADY_TOL = 1e-12

@@ -12,17 +12,26 @@ classes weigh (``_class_weights``), and may say how many units wait in a warm-up
 from __future__ import annotations
 
 import json
-from typing import Any
+import warnings
+from typing import Any, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
-from streamem.engine import ConvergenceMonitor, Schedule, StepwiseEM, schedule_from_dict
+from streamem.engine import (
+    Constant,
+    ConvergenceMonitor,
+    Schedule,
+    StepwiseEM,
+    schedule_from_dict,
+)
 from streamem.engine.family import Family
 from streamem.engine.records import FloatArray
 from streamem.errors import (
+    DegenerateUpdateError,
     NotFittedError,
+    RefusedUpdateWarning,
     StreamemWarning,
     ValidationError,
     format_mismatch,
@@ -36,6 +45,8 @@ __all__ = [
     "ModelNotFittedError",
     "as_float_array",
     "document_hyperparameters",
+    "finite_or_none",
+    "given_array",
     "jsonable",
     "parse_json_document",
 ]
@@ -129,6 +140,101 @@ class EngineBackedModel:
         """Make the decreasing schedule continue from ``step_size`` (a drift response)."""
         self._check_fitted()
         self.engine_.restart_schedule(step_size)
+
+    def _refined(self, family: Any, start: Any, batch: Any, iterations: int) -> Any:
+        """Up to ``iterations`` batch EM iterations (step size 1) from ``start`` on ``batch``,
+        the warm-up's refinement; ``start`` itself if an iteration is degenerate."""
+        family.anchor = start
+        engine: StepwiseEM[Any, Any, Any, Any] = StepwiseEM(
+            family, Constant(1.0), ConvergenceMonitor(1e-4, 1.0, 1)
+        )
+        engine.initialize(start)
+        try:
+            for _ in range(iterations):
+                engine.update(batch)
+                if engine.monitor.converged:
+                    break
+        except DegenerateUpdateError:
+            return start
+        return engine.params
+
+    def _update_or_refuse(self, batch: Any, description: str) -> bool:
+        """One stepwise update of the streaming engine; a degenerate one is refused with a
+        :class:`~streamem.errors.RefusedUpdateWarning` naming ``description`` and counted in
+        ``n_refused_`` (its units are not learned). Whether the update was made."""
+        try:
+            self.engine_.update(batch)
+        except DegenerateUpdateError as error:
+            self.n_refused_: int = getattr(self, "n_refused_", 0) + 1
+            warnings.warn(
+                f"partial_fit refused a degenerate {description} and kept the previous "
+                f"parameters: {error}",
+                RefusedUpdateWarning,
+                stacklevel=5,  # the caller of partial_fit: partial_fit > learn > update > here
+            )
+            return False
+        return True
+
+    def _record_update(self) -> None:
+        """After an update: the convergence flag, the update count and the smoothed
+        log-likelihood per unit as ``converged_``, ``n_iter_``, ``lower_bound_``."""
+        last = self.engine_.monitor.last
+        self.converged_ = self.engine_.monitor.converged
+        self.n_iter_ = self.engine_.step
+        self.lower_bound_ = last.smoothed_log_likelihood if last else -np.inf
+
+    _JSON_SEPARATORS: tuple[str, str] | None = None
+    """``json.dumps`` separators of :meth:`to_json` (None: its defaults)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole model as JSON data (the family's document)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Self:
+        """Rebuild a model from :meth:`to_dict`'s output."""
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as a JSON string (floats round-trip exactly)."""
+        return json.dumps(self.to_dict(), allow_nan=False, separators=self._JSON_SEPARATORS)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Self:
+        """Inverse of :meth:`to_json` (the document is validated as by :meth:`from_dict`)."""
+        return cls.from_dict(parse_json_document(text))
+
+    def _document_head(self, fmt: str, version: int) -> dict[str, Any]:
+        """The start of :meth:`to_dict`'s document: format, version and the hyper-parameters
+        as JSON data (a schedule as its document, arrays as lists)."""
+        hyper: dict[str, Any] = getattr(self, "get_params")(deep=False)  # noqa: B009
+        if hyper.get("schedule") is not None:
+            hyper["schedule"] = hyper["schedule"].to_dict()
+        for name, value in hyper.items():
+            if isinstance(value, np.ndarray):
+                hyper[name] = value.tolist()
+        return {"format": fmt, "format_version": version, "hyperparameters": hyper}
+
+    def _counters_document(self) -> dict[str, Any]:
+        """The counters of the document's state: refused updates, convergence flag, update
+        count and lower bound (null when undefined)."""
+        return {
+            "n_refused": int(getattr(self, "n_refused_", 0)),
+            "converged": bool(getattr(self, "converged_", False)),
+            "n_iter": int(getattr(self, "n_iter_", 0)),
+            "lower_bound": finite_or_none(getattr(self, "lower_bound_", None)),
+        }
+
+    def _load_counters(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`_counters_document`, after the engine is loaded; an initialised
+        model sets its fitted attributes."""
+        self.n_refused_ = int(state["n_refused"])
+        if self.engine_.initialized:
+            self._refresh_fitted()
+            self.converged_ = bool(state["converged"])
+            self.n_iter_ = int(state["n_iter"])
+            bound = state["lower_bound"]
+            self.lower_bound_ = -np.inf if bound is None else float(bound)
 
     def _stream_engine(
         self, family: Family[Any, Any, Any, Any], default_schedule: Schedule
@@ -232,3 +338,33 @@ def document_hyperparameters(document: Any, fmt: str, version: int) -> dict[str,
     if hyper.get("schedule") is not None:
         hyper["schedule"] = schedule_from_dict(hyper["schedule"])
     return hyper
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no infinities: an undefined lower bound (-inf) is written as null.
+
+    Examples
+    --------
+    >>> finite_or_none(float("-inf")) is None, finite_or_none(2.5)
+    (True, 2.5)
+    """
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def given_array(name: str, value: ArrayLike) -> FloatArray:
+    """A user-given starting value as a finite float array (errors name it).
+
+    Examples
+    --------
+    >>> given_array("weights_init", [0.5, "x"])
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ValidationError: weights_init must be an array of numbers, got [0.5, 'x']
+    """
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValidationError(f"{name} must be an array of numbers, got {value!r}") from error
+    if not np.all(np.isfinite(array)):
+        raise ValidationError(f"{name} must be finite, got {array.tolist()}")
+    return array

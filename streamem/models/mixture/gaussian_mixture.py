@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from typing import Any, Self
 
@@ -26,18 +25,18 @@ from streamem.errors import (
     ValidationError,
     input_error,
 )
-from streamem.models import covariance as cov
-from streamem.models.document import FORMAT, FORMAT_VERSION, validate_model_document
-from streamem.models.engine_model import (
+from streamem.models.base import (
     ConvergenceWarning,
     EngineBackedModel,
     as_float_array,
+    finite_or_none,
     jsonable,
-    parse_json_document,
 )
-from streamem.models.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
-from streamem.models.gaussian_online import OneRowStep
-from streamem.models.gaussian_start import INIT_METHODS, GaussianStart
+from streamem.models.common import covariance as cov
+from streamem.models.mixture.document import FORMAT, FORMAT_VERSION, validate_model_document
+from streamem.models.mixture.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
+from streamem.models.mixture.gaussian_online import OneRowStep
+from streamem.models.mixture.gaussian_start import INIT_METHODS, GaussianStart
 from streamem.models.protocol import StreamingOptions
 
 STREAMING_PRIOR = 0.01
@@ -321,7 +320,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
     def learn_row(self, x: NDArray[np.floating]) -> Self:
         """:meth:`learn` of one validated row ``x`` (d,): one online-EM step, by the compiled
-        step where it applies (:mod:`streamem.models.gaussian_online`).
+        step where it applies (:mod:`streamem.models.mixture.gaussian_online`).
 
         Examples
         --------
@@ -432,7 +431,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
     def _compiled_step(self, x: NDArray[np.floating]) -> bool:
         """The update with one row ``x`` (d,) by the compiled step, where it applies (see
-        :mod:`streamem.models.gaussian_online`); whether it was made."""
+        :mod:`streamem.models.mixture.gaussian_online`); whether it was made."""
         fast = self._one_row_step()
         if not fast.step(x):
             return False
@@ -809,7 +808,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
                 "n_refused": self.n_refused_,
                 "converged": bool(getattr(self, "converged_", False)),
                 "n_iter": int(getattr(self, "n_iter_", 0)),
-                "lower_bound": _finite_or_none(getattr(self, "lower_bound_", None)),
+                "lower_bound": finite_or_none(getattr(self, "lower_bound_", None)),
             }
         return document
 
@@ -818,7 +817,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         """Rebuild a model from :meth:`to_dict`'s output.
 
         The document is validated first, by
-        :func:`~streamem.models.document.validate_model_document` (its schema, then shapes
+        :func:`~streamem.models.mixture.document.validate_model_document` (its schema, then shapes
         and values).
 
         Raises
@@ -853,15 +852,6 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
             model.n_iter_ = state["n_iter"]
             model.lower_bound_ = -np.inf if state["lower_bound"] is None else state["lower_bound"]
         return model
-
-    def to_json(self) -> str:
-        """:meth:`to_dict` as a JSON string (floats round-trip exactly)."""
-        return json.dumps(self.to_dict(), allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> GaussianMixture:
-        """Inverse of :meth:`to_json` (the document is validated as by :meth:`from_dict`)."""
-        return cls.from_dict(parse_json_document(text))
 
 
 def _check_shape(name: str, value: FloatArray, shape: tuple[int, ...]) -> None:
@@ -898,11 +888,6 @@ def _check_positive_definite(
 def _logsumexp(joint: FloatArray) -> FloatArray:
     peak = joint.max(axis=1)
     return np.asarray(np.log(np.exp(joint - peak[:, np.newaxis]).sum(axis=1)) + peak)
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    """JSON has no infinities: an undefined lower bound (-inf) is written as null."""
-    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def _nan_to_none(rows: NDArray[np.floating]) -> list[list[float | None]]:

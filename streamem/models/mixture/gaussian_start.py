@@ -9,10 +9,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamem.engine.records import FloatArray
-from streamem.models.kmeans import kmeans_labels
+from streamem.models.common.kmeans import kmeans_labels
 
 if TYPE_CHECKING:
-    from streamem.models.gaussian_family import GaussianFamily, GaussianParams
+    from streamem.models.mixture.gaussian_family import GaussianFamily, GaussianParams
 
 INIT_METHODS = ("kmeans", "k-means++", "random")
 
@@ -36,7 +36,7 @@ class GaussianStart:
 
     Examples
     --------
-    >>> from streamem.models.gaussian_family import GaussianFamily
+    >>> from streamem.models.mixture.gaussian_family import GaussianFamily
     >>> X = np.array([[0.0], [0.2], [5.0], [5.2]])
     >>> family = GaussianFamily("diag", start=GaussianStart(2, n_restarts=3))
     >>> params = family.initial_params(X, np.random.default_rng(0))

@@ -1,7 +1,7 @@
 """The compiled one-row online-EM step of a Gaussian mixture, applied to its engine.
 
 :class:`OneRowStep` makes :meth:`StepwiseEM.update <streamem.engine.StepwiseEM.update>` of
-one complete row by one call of :func:`~streamem.models.gaussian_kernels.one_row_step` and
+one complete row by one call of :func:`~streamem.models.mixture.gaussian_kernels.one_row_step` and
 leaves the engine in the state that the numpy path leaves (statistics, parameters, Kish's
 sum of squared weights, step counter, points seen, monitor record), so that everything that
 reads the engine (``to_dict``, the daemon, the numpy path itself on the next mini-batch)
@@ -28,8 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamem.engine import StepwiseEM
-from streamem.models import gaussian_kernels as kernels
-from streamem.models.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
+from streamem.models.mixture import gaussian_kernels as kernels
+from streamem.models.mixture.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
 
 FloatArray = NDArray[np.float64]
 FLOAT64 = np.dtype(np.float64)

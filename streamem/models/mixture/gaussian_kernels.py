@@ -13,8 +13,8 @@ Both kernels read one flat float64 buffer (:class:`Layout`) and :func:`one_row_s
 the new state into another one that the caller owns: a call has few arguments (numba's
 dispatch costs about a microsecond per call plus a fraction per argument), returns four floats
 rather than a new array (boxing an array costs about as much as the call), and the records of
-the engine are views of the two buffers, made once (:class:`~streamem.models.gaussian_online.
-OneRowStep` alternates them).
+the engine are views of the two buffers, made once
+(:class:`~streamem.models.mixture.gaussian_online.OneRowStep` alternates them).
 
 numba is optional (the ``river`` extra): without it :data:`AVAILABLE` is False and the
 mixture takes the numpy path. ``cache=True`` keeps the compiled code between processes (in

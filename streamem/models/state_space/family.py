@@ -1,8 +1,8 @@
 """E-step and M-step of the linear-Gaussian state space model for the stepwise EM engine.
 
 - **E-step** (:meth:`StateSpaceFamily.expected_statistics`): per segment of the batch, the
-  Kalman filter and the RTS smoother (:mod:`streamem.models.kalman_filter`) give the smoothed
-  moments, summed into :class:`~streamem.models.state_space_records.StateSpaceStats`. A
+  Kalman filter and the RTS smoother (:mod:`streamem.models.state_space.kalman_filter`) give
+  the smoothed moments, summed into :class:`~streamem.models.state_space.records.StateSpaceStats`. A
   segment that continues a carried sequence starts one step before its first row, at the
   carried filter state, so that the transition across the batch boundary is counted.
 - **M-step** (:meth:`StateSpaceFamily.maximize`): pykalman's order of conditional
@@ -25,14 +25,14 @@ from numpy.typing import NDArray
 from streamem.engine.family import Expectation
 from streamem.engine.records import FloatArray
 from streamem.errors import DegenerateUpdateError, ValidationError
-from streamem.models.kalman_filter import (
+from streamem.models.state_space.kalman_filter import (
     STEADY_TOL,
     Smoothed,
     kalman_filter,
     rts_smoother,
     symmetric,
 )
-from streamem.models.state_space_records import (
+from streamem.models.state_space.records import (
     PARAMETER_NAMES,
     Carry,
     FilterState,
@@ -81,7 +81,7 @@ class StateSpaceFamily:
     transition_covariance_type, observation_covariance_type
         Structure of a learned Q and R: ``"full"``, ``"diag"`` or ``"scalar"``.
     steady_tol
-        See :mod:`streamem.models.kalman_filter` (0: the exact recursion at every step).
+        See :mod:`streamem.models.state_space.kalman_filter` (0: the exact recursion at every step).
     """
 
     start: StateSpaceParams

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
@@ -21,23 +20,22 @@ from streamem.engine import (
 )
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError, input_error
-from streamem.models.compact import decode_fields, encode_fields
-from streamem.models.engine_model import (
+from streamem.models.base import (
     EngineBackedModel,
     as_float_array,
     document_hyperparameters,
     jsonable,
-    parse_json_document,
 )
-from streamem.models.lda_family import (
+from streamem.models.common.compact import decode_fields, encode_fields
+from streamem.models.common.vocabulary import Vocabulary, documents_matrix, vocabulary_from
+from streamem.models.protocol import StreamingOptions
+from streamem.models.topics.family import (
     Documents,
     LDAFamily,
     TopicWordParams,
     TopicWordStats,
     topic_word_bound,
 )
-from streamem.models.protocol import StreamingOptions
-from streamem.models.vocabulary import Vocabulary, documents_matrix, vocabulary_from
 
 FORMAT = "streamem.LatentDirichletAllocation"
 FORMAT_VERSION = 1
@@ -169,6 +167,7 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
     family = "lda"
     """The family's name in documents and configs (the model protocol)."""
     FORMAT = FORMAT
+    _JSON_SEPARATORS = (",", ":")  # a compact document: topic-word matrices are large
     """The ``format`` of :meth:`to_dict`'s document."""
     sequential = False
     """Documents are independent units (no state crosses batches)."""
@@ -642,7 +641,7 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
 
     def to_dict(self) -> dict[str, Any]:
         """The whole model (hyper-parameters, statistics, counters) as JSON data, arrays in
-        the compact exact encoding of :mod:`streamem.models.compact`.
+        the compact exact encoding of :mod:`streamem.models.common.compact`.
 
         ``from_dict(model.to_dict())`` continues learning exactly where ``model`` was.
         """
@@ -701,15 +700,6 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
             if state.get("bound") is not None:
                 model.bound_ = float(state["bound"])
         return model
-
-    def to_json(self) -> str:
-        """:meth:`to_dict` as a compact JSON string (floats round-trip exactly)."""
-        return json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> LatentDirichletAllocation:
-        """Inverse of :meth:`to_json` (the document is validated as by :meth:`from_dict`)."""
-        return cls.from_dict(parse_json_document(text))
 
 
 def _encode_documents(counts: Documents) -> dict[str, Any]:

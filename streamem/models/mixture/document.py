@@ -38,7 +38,7 @@ import numpy as np
 
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError, format_mismatch
-from streamem.models import covariance as cov
+from streamem.models.common import covariance as cov
 
 __all__ = [
     "FORMAT",
@@ -341,7 +341,7 @@ def _check_statistics(
     _array(stats, "first", (k, d), where, path)
     second_shape = (
         (k, d) if covariance_type == "spherical" else cov.expected_shape(covariance_type, k, d)
-    )  # see the table of streamem.models.covariance
+    )  # see the table of streamem.models.common.covariance
     _array(stats, "second", second_shape, where, path)
 
 

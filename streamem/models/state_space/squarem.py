@@ -17,8 +17,8 @@ import numpy as np
 
 from streamem.engine.records import FloatArray
 from streamem.errors import DegenerateUpdateError
-from streamem.models.state_space_family import StateSpaceFamily
-from streamem.models.state_space_records import SequenceBatch, StateSpaceParams
+from streamem.models.state_space.family import StateSpaceFamily
+from streamem.models.state_space.records import SequenceBatch, StateSpaceParams
 
 
 def _vector(params: StateSpaceParams) -> FloatArray:

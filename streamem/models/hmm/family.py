@@ -24,7 +24,7 @@ values, which no update has then changed).
 
 **Statistics.** Expected initial-state counts (K,), transition counts
 ``sum_t xi_t(i, j)`` (K, K), and per-state emission moments in the layout of the mixture's
-:class:`~streamem.models.gaussian_family.GaussianStats` (occupancy, first and second moments
+:class:`~streamem.models.mixture.gaussian_family.GaussianStats` (occupancy, first and second moments
 by covariance type). The emission densities (NaN coordinates marginalised), the emission
 M-step, held-fixed means and covariances, and the covariance prior are the mixture family's.
 """
@@ -42,10 +42,11 @@ from numpy.typing import NDArray
 from streamem.engine.family import Expectation
 from streamem.engine.records import ArrayRecord, FloatArray
 from streamem.errors import DegenerateUpdateError, ValidationError
-from streamem.models import covariance as cov
-from streamem.models.covariance import CovarianceType
-from streamem.models.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
-from streamem.models.hmm_scan import Smoothed, forward, forward_backward, viterbi
+from streamem.models.common import covariance as cov
+from streamem.models.common.covariance import CovarianceType
+from streamem.models.emissions.base import TableStats
+from streamem.models.hmm.scan import Smoothed, forward, forward_backward, viterbi
+from streamem.models.mixture.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
 
 Carry = Mapping[str, FloatArray]
 FIXABLE = ("startprob", "transmat", "means", "covariances")
@@ -173,7 +174,174 @@ class HMMStats(ArrayRecord):
     second: FloatArray
 
 
-class GaussianHMMFamily:
+class ChainFamily:
+    """The Markov chain's half of a hidden Markov model family, whatever its emissions: the
+    anchor, starting values, the carried filters, the forward-backward, forward and Viterbi
+    scans, and the M-step of ``startprob`` and ``transmat``.
+
+    A family adds its emissions: :meth:`log_emission` (T, K), their statistics and M-step.
+    Its parameters record has ``startprob`` (K,) and ``transmat`` (K, K) fields.
+    """
+
+    fixed: tuple[str, ...]
+    start: Any
+    _anchor: Any = None
+
+    def log_emission(self, params: Any, X: Any) -> FloatArray:
+        """``log p(x_t | z_t = j)`` (T, K) of each row (the family's emissions)."""
+        raise NotImplementedError
+
+    @property
+    def anchor(self) -> Any:
+        """The parameters that fixed names are held at (the starting values)."""
+        return self._anchor
+
+    @anchor.setter
+    def anchor(self, params: Any) -> None:
+        self._anchor = params
+        self._anchor_changed(params)
+
+    def _anchor_changed(self, params: Any) -> None:
+        """Hook: the emissions' part of the anchor changed (nothing by default)."""
+
+    def initial_params(self, batch: Sequences, rng: np.random.Generator) -> Any:
+        """Starting values for a first batch (the family's ``start``)."""
+        if self.start is None:
+            raise ValueError("the family has no start to take starting values from")
+        return self.start.params(self, batch.X, rng)
+
+    def maximize_chain(
+        self, start: FloatArray, transitions: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """M-step of the chain: normalised counts for ``startprob`` and each row of
+        ``transmat`` (the anchor's where no mass is behind them, or where fixed)."""
+        start_mass = float(start.sum())
+        if "startprob" in self.fixed or not start_mass > 0.0:
+            startprob = self._anchored().startprob
+        else:
+            startprob = start / start_mass
+        if "transmat" in self.fixed:
+            transmat = self._anchored().transmat
+        else:
+            rows = transitions.sum(axis=1, keepdims=True)
+            empty = ~(rows[:, 0] > 0.0)
+            transmat = transitions / np.where(empty[:, np.newaxis], 1.0, rows)
+            if empty.any():
+                transmat[empty] = self._anchored().transmat[empty]
+        return startprob, transmat
+
+    def _anchored(self) -> Any:
+        if self._anchor is None:
+            raise DegenerateUpdateError(
+                "no mass behind startprob or a row of transmat, and no anchor to keep"
+            )
+        return self._anchor
+
+    def chain_change(self, old: Any, new: Any) -> float:
+        """Largest change of a start or transition probability."""
+        return max(
+            float(np.abs(new.startprob - old.startprob).max()),
+            float(np.abs(new.transmat - old.transmat).max()),
+        )
+
+    # ---- the carry ---------------------------------------------------------------------------
+
+    def carry_to_dict(self, carry: Carry) -> dict[str, list[float]]:
+        """``{key: [filtered state probabilities]}``."""
+        return {key: np.asarray(value, dtype=float).tolist() for key, value in carry.items()}
+
+    def carry_from_dict(self, data: Any) -> dict[str, FloatArray]:
+        """Inverse of :meth:`carry_to_dict`."""
+        if not isinstance(data, dict):
+            raise ValidationError(f"an HMM carry is a JSON object, got {type(data).__name__}")
+        return {str(key): np.asarray(value, dtype=np.float64) for key, value in data.items()}
+
+    # ---- E-step and scans ----------------------------------------------------------------------
+
+    def _statistics(
+        self, params: Any, X: Any, start: FloatArray, transitions: FloatArray, gamma: FloatArray
+    ) -> Any:
+        """The family's statistics record from the chain's (initial-state and transition
+        counts) and the state posteriors ``gamma`` (T, K) of the rows X."""
+        raise NotImplementedError
+
+    def expected_statistics(
+        self, params: Any, batch: Sequences, carry: Carry | None
+    ) -> Expectation[Any, Carry]:
+        """Sums of expected statistics over the batch's time steps, their log predictive
+        density given the carry, and the carry after the batch; a time step is a unit. Only
+        fresh starts count in the initial-state statistics."""
+        smoothed = self.smooth(params, batch, carry)
+        gamma = smoothed.posteriors
+        fresh = batch.starts[~np.asarray(batch.continues, dtype=bool)]
+        stats = self._statistics(
+            params, batch.X, gamma[fresh].sum(axis=0), smoothed.transitions, gamma
+        )
+        return Expectation(
+            stats,
+            float(smoothed.log_predictive.sum()),
+            batch.n_steps,
+            self.carry_after(batch, smoothed.filtered, carry),
+        )
+
+    def _priors(
+        self, params: Any, batch: Sequences, carry: Carry | None
+    ) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
+        """Per sequence: the prior of its first step, the carried filter (zeros for a fresh
+        one) and whether it continues."""
+        k = len(params.startprob)
+        priors = np.empty((len(batch.lengths), k))
+        carried = np.zeros((len(batch.lengths), k))
+        continuing = np.asarray(batch.continues, dtype=bool)
+        for s, (key, continues) in enumerate(zip(batch.keys, batch.continues, strict=True)):
+            if not continues:
+                priors[s] = params.startprob
+                continue
+            previous = None if carry is None or key is None else carry.get(key)
+            if previous is None or previous.shape != (k,):
+                raise ValidationError(
+                    f"sequence {s} continues key {key!r}, but the carry holds no filter of "
+                    f"{k} states for it"
+                )
+            carried[s] = previous
+            priors[s] = previous @ params.transmat
+        return priors, carried, continuing
+
+    def smooth(self, params: Any, batch: Sequences, carry: Carry | None) -> Smoothed:
+        """Forward-backward of the batch, continuing the carried filters."""
+        priors, carried, continuing = self._priors(params, batch, carry)
+        log_b = self.log_emission(params, batch.X)
+        return forward_backward(log_b, params.transmat, batch.starts, priors, carried, continuing)
+
+    def filter(
+        self, params: Any, batch: Sequences, carry: Carry | None
+    ) -> tuple[FloatArray, FloatArray]:
+        """Filtered state probabilities (T, K) and ``log p(x_t | x_1..x_{t-1})`` (T,), the
+        carried filters continued (forward pass only)."""
+        priors, _, _ = self._priors(params, batch, carry)
+        log_b = self.log_emission(params, batch.X)
+        return forward(log_b, params.transmat, batch.starts, priors)
+
+    def decode(self, params: Any, batch: Sequences, carry: Carry | None) -> NDArray[np.intp]:
+        """The most probable state path (T,) of each sequence (Viterbi)."""
+        priors, _, _ = self._priors(params, batch, carry)
+        log_b = self.log_emission(params, batch.X)
+        with np.errstate(divide="ignore"):
+            return viterbi(log_b, np.log(params.transmat), batch.starts, np.log(priors))
+
+    def carry_after(
+        self, batch: Sequences, filtered: FloatArray, carry: Carry | None
+    ) -> dict[str, FloatArray] | None:
+        """The carry after the batch: each keyed sequence's last filtered probabilities."""
+        updated = dict(carry) if carry is not None else {}
+        ends = batch.starts + np.asarray(batch.lengths) - 1
+        for key, end in zip(batch.keys, ends.tolist(), strict=True):
+            if key is not None:
+                updated[key] = filtered[end].copy()
+        return updated if updated or carry is not None else None
+
+
+class GaussianHMMFamily(ChainFamily):
     """E-step and M-step of a Gaussian hidden Markov model for
     :class:`~streamem.engine.StepwiseEM` (see the module docstring for batch and carry).
 
@@ -234,14 +402,7 @@ class GaussianHMMFamily:
 
     # ---- parameters --------------------------------------------------------------------------
 
-    @property
-    def anchor(self) -> HMMParams | None:
-        """The parameters that fixed names are held at (the starting values)."""
-        return self._anchor
-
-    @anchor.setter
-    def anchor(self, params: HMMParams | None) -> None:
-        self._anchor = params
+    def _anchor_changed(self, params: HMMParams | None) -> None:
         self.emission.anchor = None if params is None else self.emission_params(params)
 
     def make_params(
@@ -271,30 +432,11 @@ class GaussianHMMFamily:
         self._emission_of = (params, emission)
         return emission
 
-    def initial_params(self, batch: Sequences, rng: np.random.Generator) -> HMMParams:
-        """Starting values for a first batch (the family's ``start``)."""
-        if self.start is None:
-            raise ValueError("the family has no start to take starting values from")
-        params: HMMParams = self.start.params(self, batch.X, rng)
-        return params
-
     def maximize(self, stats: HMMStats) -> HMMParams:
         """M-step (see :class:`~streamem.engine.Family`): normalised counts for ``startprob``
         and each row of ``transmat`` (the anchor's where no mass is behind them), the mixture
         family's M-step for the emissions."""
-        start_mass = float(stats.start.sum())
-        if "startprob" in self.fixed or not start_mass > 0.0:
-            startprob = self._anchored().startprob
-        else:
-            startprob = stats.start / start_mass
-        if "transmat" in self.fixed:
-            transmat = self._anchored().transmat
-        else:
-            rows = stats.transitions.sum(axis=1, keepdims=True)
-            empty = ~(rows[:, 0] > 0.0)
-            transmat = stats.transitions / np.where(empty[:, np.newaxis], 1.0, rows)
-            if empty.any():
-                transmat[empty] = self._anchored().transmat[empty]
+        startprob, transmat = self.maximize_chain(stats.start, stats.transitions)
         emission = self.emission.maximize(GaussianStats(stats.resp, stats.first, stats.second))
         params = HMMParams(
             startprob,
@@ -307,22 +449,11 @@ class GaussianHMMFamily:
             raise DegenerateUpdateError("the M-step produced non-finite parameters")
         return params
 
-    def _anchored(self) -> HMMParams:
-        if self._anchor is None:
-            raise DegenerateUpdateError(
-                "no mass behind startprob or a row of transmat, and no anchor to keep"
-            )
-        return self._anchor
-
     def parameter_change(self, old: HMMParams, new: HMMParams) -> float:
         """Largest change of a start or transition probability, of a mean in standard
         deviations, or of a log-variance."""
         emission = self.emission.parameter_change(_equal_weights(old), _equal_weights(new))
-        chain = max(
-            float(np.abs(new.startprob - old.startprob).max()),
-            float(np.abs(new.transmat - old.transmat).max()),
-        )
-        return max(chain, emission)
+        return max(self.chain_change(old, new), emission)
 
     def interpolate(self, a: HMMParams, b: HMMParams, t: float) -> HMMParams:
         """Convex combination of every parameter (a valid model for t in [0, 1])."""
@@ -332,18 +463,6 @@ class GaussianHMMFamily:
             (1 - t) * a.means + t * b.means,
             (1 - t) * a.covariances + t * b.covariances,
         )
-
-    # ---- the carry ---------------------------------------------------------------------------
-
-    def carry_to_dict(self, carry: Carry) -> dict[str, list[float]]:
-        """``{key: [filtered state probabilities]}``."""
-        return {key: np.asarray(value, dtype=float).tolist() for key, value in carry.items()}
-
-    def carry_from_dict(self, data: Any) -> dict[str, FloatArray]:
-        """Inverse of :meth:`carry_to_dict`."""
-        if not isinstance(data, dict):
-            raise ValidationError(f"an HMM carry is a JSON object, got {type(data).__name__}")
-        return {str(key): np.asarray(value, dtype=np.float64) for key, value in data.items()}
 
     # ---- E-step ------------------------------------------------------------------------------
 
@@ -363,82 +482,16 @@ class GaussianHMMFamily:
                 out = np.asarray(joint, dtype=np.float64)
         return out
 
-    def _priors(
-        self, params: HMMParams, batch: Sequences, carry: Carry | None
-    ) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
-        """Per sequence: the prior of its first step, the carried filter (zeros for a fresh
-        one) and whether it continues."""
-        k = len(params.startprob)
-        priors = np.empty((len(batch.lengths), k))
-        carried = np.zeros((len(batch.lengths), k))
-        continuing = np.asarray(batch.continues, dtype=bool)
-        for s, (key, continues) in enumerate(zip(batch.keys, batch.continues, strict=True)):
-            if not continues:
-                priors[s] = params.startprob
-                continue
-            previous = None if carry is None or key is None else carry.get(key)
-            if previous is None or previous.shape != (k,):
-                raise ValidationError(
-                    f"sequence {s} continues key {key!r}, but the carry holds no filter of "
-                    f"{k} states for it"
-                )
-            carried[s] = previous
-            priors[s] = previous @ params.transmat
-        return priors, carried, continuing
-
-    def smooth(self, params: HMMParams, batch: Sequences, carry: Carry | None) -> Smoothed:
-        """Forward-backward of the batch, continuing the carried filters."""
-        priors, carried, continuing = self._priors(params, batch, carry)
-        log_b = self.log_emission(params, batch.X)
-        return forward_backward(log_b, params.transmat, batch.starts, priors, carried, continuing)
-
-    def filter(
-        self, params: HMMParams, batch: Sequences, carry: Carry | None
-    ) -> tuple[FloatArray, FloatArray]:
-        """Filtered state probabilities (T, K) and ``log p(x_t | x_1..x_{t-1})`` (T,), the
-        carried filters continued (forward pass only)."""
-        priors, _, _ = self._priors(params, batch, carry)
-        log_b = self.log_emission(params, batch.X)
-        return forward(log_b, params.transmat, batch.starts, priors)
-
-    def decode(self, params: HMMParams, batch: Sequences, carry: Carry | None) -> NDArray[np.intp]:
-        """The most probable state path (T,) of each sequence (Viterbi)."""
-        priors, _, _ = self._priors(params, batch, carry)
-        log_b = self.log_emission(params, batch.X)
-        with np.errstate(divide="ignore"):
-            return viterbi(log_b, np.log(params.transmat), batch.starts, np.log(priors))
-
-    def carry_after(
-        self, batch: Sequences, filtered: FloatArray, carry: Carry | None
-    ) -> dict[str, FloatArray] | None:
-        """The carry after the batch: each keyed sequence's last filtered probabilities."""
-        updated = dict(carry) if carry is not None else {}
-        ends = batch.starts + np.asarray(batch.lengths) - 1
-        for key, end in zip(batch.keys, ends.tolist(), strict=True):
-            if key is not None:
-                updated[key] = filtered[end].copy()
-        return updated if updated or carry is not None else None
-
-    def expected_statistics(
-        self, params: HMMParams, batch: Sequences, carry: Carry | None
-    ) -> Expectation[HMMStats, Carry]:
-        """Sums of expected statistics over the batch's time steps, their log predictive
-        density given the carry, and the carry after the batch; a time step is a unit."""
-        smoothed = self.smooth(params, batch, carry)
-        gamma = smoothed.posteriors
-        starts = batch.starts
-        fresh = starts[~np.asarray(batch.continues, dtype=bool)]
-        start = gamma[fresh].sum(axis=0)
-        emission = self._emission_statistics(params, batch.X, gamma)
-        stats = HMMStats(
-            start, smoothed.transitions, emission.resp, emission.first, emission.second
-        )
-        return Expectation(
-            stats,
-            float(smoothed.log_predictive.sum()),
-            batch.n_steps,
-            self.carry_after(batch, smoothed.filtered, carry),
-        )
+    def _statistics(
+        self,
+        params: HMMParams,
+        X: NDArray[np.floating],
+        start: FloatArray,
+        transitions: FloatArray,
+        gamma: FloatArray,
+    ) -> HMMStats:
+        emission = self._emission_statistics(params, X, gamma)
+        return HMMStats(start, transitions, emission.resp, emission.first, emission.second)
 
     def _emission_statistics(
         self, params: HMMParams, X: NDArray[np.floating], gamma: FloatArray
@@ -466,3 +519,102 @@ def _equal_weights(params: HMMParams) -> GaussianParams:
     return GaussianParams(
         np.full(k, 1.0 / k), params.means, params.covariances, params.precisions_cholesky
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class TableHMMParams(ArrayRecord):
+    """Parameters of an HMM whose emissions are a table: startprob (K,), transmat (K, K) and
+    the emission table (K, m) (Poisson rates, symbol probabilities)."""
+
+    startprob: FloatArray
+    transmat: FloatArray
+    table: FloatArray
+
+
+@dataclasses.dataclass(frozen=True)
+class TableHMMStats(ArrayRecord):
+    """Sufficient statistics: initial-state counts (K,), transition counts (K, K), and the
+    emission's :class:`~streamem.models.emissions.base.TableStats` (occupancy (K,), sums
+    (K, m))."""
+
+    start: FloatArray
+    transitions: FloatArray
+    resp: FloatArray
+    sums: FloatArray
+
+
+class TableHMMFamily(ChainFamily):
+    """E-step and M-step of a hidden Markov model over an emission distribution with a table
+    of parameters (:class:`~streamem.models.emissions.base.TableEmission`): the chain is
+    :class:`ChainFamily`'s, the emissions' statistics and M-step are the emission's.
+
+    Parameters
+    ----------
+    emission
+        The emission distribution (Poisson, categorical).
+    fixed
+        Names among ``"startprob"``, ``"transmat"``, ``"table"`` held at the anchor's values.
+    start
+        Starting values (an object with ``params(family, X, rng)``).
+
+    Examples
+    --------
+    >>> from streamem.models.emissions.poisson import PoissonEmission
+    >>> family = TableHMMFamily(PoissonEmission())
+    >>> params = TableHMMParams(np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]]),
+    ...                         np.array([[1.0], [8.0]]))
+    >>> X = np.array([[0.0], [2.0], [9.0], [7.0], [8.0]])
+    >>> expectation = family.expected_statistics(params, Sequences.of(X), None)
+    >>> print(family.maximize(expectation.stats).table.round(1).ravel())
+    [1.  7.9]
+    """
+
+    params_type = TableHMMParams
+    stats_type = TableHMMStats
+
+    def __init__(self, emission: Any, fixed: tuple[str, ...] = (), start: Any = None) -> None:
+        allowed = ("startprob", "transmat", "table")
+        if any(name not in allowed for name in fixed):
+            raise ValidationError(f"fixed must hold names among {allowed}, got {fixed!r}")
+        self.emission = emission
+        self.fixed = tuple(fixed)
+        self.start = start
+        self._anchor: TableHMMParams | None = None
+
+    def maximize(self, stats: TableHMMStats) -> TableHMMParams:
+        """M-step: the chain's (see :meth:`ChainFamily.maximize_chain`) and the emission's."""
+        startprob, transmat = self.maximize_chain(stats.start, stats.transitions)
+        anchor = None if self._anchor is None else self._anchor.table
+        if "table" in self.fixed:
+            table = self._anchored().table
+        else:
+            table = self.emission.maximize(TableStats(stats.resp, stats.sums), anchor)
+        params = TableHMMParams(startprob, transmat, np.asarray(table, dtype=np.float64))
+        if not params.is_finite():
+            raise DegenerateUpdateError("the M-step produced non-finite parameters")
+        return params
+
+    def parameter_change(self, old: TableHMMParams, new: TableHMMParams) -> float:
+        """Largest change of a chain probability or of the emission table (the emission's)."""
+        emission: float = self.emission.change(old.table, new.table)
+        return max(self.chain_change(old, new), emission)
+
+    def interpolate(self, a: TableHMMParams, b: TableHMMParams, t: float) -> TableHMMParams:
+        """Convex combination of every parameter (a valid model for t in [0, 1])."""
+        return a.blended(b, t)
+
+    def log_emission(self, params: TableHMMParams, X: FloatArray) -> FloatArray:
+        """The emission's log-likelihoods (T, K)."""
+        out: FloatArray = self.emission.log_likelihood(params.table, X)
+        return out
+
+    def _statistics(
+        self,
+        params: TableHMMParams,
+        X: FloatArray,
+        start: FloatArray,
+        transitions: FloatArray,
+        gamma: FloatArray,
+    ) -> TableHMMStats:
+        emission = self.emission.statistics(X, gamma, params.table.shape[1])
+        return TableHMMStats(start, transitions, emission.resp, emission.sums)

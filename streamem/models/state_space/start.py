@@ -8,7 +8,7 @@ import numpy as np
 
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError
-from streamem.models.state_space_records import PARAMETER_NAMES, StateSpaceParams
+from streamem.models.state_space.records import PARAMETER_NAMES, StateSpaceParams
 
 STATE_AXES = {
     "transition_matrices": (0, 1),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from typing import Any, Self
@@ -14,24 +13,28 @@ from sklearn.base import BaseEstimator
 from streamem.engine import PowerDecay, Schedule, StepwiseEM
 from streamem.engine.records import FloatArray
 from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, ValidationError
-from streamem.models.engine_model import (
+from streamem.models.base import (
     ConvergenceWarning,
     EngineBackedModel,
     document_hyperparameters,
-    parse_json_document,
 )
-from streamem.models.kalman_filter import STEADY_TOL, Filtered, kalman_filter, rts_smoother
 from streamem.models.protocol import StreamingOptions
-from streamem.models.squarem import squarem_step
-from streamem.models.state_space_family import COVARIANCE_TYPES, StateSpaceFamily
-from streamem.models.state_space_records import (
+from streamem.models.state_space.family import COVARIANCE_TYPES, StateSpaceFamily
+from streamem.models.state_space.kalman_filter import (
+    STEADY_TOL,
+    Filtered,
+    kalman_filter,
+    rts_smoother,
+)
+from streamem.models.state_space.records import (
     DEFAULT_KEY,
     PARAMETER_NAMES,
     FilterState,
     SequenceBatch,
     StateSpaceParams,
 )
-from streamem.models.state_space_start import default_parameters
+from streamem.models.state_space.squarem import squarem_step
+from streamem.models.state_space.start import default_parameters
 
 FORMAT = "streamem.LinearGaussianSSM"
 FORMAT_VERSION = 1
@@ -81,7 +84,7 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
     acceleration
         None (plain EM) or ``"squarem"`` (Varadhan & Roland 2008: an extrapolation of two EM
         steps, kept only when the EM step from it has a higher log-likelihood; see
-        :mod:`streamem.models.squarem`).
+        :mod:`streamem.models.state_space.squarem`).
     schedule
         Step sizes of ``partial_fit``; None is ``PowerDecay(alpha=0.6, t0=2.0)``.
         ``HalfLife`` or ``Constant`` forget the past (to track a drifting Q or R).
@@ -96,7 +99,7 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
         Convergence monitor of ``partial_fit`` (as :class:`streamem.GaussianMixture`).
     steady_tol
         Relative change of the filtered covariance below which the filter is taken as
-        settled (see :mod:`streamem.models.kalman_filter`); 0 runs the exact recursion.
+        settled (see :mod:`streamem.models.state_space.kalman_filter`); 0 runs the exact recursion.
 
     Attributes
     ----------
@@ -599,12 +602,3 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
                 trace = model.log_likelihood_trace_
                 model.log_likelihood_ = float(trace[-1]) if len(trace) else -np.inf
         return model
-
-    def to_json(self) -> str:
-        """:meth:`to_dict` as a JSON string (floats round-trip exactly)."""
-        return json.dumps(self.to_dict(), allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> LinearGaussianSSM:
-        """Inverse of :meth:`to_json` (the document is validated as by :meth:`from_dict`)."""
-        return cls.from_dict(parse_json_document(text))

@@ -9,10 +9,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamem.engine.records import FloatArray
-from streamem.models.kmeans import kmeans_labels
+from streamem.models.common.kmeans import kmeans_labels
+from streamem.models.hmm.family import TableHMMParams
 
 if TYPE_CHECKING:
-    from streamem.models.hmm_family import GaussianHMMFamily, HMMParams
+    from streamem.models.hmm.family import GaussianHMMFamily, HMMParams, TableHMMFamily
 
 LETTERS = "stmc"
 """``s`` startprob, ``t`` transmat, ``m`` means, ``c`` covariances (hmmlearn's letters)."""
@@ -42,7 +43,7 @@ class HMMStart:
 
     Examples
     --------
-    >>> from streamem.models.hmm_family import GaussianHMMFamily
+    >>> from streamem.models.hmm.family import GaussianHMMFamily
     >>> X = np.array([[0.0], [0.2], [5.0], [5.2]])
     >>> start = HMMStart(2, n_restarts=3)
     >>> params = start.params(GaussianHMMFamily("diag"), X, np.random.default_rng(0))
@@ -104,3 +105,59 @@ def _spread_as(covariance_type: str, spread: FloatArray, k: int) -> FloatArray:
     if covariance_type == "diag":
         return np.tile(np.diag(spread), (k, 1))
     return np.full(k, float(np.diag(spread).mean()))
+
+
+@dataclasses.dataclass(frozen=True)
+class TableHMMStart:
+    """Starting values of a hidden Markov model with a table of emission parameters.
+
+    As hmmlearn's letters: ``s`` and ``t`` uniform; the emission's letter (``l`` Poisson
+    rates, ``e`` symbol probabilities) from the emission's
+    :meth:`~streamem.models.emissions.base.TableEmission.initial` on a k-means partition of
+    the rows; the others given.
+
+    Examples
+    --------
+    >>> from streamem.models.emissions.poisson import PoissonEmission
+    >>> from streamem.models.hmm.family import TableHMMFamily
+    >>> X = np.array([[0.0], [1.0], [9.0], [11.0]])
+    >>> start = TableHMMStart(2, init_params="stl", letter="l", n_restarts=3)
+    >>> params = start.params(TableHMMFamily(PoissonEmission()), X, np.random.default_rng(0))
+    >>> sorted(params.table.ravel().tolist())
+    [0.5, 10.0]
+    """
+
+    n_components: int
+    init_params: str
+    letter: str
+    startprob: FloatArray | None = None
+    transmat: FloatArray | None = None
+    table: FloatArray | None = None
+    n_restarts: int = 1
+
+    def params(
+        self, family: TableHMMFamily, X: NDArray[np.floating], rng: np.random.Generator
+    ) -> TableHMMParams:
+        """Starting parameters for the rows X (n, d)."""
+        k = self.n_components
+        rows = np.asarray(X, dtype=np.float64)
+        uniform = np.full(k, 1.0 / k)
+        startprob = uniform if "s" in self.init_params else self._given("startprob")
+        transmat = np.tile(uniform, (k, 1)) if "t" in self.init_params else self._given("transmat")
+        if self.letter in self.init_params:
+            labels, _ = kmeans_labels(rows, k, rng, n_init=max(1, self.n_restarts), max_iter=100)
+            width = family.emission.width(rows)
+            table = family.emission.initial(rows, labels, k, width)
+        else:
+            table = self._given("table")
+        return TableHMMParams(
+            np.asarray(startprob, dtype=np.float64),
+            np.asarray(transmat, dtype=np.float64),
+            np.asarray(table, dtype=np.float64),
+        )
+
+    def _given(self, name: str) -> FloatArray:
+        value: FloatArray | None = getattr(self, name)
+        if value is None:
+            raise ValueError(f"{name} is not in init_params and was not given")
+        return value

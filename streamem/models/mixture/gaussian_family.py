@@ -29,9 +29,9 @@ from numpy.typing import NDArray
 from streamem.engine.family import Expectation, NoCarry
 from streamem.engine.records import ArrayRecord, FloatArray
 from streamem.errors import DegenerateUpdateError
-from streamem.models import covariance as cov
-from streamem.models.covariance import CovarianceType, add_to_diagonal
-from streamem.models.gaussian_start import GaussianStart
+from streamem.models.common import covariance as cov
+from streamem.models.common.covariance import CovarianceType, add_to_diagonal
+from streamem.models.mixture.gaussian_start import GaussianStart
 
 LOG_2PI = math.log(2.0 * math.pi)
 CHUNK_ROWS = 2048
@@ -60,7 +60,7 @@ class GaussianParams(ArrayRecord):
 @dataclasses.dataclass(frozen=True)
 class GaussianStats(ArrayRecord):
     """Sufficient statistics: responsibility mass (K,), first moments (K, d), and second
-    moments in the shape of the covariance type (see :mod:`streamem.models.covariance`)."""
+    moments in the shape of the covariance type (see :mod:`streamem.models.common.covariance`)."""
 
     resp: FloatArray
     first: FloatArray

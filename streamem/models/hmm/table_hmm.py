@@ -1,0 +1,135 @@
+"""Hidden Markov models whose emission parameters are one table per state (Poisson rates,
+symbol probabilities): the hooks of :class:`~streamem.models.hmm.estimator.HMMEstimator` once,
+over the emission distribution a subclass names."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from streamem.engine.records import FloatArray
+from streamem.errors import ValidationError
+from streamem.models.base import given_array
+from streamem.models.hmm.estimator import HMMEstimator
+from streamem.models.hmm.family import TableHMMFamily, TableHMMParams
+from streamem.models.hmm.start import TableHMMStart
+
+WARMUP_STEPS = 5000
+"""``partial_fit`` starts once this many steps are there (the default ``init_size``), as the
+Gaussian HMM's."""
+
+
+class TableHMM(HMMEstimator):
+    """The parts of an HMM estimator with a table emission (see the module docstring).
+
+    A subclass names ``LETTERS`` (hmmlearn's letters, the emission's last), ``_GIVEN``
+    (``startprob_``, ``transmat_`` and its table's attribute), ``FORMAT``, ``family`` and makes
+    its emission in ``_emission``.
+    """
+
+    LETTERS: ClassVar[str]
+    _params_type = TableHMMParams
+    params: str
+    init_params: str
+
+    def _emission(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def _table_attribute(self) -> str:
+        """The fitted attribute of the emission table (the last of ``_GIVEN``)."""
+        return self._GIVEN[-1]
+
+    def _family(self, prior_strength: float, n_restarts: int = 1) -> TableHMMFamily:
+        letters = dict(zip(self.LETTERS, ("startprob", "transmat", "table"), strict=True))
+        fixed = tuple(name for letter, name in letters.items() if letter not in self.params)
+        attributes = ("startprob_", "transmat_", self._table_attribute)
+        given = {
+            name: given_array(attribute, getattr(self, attribute))
+            for (letter, name), attribute in zip(letters.items(), attributes, strict=True)
+            if letter not in self.init_params and hasattr(self, attribute)
+        }
+        start = TableHMMStart(
+            self.n_components,
+            init_params=self.init_params,
+            letter=self.LETTERS[-1],
+            n_restarts=n_restarts,
+            **given,
+        )
+        return TableHMMFamily(self._emission(), fixed=fixed, start=start)
+
+    def _width(self) -> int | None:
+        """The emission table's columns once known (learned or given)."""
+        if hasattr(self, "engine_") and self.engine_.initialized:
+            return int(self.engine_.output_params.table.shape[1])
+        return None
+
+    def _rows(self, X: ArrayLike, reset: bool) -> NDArray[Any]:
+        checked: NDArray[Any] = self._emission().check_rows(super()._rows(X, reset), self._width())
+        return checked
+
+    def _check_parameters(self, d: int) -> None:
+        """Validate the hyper-parameters and given starting values; errors name them."""
+        k = self.n_components
+        if not isinstance(k, int | np.integer) or k < 1:
+            raise ValidationError(f"n_components must be an integer >= 1, got {k!r}")
+        for name in ("n_iter", "init_em_iter"):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < 0:
+                raise ValidationError(f"{name} must be an integer >= 0, got {value!r}")
+        for name in ("params", "init_params"):
+            letters = getattr(self, name)
+            if not isinstance(letters, str) or set(letters) - set(self.LETTERS):
+                raise ValidationError(
+                    f"{name} must be letters among {self.LETTERS!r}, got {letters!r}"
+                )
+        if self.init_size is not None and self.init_size < 1:
+            raise ValidationError(f"init_size must be >= 1 or None, got {self.init_size!r}")
+        for letter, attribute in zip(self.LETTERS, self._GIVEN, strict=True):
+            if letter in self.init_params:
+                continue
+            if not hasattr(self, attribute):
+                raise ValidationError(
+                    f"init_params={self.init_params!r} does not initialise {attribute}: set it "
+                    "before fitting"
+                )
+            given = given_array(attribute, getattr(self, attribute))
+            rows = (k,) if attribute == "startprob_" else (k, k)
+            if attribute == self._table_attribute:
+                self._emission().check_table(attribute, given)
+                if given.ndim != 2 or given.shape[0] != k:
+                    raise ValidationError(
+                        f"{attribute} must have shape (n_components={k}, n_columns), got "
+                        f"{given.shape}"
+                    )
+                continue
+            if given.shape != rows:
+                raise ValidationError(f"{attribute} must have shape {rows}, got {given.shape}")
+            if np.any(given < 0) or not np.allclose(given.sum(axis=-1), 1.0):
+                raise ValidationError(f"{attribute} must be non-negative and sum to 1 (per row)")
+
+    def _publish(self) -> None:
+        params = self.engine_.output_params
+        self.startprob_ = params.startprob
+        self.transmat_ = params.transmat
+        setattr(self, self._table_attribute, params.table)
+        self.n_seen_ = self.engine_.n_seen
+
+    def _draw(self, states: NDArray[np.intp], rng: np.random.Generator) -> NDArray[Any]:
+        table = given_array(self._table_attribute, getattr(self, self._table_attribute))
+        drawn: NDArray[Any] = self._emission().draw(table, states, rng)
+        return drawn
+
+    def parameters_document(self) -> dict[str, Any]:
+        """The HMM's fields of a published snapshot: the number of states, startprob (K,),
+        transmat (K, K) and the emission table (K, m) under its attribute's name."""
+        self._check_fitted()
+        table: FloatArray = getattr(self, self._table_attribute)
+        return {
+            "n_components": int(self.n_components),
+            "startprob": np.asarray(self.startprob_, dtype=float).tolist(),
+            "transmat": np.asarray(self.transmat_, dtype=float).tolist(),
+            self._table_attribute.rstrip("_"): np.asarray(table, dtype=float).tolist(),
+        }

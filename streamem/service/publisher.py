@@ -330,6 +330,7 @@ class Publisher:
         """Snapshots acknowledged by the broker so far."""
         self.acknowledged_version = 0
         """The highest version among the snapshots acknowledged so far (0: none)."""
+        self._snapshot_dropped = False  # the newest snapshot could not be sent at all
         self.failures = 0
         """Failed deliveries and failed attempts to create the producer so far."""
         self.problem: tuple[float, str] | None = None
@@ -527,6 +528,7 @@ class Publisher:
             and self._retry_at is None
             and not self._pending
             and self._snapshot is None
+            and not self._snapshot_dropped
         ):
             self.problem = None
 
@@ -580,6 +582,7 @@ class Publisher:
             self._fail("a model snapshot", delivery.exception)
 
     def _acknowledged(self, version: int) -> None:
+        self._snapshot_dropped = False
         self.delivered += 1
         self.acknowledged_version = max(self.acknowledged_version, version)
 
@@ -590,6 +593,7 @@ class Publisher:
         self._snapshot, self._snapshot_delivery = None, None
         self.given_up += 1
         self.failures += 1
+        self._snapshot_dropped = True
         self._note_problem(f"a model snapshot of {size} bytes is too large to send: {error}")
         log.error(
             "a model snapshot of %d bytes cannot be sent and is dropped (raise "

@@ -43,9 +43,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,7 @@ except ModuleNotFoundError as error:  # pragma: no cover - the base install
 from streamem.models.engine_model import ConvergenceWarning
 from streamem.models.state_space_records import DEFAULT_KEY
 
-__all__ = ["SAMPLE_SIZE", "SPLIT_EVERY", "EStep", "fit"]
+__all__ = ["SAMPLE_SIZE", "SPLIT_EVERY", "EStep", "connect", "fit"]
 
 SAMPLE_SIZE = 100_000
 """Units of the uniform sample that the starting values are computed from."""
@@ -84,19 +85,22 @@ class EStep:
     Attributes
     ----------
     number
-        E-steps made so far (one per EM iteration; SQUAREM cycles make 2 or 3).
+        E-steps made so far in this run (one per EM iteration; SQUAREM cycles make 2 or 3).
     log_likelihood
         Total log-likelihood of the data under the parameters of this E-step.
     n_units
         Units (rows, time steps, documents) the E-step covered.
     seconds
         Wall time of the E-step and the reduction.
+    run
+        The EM run (a mixture's ``n_init`` starts are runs 1, 2, ...).
     """
 
     number: int
     log_likelihood: float
     n_units: int
     seconds: float
+    run: int = 1
 
 
 Progress = Callable[[EStep], None]
@@ -131,8 +135,8 @@ def fit(
     columns
         Data frame: the feature columns (default: the numeric columns but ``key``).
     client
-        The ``distributed`` client (default: the current one, else a local cluster that is
-        closed afterwards).
+        The ``distributed`` client (default: the current one, else a local cluster of
+        :func:`connect`, closed afterwards).
     sample_size
         Units of the sample that the starting values come from.
     progress
@@ -144,21 +148,30 @@ def fit(
         If the data or the options do not fit the family (naming the parameter).
     """
     recipe = _recipe(model)
-    client = client or _current_client()
-    own = client is None
-    if client is None:
-        client = Client(LocalCluster(processes=True))
-    try:
+    with contextlib.ExitStack() as stack:
+        client = client or _current_client() or stack.enter_context(connect())
         blocks = Blocks.persist(client, model, _pieces(model, data, lengths, key, columns))
         blocks.progress = progress
         sample = blocks.sample(model, sample_size, getattr(model, "random_state", None))
         return recipe(model, blocks, sample)
-    finally:
-        if own:
-            cluster = client.cluster
-            client.close()
-            if cluster is not None:
-                cluster.close()
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
+    """A client of the cluster at ``scheduler``, else of a local cluster of ``workers``
+    processes of one thread each (Dask's default count if None), closed on exit with the
+    cluster it started."""
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 # ---- blocks on the workers ------------------------------------------------------------------
@@ -176,6 +189,7 @@ class Blocks:
         self.n_units = n_units
         self.progress: Progress | None = None
         self.n_estep = 0
+        self.run = 1
 
     @classmethod
     def persist(cls, client: Client, model: Any, pieces: list[Any]) -> Blocks:
@@ -215,7 +229,9 @@ class Blocks:
         self.n_estep += 1
         if self.progress is not None:
             seconds = time.perf_counter() - began
-            self.progress(EStep(self.n_estep, result.log_likelihood, result.n_units, seconds))
+            self.progress(
+                EStep(self.n_estep, result.log_likelihood, result.n_units, seconds, self.run)
+            )
         return result
 
     def sample(self, model: Any, size: int, seed: Any) -> Any:
@@ -438,7 +454,8 @@ def _mixture(model: Any, blocks: Blocks, sample: Any) -> Any:
     model.n_features_in_ = sample.shape[1]
     rng = np.random.default_rng(model.random_state)
     best: tuple[float, StepwiseEM[Any, Any, Any, Any]] | None = None
-    for _ in range(1 if model.n_init is None else model.n_init):
+    for run in range(1, 2 if model.n_init is None else model.n_init + 1):
+        blocks.run, blocks.n_estep = run, 0
         engine = model._batch_engine(model._family(0.0).initial_params(sample, rng))
         engine.family = ClusterFamily(engine.family, blocks)
         _iterate(engine, blocks, model.max_iter)

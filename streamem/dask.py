@@ -44,6 +44,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -60,12 +61,10 @@ from streamem.extras import missing_extra
 
 try:
     import dask.array as da
-    import dask.dataframe as dd
     from dask.delayed import delayed
     from distributed import Client, Future, LocalCluster
 except ModuleNotFoundError as error:  # pragma: no cover - the base install
     raise (missing_extra(error, "streamem.dask") or error) from None
-from streamem.models.engine_model import ConvergenceWarning
 from streamem.models.state_space_records import DEFAULT_KEY
 
 __all__ = ["SAMPLE_SIZE", "SPLIT_EVERY", "EStep", "connect", "fit"]
@@ -193,11 +192,10 @@ class Blocks:
 
     @classmethod
     def persist(cls, client: Client, model: Any, pieces: list[Any]) -> Blocks:
-        """The batches of ``pieces`` (delayed ``(rows, keys)``) computed once on the workers."""
+        """The batches of ``pieces`` (delayed ``(rows, lengths)``) made once on the workers."""
         if not pieces:
             raise ValidationError("data: expected at least one block of rows, got none")
-        template = _template(model)
-        batches = [delayed(_batch)(template, piece) for piece in pieces]
+        batches = [delayed(_batch)(model.family, piece) for piece in pieces]
         futures = client.compute(batches)
         units = client.gather([client.submit(_units, future) for future in futures])
         if sum(units) == 0:
@@ -246,7 +244,7 @@ class Blocks:
             ]
         )
         rows = sp.vstack(parts, format="csr") if sp.issparse(parts[0]) else np.concatenate(parts)
-        return _template(model).batch_from_rows(rows)
+        return type(model)(**model.get_params(deep=False)).batch_from_rows(rows)
 
 
 class ClusterFamily:
@@ -270,24 +268,35 @@ def _current_client() -> Client | None:
         return None
 
 
-def _template(model: Any) -> Any:
-    """An unfitted copy of ``model`` (its hyper-parameters): it turns rows into batches."""
-    return type(model)(**model.get_params(deep=False))
-
-
-def _batch(template: Any, piece: tuple[Any, Any]) -> Any:
-    rows, keys = piece
-    if not sp.issparse(rows):
-        rows = np.asarray(rows, dtype=np.float64)
-        if rows.ndim == 1:
-            rows = rows[:, np.newaxis]
-        if rows.ndim != 2:
-            raise ValidationError(f"data: expected rows (n, d), got a block of shape {rows.shape}")
-        if np.isinf(rows).any():
-            raise ValidationError("data: expected finite numbers (or NaN), got an infinite value")
+def _batch(family: str, piece: tuple[Any, tuple[int, ...] | None]) -> Any:
+    """The family's batch of a block: rows (a mixture), sequences of ``lengths`` (as ``fit``
+    cuts them), documents (canonical CSR counts). Made on a worker, which so needs the
+    family's batch type only, not the estimator (nor scikit-learn)."""
+    rows, lengths = piece
     if rows.shape[0] == 0:
         return None
-    return template.batch_from_rows(rows, keys)
+    if family == "lda":
+        counts = sp.csr_matrix(rows, dtype=np.float64)
+        if not np.isfinite(counts.data).all() or (counts.data < 0.0).any():
+            raise ValidationError("data: documents must hold finite counts >= 0")
+        counts.sum_duplicates()
+        counts.eliminate_zeros()
+        return counts
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.ndim != 2:
+        raise ValidationError(f"data: expected rows (n, d), got a block of shape {rows.shape}")
+    if np.isinf(rows).any():
+        raise ValidationError("data: expected finite numbers (or NaN), got an infinite value")
+    sizes = (len(rows),) if lengths is None else lengths
+    if family == "gaussian_hmm":
+        from streamem.models.hmm_family import Sequences
+
+        return Sequences.of(rows, sizes)
+    if family == "linear_gaussian_ssm":
+        from streamem.models.state_space_records import SequenceBatch
+
+        return SequenceBatch(rows, sizes)
+    return rows
 
 
 def _units(batch: Any) -> int:
@@ -336,7 +345,7 @@ def _pieces(
     key: str | None,
     columns: Sequence[str] | None,
 ) -> list[Any]:
-    """Delayed ``(rows, keys)`` per block: whole units, whole sequences."""
+    """Delayed ``(rows, lengths)`` per block: whole units, whole sequences."""
     sequential = bool(getattr(model, "sequential", False))
     if (lengths is not None or key is not None) and not sequential:
         raise ValidationError(
@@ -345,14 +354,14 @@ def _pieces(
         )
     if lengths is not None and key is not None:
         raise ValidationError("give lengths or key, not both")
-    if isinstance(data, dd.DataFrame):
+    if _is_frame(data):
         if key is not None:
             return _keyed_frame(data, key, columns)
         data = data[_features(data, None, columns)].to_dask_array(lengths=True)
     elif key is not None:
         raise ValidationError(f"key names a data frame's column; data is {type(data).__name__}")
     if isinstance(data, list | tuple):
-        return [delayed(_with_keys)(block, None) for block in data]
+        return [delayed(_piece)(block, None) for block in data]
     if not isinstance(data, da.Array):
         raise ValidationError(
             f"data must be a dask.array or a dask.dataframe, got {type(data).__name__}"
@@ -362,7 +371,7 @@ def _pieces(
     data = data.rechunk({1: -1})
     n = int(data.shape[0])
     if not sequential:
-        return [delayed(_with_keys)(block, None) for block in data.to_delayed().ravel()]
+        return [delayed(_piece)(block, None) for block in data.to_delayed().ravel()]
     sizes = np.array([n] if lengths is None else lengths, dtype=np.int64).ravel()
     if sizes.sum() != n or (sizes < 1).any():
         raise ValidationError(
@@ -375,18 +384,22 @@ def _pieces(
     pieces, first = [], 0
     for block, end in zip(data.to_delayed().ravel(), cuts, strict=True):
         inside = (ends > first) & (ends <= end)
-        sequence = np.flatnonzero(inside)
-        keys = np.repeat(sequence.astype(str), sizes[inside])
-        pieces.append(delayed(_with_keys)(block, tuple(keys.tolist())))
+        pieces.append(delayed(_piece)(block, tuple(sizes[inside].tolist())))
         first = int(end)
     return pieces
 
 
-def _with_keys(rows: Any, keys: tuple[str, ...] | None) -> tuple[Any, Any]:
-    return rows, keys
+def _piece(rows: Any, lengths: tuple[int, ...] | None) -> tuple[Any, Any]:
+    return rows if sp.issparse(rows) or np.ndim(rows) == 2 else np.reshape(rows, (-1, 1)), lengths
 
 
-def _features(frame: dd.DataFrame, key: str | None, columns: Sequence[str] | None) -> list[str]:
+def _is_frame(data: Any) -> bool:
+    """Whether ``data`` is a Dask data frame (whose module is loaded if it is one)."""
+    frames = sys.modules.get("dask.dataframe")
+    return frames is not None and isinstance(data, frames.DataFrame)
+
+
+def _features(frame: Any, key: str | None, columns: Sequence[str] | None) -> list[str]:
     if columns is not None:
         missing = [name for name in columns if name not in frame.columns]
         if missing:
@@ -401,7 +414,7 @@ def _features(frame: dd.DataFrame, key: str | None, columns: Sequence[str] | Non
     return chosen
 
 
-def _keyed_frame(frame: dd.DataFrame, key: str, columns: Sequence[str] | None) -> list[Any]:
+def _keyed_frame(frame: Any, key: str, columns: Sequence[str] | None) -> list[Any]:
     """A frame's rows with their sequence keys, every key's rows in one block, in order."""
     if key not in frame.columns:
         raise ValidationError(f"key must be a column of the data, got {key!r}")
@@ -413,9 +426,13 @@ def _keyed_frame(frame: dd.DataFrame, key: str, columns: Sequence[str] | None) -
 
 
 def _keyed_rows(part: Any, features: list[str], key: str) -> tuple[Any, Any]:
+    """A partition's rows grouped by key (keys in order of first appearance), each key's rows
+    in their order, and the group sizes."""
     part = part.sort_values(ORDER, kind="stable")
-    rows = part[features].to_numpy(dtype=np.float64)
-    return rows, tuple(str(value) for value in part[key].tolist())
+    codes = part[key].factorize()[0]
+    order = np.argsort(codes, kind="stable")
+    rows = part[features].to_numpy(dtype=np.float64)[order]
+    return rows, tuple(np.bincount(codes).tolist()) if len(codes) else None
 
 
 # ---- the families' batch loops --------------------------------------------------------------
@@ -558,6 +575,8 @@ def _warm(engine: Any, params: Any, stats: Any, n_units: int) -> None:
 
 
 def _warn_unconverged(converged: bool, max_iter: int) -> None:
+    from streamem.models.engine_model import ConvergenceWarning
+
     if not converged and max_iter > 0:
         warnings.warn(
             f"fit did not converge in max_iter={max_iter} iterations; increase max_iter or tol",

@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--memory-limit", type=int, default=512, help="MB per worker")
-    parser.add_argument("--memory-factor", type=float, default=4.0)
+    parser.add_argument("--memory-factor", type=float, default=4.0, help="0: no such run")
     parser.add_argument("--memory-iterations", type=int, default=2)
     parser.add_argument("--block-rows", type=int, default=250_000)
     parser.add_argument("--memory-block-rows", type=int, default=50_000)
@@ -169,6 +169,8 @@ def main() -> None:
         gap_text = "" if peak is None else f"{gap:.1e}"
         print(f"| {name} | {per:.2f} | {total:.1f} | {gap_text} | {peak_text} |")
 
+    if args.memory_factor <= 0:
+        return
     limit = args.memory_limit
     n_big = int(args.memory_factor * 2 * limit * 2**20 / (8 * D))
     print()

@@ -168,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument(
         "file",
-        type=Path,
-        help="CSV (with a header), NDJSON/.jsonl or .npy; on a cluster: CSV files (glob), Parquet",
+        help="CSV (with a header), NDJSON/.jsonl or .npy; on a cluster: CSV files (glob), Parquet"
+        " (a path or URL the workers can read)",
     )
     fit.add_argument(
         "--components",
@@ -388,7 +388,7 @@ def _fit_on_cluster(args: argparse.Namespace) -> int:
     from streamem.commands.fit import fit_on_cluster
     from streamem.commands.summary import MixtureSummary
 
-    stem = args.file.name.split("*")[0].split(".")[0] or "model"
+    stem = Path(args.file).name.split("*")[0].split(".")[0] or "model"
     out = _writable(args.out or Path(stem + ".model.json"), "--out")
     console = _console()
     where = args.scheduler or f"{args.workers} local worker{'s' if args.workers > 1 else ''}"

@@ -32,7 +32,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    FilePath,
     PrivateAttr,
     SecretStr,
     StringConstraints,
@@ -723,7 +722,8 @@ class ModelSettings(_Section):
     points takes the step ``m / (n + m)``, or a forgetting schedule's own step if larger). Its
     family, ``n_components``, ``covariance_type``, ``vocabulary`` and features must be the
     configuration's; ``schedule`` and ``averaging`` are the configuration's; its other
-    hyper-parameters are kept. A checkpoint, once written, wins over it.
+    hyper-parameters are kept. A checkpoint, once written, wins over it (the file is read only
+    when the daemon starts without a checkpoint, so it may be removed after that).
 
     Examples
     --------
@@ -746,7 +746,7 @@ class ModelSettings(_Section):
     vocabulary: VocabularySettings | None = None
     snapshot_top_words: PositiveInt = 10
     snapshot_components: bool = False
-    initial: Annotated[FilePath, Field(strict=False)] | None = None
+    initial: Annotated[Path, Field(strict=False)] | None = None
 
     @_model_validator(mode="after")
     def _check_consistency(self) -> ModelSettings:

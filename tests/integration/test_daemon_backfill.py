@@ -4,7 +4,8 @@ the new records, and the parameters move no more than the new records' share of 
 
 The new readings come from shifted modes, so that a daemon that ignored the backfilled mass
 (a cold start, or a first step of 1) would jump to them; drift response and the outlier guard
-are off, so that nothing but the warm step decides how far the model moves.
+are off, so that nothing but the warm step decides how far the model moves. A restart then
+continues from the checkpoint (the model file is gone): the backfill's mass is counted once.
 """
 
 from __future__ import annotations
@@ -74,12 +75,20 @@ def test_the_daemon_continues_a_backfill_with_its_mass(
         guard={"outliers": False},
         output={"publish_every_batches": 1, "publish_every_seconds": 0.1},
     )
-    daemons(config)
+    daemon = daemons(config)
     produce(broker.bootstrap_servers, topic_name, values)
     reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.models")
     try:
         reader.wait_for(lambda s: s["n_seen"] == N_HISTORY + N_NEW, 90, "with every record")
         snapshots = sorted(reader.snapshots, key=lambda s: s["version"])
+        # a restart continues from its checkpoint: the backfill's mass is counted once
+        daemon.stop()
+        model_file.unlink()
+        daemons(config)
+        produce(broker.bootstrap_servers, topic_name, values[:500], first=N_NEW)
+        total = N_HISTORY + N_NEW + 500
+        reader.wait_for(lambda s: s["n_seen"] == total, 90, f"with n_seen = {total}")
+        assert max(s["n_seen"] for s in reader.snapshots) == total
     finally:
         reader.close()
 

@@ -129,5 +129,6 @@ def test_the_config_refuses_an_initial_model_in_scale_out(tmp_path: Path) -> Non
     )
     with pytest.raises(ConfigError, match=r"model\.initial: expected null with output"):
         load_config(config)
-    with pytest.raises(ConfigError, match=r"model\.initial: .*missing\.json"):
-        load_config(config, {"STREAMEM_MODEL__INITIAL": str(tmp_path / "missing.json")})
+    missing = ModelSettings(n_components=3, initial=tmp_path / "missing.json")
+    with pytest.raises(LearnerStateError, match=r"model\.initial: .*missing\.json cannot be read"):
+        Learner(missing, DriftSettings(enabled=False), FEATURES)

@@ -110,3 +110,27 @@ def test_the_daemon_continues_a_backfill_with_its_mass(
             assert (np.abs(means[j] - fitted.means_[j]) <= bound).all(), (j, snapshot["version"])
     # and the shifted readings did move it: the bounds are not met by standing still
     assert np.abs(np.array(snapshots[-1]["means"]) - fitted.means_).max() > 0.0
+
+
+def test_an_initial_model_that_does_not_fit_stops_the_daemon_with_the_key(
+    broker: EmbeddedBroker,
+    daemons: Callable[..., DaemonProcess],
+    tmp_path: Path,
+    topic_name: str,
+    group_id: str,
+    rng: np.random.Generator,
+) -> None:
+    model_file = tmp_path / "backfill.json"
+    history, _ = SensorModes.default().sample(2_000, rng)
+    model_file.write_text(GaussianMixture(2, random_state=0).fit(history).to_json())
+    create_daemon_topics(broker, topic_name)
+    config = daemon_config(
+        tmp_path / "daemon.yaml",
+        bootstrap=broker.bootstrap_servers,
+        topic=topic_name,
+        group=group_id,
+        model={"initial": str(model_file)},  # n_components 3 in the configuration
+    )
+    daemon = daemons(config)
+    assert daemon.wait(30) != 0
+    assert "model.n_components: the initial model" in daemon.log()

@@ -6,7 +6,9 @@ then a tree): the differences measured here are 1e-15..1e-13 relative.
 
 from __future__ import annotations
 
+import uuid
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -197,3 +199,25 @@ def test_errors_name_the_parameter(client) -> None:  # type: ignore[no-untyped-d
         fit(GaussianMixture(2), np.zeros((10, 2)))
     with pytest.raises(ValidationError, match="learning_method must be 'batch'"):
         fit(LatentDirichletAllocation(2, learning_method="online"), X)
+
+
+def _made_once(folder: str, index: int, X: np.ndarray) -> np.ndarray:
+    """Block ``index`` of X, leaving a file behind each time it is made."""
+    Path(folder, f"block-{index}-{uuid.uuid4().hex}").touch()
+    return X
+
+
+def test_each_block_is_read_once_whatever_the_iterations(client, rng, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    X = np.concatenate([rng.normal(-3, 1, (900, 2)), rng.normal(3, 1, (900, 2))])
+    parts = [
+        da.from_delayed(delayed(_made_once)(str(tmp_path), i, part), shape=part.shape, dtype=float)
+        for i, part in enumerate(np.array_split(rng.permutation(X), 6))
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = fit(
+            GaussianMixture(2, max_iter=ITERATIONS, tol=0.0, random_state=0), da.concatenate(parts)
+        )
+    assert fitted.n_iter_ == ITERATIONS
+    made = sorted(path.name.split("-")[1] for path in tmp_path.iterdir())
+    assert made == [str(i) for i in range(6)]

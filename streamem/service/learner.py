@@ -16,6 +16,7 @@ Every point given to :meth:`Learner.learn` is in exactly one of ``n_seen``, the 
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections import deque
@@ -28,8 +29,7 @@ from river import drift as river_drift
 
 from streamem.engine.monitor import MonitorRecord
 from streamem.engine.schedules import Constant, HalfLife, PowerDecay, Schedule
-from streamem.errors import RefusedUpdateWarning, StreamemError, ValidationError
-from streamem.models.engine_model import parse_json_document
+from streamem.errors import RefusedUpdateWarning, StreamemError
 from streamem.models.protocol import ModelStatus, StreamingModel, StreamingOptions
 from streamem.models.registry import model_class
 from streamem.service.codecs import Decoded
@@ -110,8 +110,8 @@ def initial_model(settings: ModelSettings, features: tuple[str, ...]) -> Streami
     path = settings.initial
     fresh = build_model(settings)
     try:
-        document = parse_json_document(path.read_bytes())
-    except (OSError, ValidationError) as error:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as error:
         raise LearnerStateError(f"model.initial: {path} cannot be read: {error}") from error
     wanted = fresh.to_dict()["hyperparameters"]
     stored = document.get("hyperparameters") if isinstance(document, dict) else None

@@ -24,7 +24,7 @@ import argparse
 import statistics
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.array as da
 import numpy as np
@@ -32,8 +32,10 @@ from dask.delayed import delayed
 from distributed import Client, LocalCluster
 from threadpoolctl import threadpool_limits
 
-from streamem import GaussianMixture
 from streamem.dask import EStep, fit
+
+if TYPE_CHECKING:
+    from streamem import GaussianMixture
 
 D, K = 8, 6
 SEED = 0
@@ -71,7 +73,12 @@ def on_workers(n_rows: int, rows: int) -> Any:
 
 
 def model(iterations: int) -> GaussianMixture:
-    """The same start for every run: the true weights and covariances, perturbed means."""
+    """The same start for every run: the true weights and covariances, perturbed means.
+
+    Imported here, not at the top: worker processes import this script, and should load what
+    ``streamem.dask`` needs only, as they do under ``streamem fit --workers``."""
+    from streamem import GaussianMixture
+
     weights, means, factors = truth()
     shifted = means + np.random.default_rng(SEED + 1).normal(0.0, 0.5, means.shape)
     covariances = factors @ factors.transpose(0, 2, 1)

@@ -13,7 +13,13 @@ convergence rule) with the E-step moved to the cluster:
   client, which makes the M-step;
 - the starting values come from a uniform sample of :data:`SAMPLE_SIZE` units drawn on the
   workers (all units, in order, when there are fewer: then the start is the one the in-memory
-  ``fit`` takes), through the family's own starting method.
+  ``fit`` takes), through the family's own starting method on the client;
+- the workers load the families' batch types and E-steps, not the estimators (nor
+  scikit-learn, most of a worker's memory otherwise).
+
+:func:`connect` gives a client of a scheduler's cluster or of local worker processes (what
+``streamem fit --scheduler/--workers`` uses); without a ``client``, :func:`fit` takes the
+current one, else starts a local cluster for the call.
 
 Sequences (the hidden Markov model, the state-space model) are never split: ``lengths`` cuts
 the rows into consecutive sequences (hmmlearn's convention) and the blocks are re-cut at

@@ -166,10 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
         "learn a mixture from a CSV, NDJSON or .npy file by stepwise EM, in chunks",
         "  streamem fit readings.csv --components 3 --out model.json\n"
         "  streamem fit readings.csv --components auto --max-components 6\n"
-        "  streamem fit readings.ndjson --features temp,vib --covariance-type diag",
+        "  streamem fit readings.ndjson --features temp,vib --covariance-type diag\n"
+        "  streamem fit 'history/*.csv' --components 6 --workers 2\n"
+        "  streamem fit history.parquet --components 6 --scheduler tcp://10.0.0.5:8786\n"
+        "With --workers or --scheduler: batch EM on a Dask cluster (the dask extra), over CSV\n"
+        "files (a glob) or Parquet, one progress line per EM iteration.",
         _fit,
     )
-    fit.add_argument("file", type=Path, help="CSV (with a header), NDJSON/.jsonl or .npy")
+    fit.add_argument(
+        "file",
+        help="CSV (with a header), NDJSON/.jsonl or .npy; on a cluster: CSV files (glob), Parquet"
+        " (a path or URL the workers can read)",
+    )
     fit.add_argument(
         "--components",
         type=_components,
@@ -193,10 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=10_000,
         help="rows before initialising (a smaller file gets batch EM)",
     )
-    fit.add_argument("--n-init", type=_positive_int, default=5, help="k-means++ restarts")
+    fit.add_argument(
+        "--n-init",
+        type=_positive_int,
+        default=5,
+        help="k-means++ restarts (on a cluster: EM runs from as many starts, the best kept)",
+    )
     fit.add_argument("--seed", type=int, default=0, help="random seed")
     fit.add_argument(
         "--out", type=Path, help="model JSON (default: ./<FILE without extension>.model.json)"
+    )
+    cluster = fit.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--scheduler", metavar="ADDRESS", help="batch EM on the Dask cluster of this scheduler"
+    )
+    cluster.add_argument(
+        "--workers", type=_positive_int, metavar="N", help="batch EM on N local Dask workers"
+    )
+    fit.add_argument(
+        "--max-iter", type=_positive_int, default=100, help="EM iterations on a cluster (at most)"
     )
 
     produce = _subcommand(
@@ -352,6 +375,8 @@ def _fit(args: argparse.Namespace) -> int:
     from streamem.commands.summary import MixtureSummary
     from streamem.datafiles import open_data
 
+    if args.scheduler is not None or args.workers is not None:
+        return _fit_on_cluster(args)
     data = open_data(args.file, args.features)
     out = _writable(args.out or Path(data.path.stem + ".model.json"), "--out")
     passes = 2 if args.components == "auto" else 1
@@ -377,11 +402,7 @@ def _fit(args: argparse.Namespace) -> int:
             candidates=range(1, args.max_components + 1),
             progress=lambda position: bar.update(task, completed=position),
         )
-    if result.bic:
-        scores = ", ".join(f"K={k}: {v:,.1f}" for k, v in result.bic.items())
-        console.print(
-            f"BIC on a sample ({scores}): K={result.n_components} is lowest", soft_wrap=True
-        )
+    _print_bic(console, result.bic, result.n_components)
     how = "batch EM (fewer rows than --init-size)" if result.batch_em else "stepwise EM"
     console.print(f"learned {result.n_rows:,} rows of {', '.join(data.features)} by {how}")
     if data.text_columns:
@@ -392,6 +413,53 @@ def _fit(args: argparse.Namespace) -> int:
     console.print(MixtureSummary.from_model(result.model, name=out.stem).table())
     console.print(f"model written to {out}", soft_wrap=True)
     return 0
+
+
+def _fit_on_cluster(args: argparse.Namespace) -> int:
+    from streamem.commands.fit import fit_on_cluster
+    from streamem.commands.summary import MixtureSummary
+
+    stem = Path(args.file).name.split("*")[0].split(".")[0] or "model"
+    out = _writable(args.out or Path(stem + ".model.json"), "--out")
+    console = _console()
+    where = args.scheduler or f"{args.workers} local worker{'s' if args.workers > 1 else ''}"
+
+    def iteration(step: Any) -> None:
+        run = f"start {step.run}, " if args.n_init > 1 else ""
+        console.print(
+            f"{run}iteration {step.number}: mean log-likelihood "
+            f"{step.log_likelihood / step.n_units:.6f} over {step.n_units:,} rows "
+            f"({step.seconds:.2f} s)"
+        )
+
+    console.print(f"batch EM on {where}, reading {args.file}", soft_wrap=True)
+    result = fit_on_cluster(
+        args.file,
+        args.components,
+        features=args.features,
+        covariance_type=args.covariance_type,
+        n_init=args.n_init,
+        seed=args.seed,
+        max_iter=args.max_iter,
+        candidates=range(1, args.max_components + 1),
+        scheduler=args.scheduler,
+        workers=args.workers,
+        progress=iteration,
+    )
+    _print_bic(console, result.bic, result.n_components)
+    model = result.model
+    state = "converged" if model.converged_ else "stopped at --max-iter"
+    console.print(f"learned {result.n_rows:,} rows by batch EM: {state} after {model.n_iter_}")
+    out.write_text(model.to_json(), encoding="utf-8")
+    console.print(MixtureSummary.from_model(model, name=out.stem).table())
+    console.print(f"model written to {out}", soft_wrap=True)
+    return 0
+
+
+def _print_bic(console: Any, bic: dict[int, float], chosen: int) -> None:
+    if bic:
+        scores = ", ".join(f"K={k}: {v:,.1f}" for k, v in bic.items())
+        console.print(f"BIC on a sample ({scores}): K={chosen} is lowest", soft_wrap=True)
 
 
 def _writable(path: Path, option: str) -> Path:

@@ -2,8 +2,9 @@
 
 ``pip install streamem`` gives the library alone (numpy, scipy, scikit-learn, threadpoolctl);
 the river learner needs the ``river`` extra, the daemon and every command but ``quickstart``
-the ``service`` extra. When a module of an extra is missing, :func:`missing_extra` turns the
-bare ``No module named 'rich'`` into an error that says what to install.
+the ``service`` extra, batch EM on a Dask cluster (:mod:`streamem.dask`, ``streamem fit
+--workers``) the ``dask`` extra. When a module of an extra is missing, :func:`missing_extra`
+turns the bare ``No module named 'rich'`` into an error that says what to install.
 
 Examples
 --------
@@ -33,6 +34,9 @@ MODULE_EXTRAS = {
     "msgspec": "service",
     "pandas": "service",
     "river": "service",
+    "dask": "dask",
+    "distributed": "dask",
+    "pyarrow": "dask",
 }
 """Top-level module -> the extra that installs it (``river`` and ``pandas`` are also in the
 ``river`` extra; the commands that use them need the service extra anyway)."""

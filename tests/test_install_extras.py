@@ -64,7 +64,16 @@ def test_the_base_install_has_no_extra(library_alone: Path) -> None:
     assert done.returncode == 0, done.stderr
     installed = {line.split("==")[0].lower() for line in done.stdout.splitlines()}
     assert "streamem" in installed
-    assert not installed & {"rich", "kafka-python", "pandas", "river", "matplotlib", "pyyaml"}
+    assert not installed & {
+        "rich",
+        "kafka-python",
+        "pandas",
+        "river",
+        "matplotlib",
+        "pyyaml",
+        "dask",
+        "distributed",
+    }
 
 
 @pytest.mark.slow
@@ -113,3 +122,10 @@ def test_help_lists_which_commands_need_which_extra(library_alone: Path, tmp_pat
     assert done.returncode == 0
     assert "demo, broker, fit, produce, inspect, plot, run: need the service extra" in done.stdout
     assert "quickstart: the library alone" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_dask_backfill_names_its_extra(library_alone: Path) -> None:
+    done = _run(library_alone, "python", "-c", "import streamem.dask")
+    assert done.returncode != 0
+    assert 'streamem.dask needs the dask extra: pip install "streamem[dask]"' in done.stderr

@@ -11,6 +11,10 @@ With ``n_components="auto"`` a first pass draws a uniform sample of the rows (al
 small file) and fits every candidate K on it by batch EM; the K of the lowest BIC is learned in the
 second pass.
 
+:func:`fit_on_cluster` is the other way: CSV files (a glob) or a Parquet dataset read by Dask
+on a cluster (a scheduler's address, or local worker processes), and batch EM over them
+(:func:`streamem.dask.fit`): the in-memory ``fit`` of all the rows, on data of any size.
+
 Examples
 --------
 >>> import tempfile, pathlib
@@ -28,6 +32,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.base import clone
@@ -37,7 +43,7 @@ from streamem.datafiles import DataFile, Rebatcher
 from streamem.errors import ValidationError
 from streamem.models.mixture.gaussian_mixture import GaussianMixture
 
-__all__ = ["FitResult", "choose_components", "fit_file", "uniform_sample"]
+__all__ = ["FitResult", "choose_components", "fit_file", "fit_on_cluster", "uniform_sample"]
 
 SAMPLE_SIZE = 100_000
 """Rows of the sample on which ``--components auto`` compares the candidates."""
@@ -100,27 +106,18 @@ def fit_file(
         continues from the file's size, so a bar of ``2 * data.size`` fills once.
     """
     chunk_rows = chunk_rows or max(batch_size, 100_000)
-    bic: dict[int, float] = {}
     skipped = _RowsWithoutValues()
-    read_before = 0
-    if n_components == "auto":
-        rows = skipped(data.chunks(chunk_rows, progress))
-        sample = uniform_sample(rows, sample_size, seed, what=repr(str(data.path)))
-        read_before = data.size
-        n_components, bic = choose_components(
-            sample, candidates, covariance_type=covariance_type, n_init=n_init, seed=seed
-        )
-    if not isinstance(n_components, int) or n_components < 1:
-        raise ValidationError(
-            f"components must be a positive integer or 'auto', got {n_components!r}"
-        )
-    model = GaussianMixture(
+    read_before = data.size if n_components == "auto" else 0
+    model, bic = _mixture(
         n_components,
-        covariance_type=covariance_type,
-        n_init=n_init,
-        random_state=seed,
+        lambda: uniform_sample(
+            skipped(data.chunks(chunk_rows, progress)), sample_size, seed, what=repr(str(data.path))
+        ),
+        candidates,
+        dict(covariance_type=covariance_type, n_init=n_init, random_state=seed),
         init_size=init_size,
     )
+    n_components = model.n_components
     n_rows, skipped.count = 0, 0
     with threadpool_limits(1):
         second_pass = None if progress is None else _after(read_before, progress)
@@ -218,3 +215,115 @@ def _supported(candidates: Iterable[int], n_rows: int) -> Sequence[int]:
     if not chosen or chosen[0] < 1:
         raise ValidationError(f"candidate numbers of components must be >= 1, got {chosen}")
     return [k for k in chosen if k <= n_rows]
+
+
+def fit_on_cluster(
+    path: Path | str,
+    n_components: int | str,
+    *,
+    features: Sequence[str] | None = None,
+    covariance_type: str = "full",
+    n_init: int = 5,
+    seed: int = 0,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    candidates: Iterable[int] = range(1, 9),
+    sample_size: int = SAMPLE_SIZE,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: Callable[[Any], None] | None = None,
+) -> FitResult:
+    """Batch EM of a Gaussian mixture over CSV files or a Parquet dataset on a Dask cluster.
+
+    Parameters
+    ----------
+    path
+        CSV files with a header (a path or a glob, ``data/*.csv``), or Parquet (a ``.parquet``
+        file, a glob of them, or a dataset's directory).
+    n_components, features, covariance_type, n_init, seed, max_iter, tol
+        As in :class:`~streamem.GaussianMixture` (``seed`` is ``random_state``); ``"auto"``
+        chooses K by BIC on a uniform sample of ``sample_size`` rows drawn on the cluster.
+    scheduler, workers
+        The cluster: a scheduler's address (``tcp://host:8786``), else ``workers`` local
+        worker processes.
+    progress
+        Called after each EM iteration with a :class:`streamem.dask.EStep`.
+
+    Rows whose every feature is missing are left out (no EM step can use them).
+    """
+    from streamem.dask import connect, fit
+
+    frame, names = _read_frame(path, features)
+    frame = frame.dropna(how="all", subset=names)
+    with connect(scheduler, workers) as client:
+        model, bic = _mixture(
+            n_components,
+            lambda: _frame_sample(frame[names], sample_size, seed),
+            candidates,
+            dict(covariance_type=covariance_type, n_init=n_init, random_state=seed),
+            max_iter=max_iter,
+            tol=tol,
+        )
+        model = fit(model, frame, columns=names, client=client, progress=progress)
+    model.feature_names_in_ = np.asarray(names, dtype=object)
+    return FitResult(model, model.n_components, int(model.n_seen_), bic, batch_em=True)
+
+
+def _mixture(
+    n_components: int | str,
+    sample: Callable[[], np.ndarray],
+    candidates: Iterable[int],
+    common: dict[str, Any],
+    **options: Any,
+) -> tuple[GaussianMixture, dict[int, float]]:
+    """The mixture to learn and the BIC of each candidate K: with ``"auto"`` the K of the
+    lowest BIC on ``sample()``. ``common`` holds ``covariance_type``, ``n_init`` and
+    ``random_state`` (shared with the candidates), ``options`` the learned model's others."""
+    bic: dict[int, float] = {}
+    if n_components == "auto":
+        n_components, bic = choose_components(
+            sample(),
+            candidates,
+            covariance_type=common["covariance_type"],
+            n_init=common["n_init"],
+            seed=common["random_state"],
+        )
+    if not isinstance(n_components, int) or n_components < 1:
+        raise ValidationError(
+            f"components must be a positive integer or 'auto', got {n_components!r}"
+        )
+    return GaussianMixture(n_components, **common, **options), bic
+
+
+def _read_frame(path: Path | str, features: Sequence[str] | None) -> tuple[Any, list[str]]:
+    """The Dask frame of CSV files or Parquet, and its feature columns."""
+    import dask.dataframe as dd
+
+    text = str(path)
+    parquet = text.endswith((".parquet", ".pq")) or Path(text).is_dir()
+    if not parquet and not text.endswith((".csv", ".csv.gz")):
+        raise ValidationError(
+            f"file must be CSV files (*.csv) or Parquet (*.parquet or a dataset's directory) "
+            f"with --scheduler or --workers, got {text!r}"
+        )
+    try:
+        frame = dd.read_parquet(text) if parquet else dd.read_csv(text, assume_missing=True)
+    except (OSError, ValueError) as error:
+        raise ValidationError(f"file {text!r} cannot be read: {error}") from error
+    numeric = list(frame.select_dtypes("number").columns)
+    names = list(features) if features else numeric
+    wrong = [name for name in names if name not in numeric]
+    if wrong or not names:
+        raise ValidationError(
+            f"features must be numeric columns of {text!r} ({numeric}), got {wrong or names}"
+        )
+    return frame, names
+
+
+def _frame_sample(frame: Any, size: int, seed: int) -> np.ndarray:
+    """A uniform sample of about ``size`` rows of a Dask frame (all of them if fewer)."""
+    n = len(frame)
+    if n == 0:
+        raise ValidationError("the data have no row with a value")
+    part = frame if n <= size else frame.sample(frac=size / n, random_state=seed)
+    return np.asarray(part.compute().to_numpy(dtype=np.float64))

@@ -745,6 +745,15 @@ class ModelSettings(_Section):
     heaviest words of every topic with their weights, and the whole topic-word matrix only
     with ``snapshot_components: true``.
 
+    ``initial`` names a fitted model document (``model.to_json()``, ``streamem fit --out``,
+    e.g. a backfill on a Dask cluster): without a checkpoint the daemon starts from it and
+    continues with the mass of its statistics behind it (``n`` units: the first batch of ``m``
+    points takes the step ``m / (n + m)``, or a forgetting schedule's own step if larger). Its
+    family, ``n_components``, ``covariance_type``, ``vocabulary`` and features must be the
+    configuration's; ``schedule`` and ``averaging`` are the configuration's; its other
+    hyper-parameters are kept. A checkpoint, once written, wins over it (the file is read only
+    when the daemon starts without a checkpoint, so it may be removed after that).
+
     Examples
     --------
     >>> ModelSettings(n_components=4, covariance_type="diag").schedule.kind
@@ -764,6 +773,7 @@ class ModelSettings(_Section):
     vocabulary: VocabularySettings | None = None
     snapshot_top_words: PositiveInt = 10
     snapshot_components: bool = False
+    initial: Annotated[Path, Field(strict=False)] | None = None
 
     @_model_validator(mode="after")
     def _check_consistency(self) -> ModelSettings:
@@ -949,6 +959,16 @@ class Settings(_Section):
                 "documents) "
                 f"and a format of points with any other family; received {self.input.format!r} "
                 f"with model.family {self.model.family!r}",
+            )
+        return self
+
+    @_model_validator(mode="after")
+    def _check_initial(self) -> Settings:
+        if self.model.initial is not None and self.output.statistics_topic is not None:
+            raise _rule_error(
+                "model.initial",
+                "expected null with output.statistics_topic (every replica would count the "
+                f"initial model's mass once), received {str(self.model.initial)!r}",
             )
         return self
 

@@ -16,6 +16,7 @@ Every point given to :meth:`Learner.learn` is in exactly one of ``n_seen``, the 
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections import deque
@@ -44,6 +45,7 @@ __all__ = [
     "LearnerStatus",
     "build_model",
     "build_schedule",
+    "initial_model",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,58 @@ def build_model(settings: ModelSettings) -> StreamingModel:
         snapshot_components=settings.snapshot_components,
     )
     return model_class(settings.family).from_options(options)
+
+
+def initial_model(settings: ModelSettings, features: tuple[str, ...]) -> StreamingModel:
+    """The fitted model of the document ``model.initial`` names, to continue with the mass of
+    its statistics behind it (its engine's warm start): the configuration's ``schedule`` and
+    ``averaging``, the document's other hyper-parameters.
+
+    Raises
+    ------
+    LearnerStateError
+        If the document is not a fitted model of the configured family, components,
+        covariance type, vocabulary and features (the message names the key).
+    """
+    assert settings.initial is not None
+    path = settings.initial
+    fresh = build_model(settings)
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as error:
+        raise LearnerStateError(f"model.initial: {path} cannot be read: {error}") from error
+    wanted = fresh.to_dict()["hyperparameters"]
+    stored = document.get("hyperparameters") if isinstance(document, dict) else None
+    if not isinstance(stored, dict) or document.get("format") != fresh.FORMAT:
+        found = document.get("format") if isinstance(document, dict) else None
+        raise LearnerStateError(
+            f"model.initial: expected a {fresh.FORMAT!r} model document (model.family "
+            f"{settings.family!r}), received format {found!r} in {path}"
+        )
+    for name in family_spec(settings.family).structural:
+        if stored.get(name) != wanted.get(name):
+            raise LearnerStateError(
+                f"model.{name}: the initial model {path} has {stored.get(name)!r}, the "
+                f"configuration says {wanted.get(name)!r}"
+            )
+    hyper = {**stored, "schedule": wanted["schedule"], "averaging_start": wanted["averaging_start"]}
+    try:
+        model = type(fresh).from_dict({**document, "hyperparameters": hyper})
+    except (KeyError, TypeError, ValueError) as error:
+        raise LearnerStateError(f"model.initial: {path} cannot be read: {error}") from error
+    state = document.get("state") or {}
+    names = state.get("feature_names_in")
+    if (
+        not model.status.initialized
+        or list(names or features) != list(features)
+        or state.get("n_features_in") != len(features)
+    ):
+        raise LearnerStateError(
+            f"model.initial: expected a fitted model of the {len(features)} features "
+            f"{list(features)}, received one of {state.get('n_features_in')} features "
+            f"{names}, initialized={model.status.initialized}, in {path}"
+        )
+    return model
 
 
 def build_schedule(settings: ScheduleSettings) -> Schedule:
@@ -286,10 +340,14 @@ class Learner:
         self.settings = model
         self.drift_settings = drift
         self.features = tuple(features)
-        self.model = build_model(model)
+        self.model = (
+            build_model(model) if model.initial is None else initial_model(model, self.features)
+        )
         self.drift = DriftMonitor(drift) if drift.enabled else None
         self._counters = _Counters()
         self.status = LearnerStatus()
+        if model.initial is not None:  # the statistics of the initial model are behind it
+            self.status = self._status(self.model.status)
 
     # ---- learning -----------------------------------------------------------------------------
 
@@ -426,7 +484,7 @@ class Learner:
         LearnerStateError
             If the state is not a learner state or does not fit the configuration.
         """
-        learner = cls(model, drift, features)
+        learner = cls(model.model_copy(update={"initial": None}), drift, features)
         if state.get("format") != _FORMAT or state.get("format_version") != _FORMAT_VERSION:
             raise LearnerStateError(
                 f"expected a {_FORMAT} state of format_version {_FORMAT_VERSION}, received "

@@ -195,3 +195,37 @@ def test_a_broker_restart_refilled_beyond_the_stored_offsets_loses_and_repeats_n
     finally:
         reader.close()
     assert all(daemon.running for daemon in running)
+
+
+def test_the_group_learns_when_the_leader_partition_never_gets_a_record(
+    broker: EmbeddedBroker,
+    daemons: Callable[..., DaemonProcess],
+    tmp_path: Path,
+    topic_name: str,
+    group_id: str,
+    rng: np.random.Generator,
+) -> None:
+    """Keyed input that never lands on partition 0 (the leader partition): the other partitions
+    elect the first parameters among themselves, and partition 0's owner publishes every
+    record."""
+    from kafka import KafkaProducer
+
+    n_records = 30_000
+    configs = _replicas(tmp_path, broker, topic_name, group_id, 2)
+    _, values = readings(n_records, rng)
+    running = [daemons(config, name=f"replica{i}") for i, config in enumerate(configs)]
+    for daemon in running:
+        daemon.wait_for_log(" assigned; ", timeout=60)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=5)
+    try:
+        for i, value in enumerate(values):
+            producer.send(topic_name, value=value, partition=1 + i % (N_PARTITIONS - 1))
+        producer.flush(timeout=60)
+    finally:
+        producer.close(timeout=10)
+    reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.models")
+    try:
+        reader.wait_for(lambda s: s["n_seen"] == n_records, 120, "with every record")
+        _check_lineage(reader, n_records)
+    finally:
+        reader.close()

@@ -338,8 +338,9 @@ class Daemon(AssignmentHandler):
         if shards is not None and channel is not None:
             # while the first parameters are elected, its own records count too
             own = shards.owned if shards.lineage is not None else ()
-            if shards.absorb(channel.read(own)):
-                self._start_over_losers()
+            changed = shards.absorb(channel.read(own))
+            self._start_over_losers()
+            if changed:
                 shards.remerge()
                 self._merged_changed()
             shards.stale |= channel.overwritten() & shards.owned.keys()
@@ -747,6 +748,7 @@ class Daemon(AssignmentHandler):
                     created_at=now,
                     share=None if learner is None else share_of(learner.model),
                     learner=None if learner is None else learner.state_dict(),
+                    origin=shards.origin_of(partition),
                     lineage=shards.lineage_of(partition) or "",
                     writer=channel.writer,
                 )

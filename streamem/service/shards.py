@@ -100,6 +100,10 @@ class Shards:
         """The lineage of an owned partition's learner (None: it has none)."""
         return self._lineages.get(partition)
 
+    def origin_of(self, partition: Partition) -> int | None:
+        """The offset from which an owned partition's learner learned (None: unknown)."""
+        return self._origins.get(partition)
+
     def absorb(self, records: Iterable[PartitionStatistics]) -> bool:
         """Take the records read from the topic, in its order; return True if one changes the
         merge. The first record with statistics decides the election; a record of another
@@ -150,9 +154,12 @@ class Shards:
             if record is not None and record.learner is not None:
                 learner = self._restore(record.learner)
                 self._lineages[partition] = record.lineage
+                self._origins[partition] = record.origin
             if record is not None and record.offset is not None:
                 seek[partition] = record.offset
             self.owned[partition] = learner
+        if self.lineage is not None:
+            self._elect()  # a restored partition may carry a lost lineage
         if self.merged is None:
             self._start_merged()
         return seek
@@ -205,7 +212,8 @@ class Shards:
 
     def learner_for(self, partition: Partition, offset: int | None) -> Learner:
         """The partition's learner: its own, else one from the global parameters, else (no
-        parameters known yet) a new start of its own, which reads from ``offset`` on."""
+        parameters known yet) a new start of its own; a new learner learns from ``offset`` on
+        (its origin: where the partition is read again if its lineage loses the election)."""
         learner = self.owned.get(partition)
         if learner is not None:
             return learner
@@ -216,7 +224,7 @@ class Shards:
             lineage = self._merged_lineage
         else:
             lineage = uuid.uuid4().hex
-            self._origins[partition] = offset
+        self._origins[partition] = offset
         self._lineages[partition] = lineage or ""
         self.owned[partition] = learner
         return learner

@@ -73,6 +73,9 @@ class PartitionStatistics:
         The partition's statistics (None while it warms up or waits for the first parameters).
     learner
         The partition's :meth:`~streamem.service.learner.Learner.state_dict` (None: no model).
+    origin
+        The offset from which the partition's learner learned its records (None: unknown): a
+        partition whose lineage loses the election is read again from there.
     lineage
         The id of the partition start its parameters descend from: the lineage of the first
         record with statistics in the topic wins the election of the first parameters
@@ -96,6 +99,7 @@ class PartitionStatistics:
     created_at: float
     share: Share | None
     learner: dict[str, Any] | None
+    origin: int | None = None
     lineage: str = ""
     writer: str = ""
 
@@ -118,6 +122,7 @@ class PartitionStatistics:
                 "created_at": self.created_at,
                 "share": None if self.share is None else self.share.to_dict(),
                 "learner": self.learner,
+                "origin": self.origin,
                 "lineage": self.lineage,
                 "writer": self.writer,
             },
@@ -150,6 +155,7 @@ class PartitionStatistics:
                 created_at=float(data["created_at"]),
                 share=None if data["share"] is None else Share.from_dict(data["share"]),
                 learner=data["learner"],
+                origin=None if data.get("origin") is None else int(data["origin"]),
                 lineage=str(data.get("lineage", "")),
                 writer=str(data.get("writer", "")),
             )

@@ -9,9 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from streamem.models.sharing import share_of
 from streamem.service.app import Daemon
 from streamem.service.codecs import encode_points
-from streamem.service.shards import STATISTICS_REFRESH_SECONDS
+from streamem.service.learner import Learner
+from streamem.service.shards import STATISTICS_REFRESH_SECONDS, Shards
 from streamem.service.source import Partition
 from streamem.service.statistics import PartitionStatistics
 from streamem.synthetic import SensorModes
@@ -259,3 +261,64 @@ def test_an_owner_sends_its_record_again_over_another_members_late_write(
     assert newest.writer == owner.daemon.statistics.writer  # type: ignore[union-attr]
     assert newest.offset == stale.offset
     assert newest.share == stale.share
+
+
+def test_a_partition_restored_from_a_lost_start_is_read_again_from_its_origin(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """A replica stops before it read that its partition's start lost the election: the member
+    that restores the partition from its last record (of the lost lineage) reads it again from
+    where that start began, and every record counts once."""
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    _fill(log, rng, 6000)
+    stopping = Replica(tmp_path / "a", log, topic, sinks, PARTITIONS[:1])
+    other = Replica(tmp_path / "b", log, topic, sinks, PARTITIONS[1:])
+
+    def candidacies() -> list[Partition]:
+        return [r.partition for r in topic.records() if r.share is not None]
+
+    topic.held = True  # the other replica's start goes out first, then this one's
+    for replica, partition in ((other, PARTITIONS[1]), (stopping, PARTITIONS[0])):
+        for _ in range(2000):
+            replica.turn()
+            if partition in candidacies():
+                break
+    stopping.daemon.shutdown()  # its last record carries its own, losing start
+    topic.held = False
+    heir = Replica(tmp_path / "c", log, topic, sinks, PARTITIONS[:1])
+    assert heir.daemon.shards is not None
+    assert heir.daemon.shards.lineage == other.daemon.shards.lineage_of(PARTITIONS[1])  # type: ignore[union-attr]
+    _run([heir, other], log)
+    assert _n_seen(heir) == _n_seen(other) == log.size()
+
+
+def test_an_assignment_restoring_a_lost_start_reads_it_again_without_waiting_for_records(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """The election is decided, and a partition is assigned whose newest record carries
+    another start: it is given back at once (with the origin its record names), not at the
+    next record that happens to change the merge."""
+    settings = _settings(tmp_path)
+    X, _ = SensorModes.default().sample(2000, rng)
+
+    def record(partition: Partition, lineage: str, origin: int) -> PartitionStatistics:
+        learner = Learner(settings.model, settings.drift, settings.input.features)
+        learner.learn(X)
+        return PartitionStatistics(
+            "sensors",
+            partition,
+            2000 + origin,
+            0,
+            1.7e9,
+            share_of(learner.model),
+            learner.state_dict(),
+            origin=origin,
+            lineage=lineage,
+        )
+
+    shards = Shards(settings, PARTITIONS[0])
+    shards.absorb([record(PARTITIONS[1], "winner", 0)])
+    shards.latest[PARTITIONS[0]] = record(PARTITIONS[0], "loser", 40)  # read before the vote
+    assert shards.assign([PARTITIONS[0]]) == {PARTITIONS[0]: 2040}
+    assert shards.take_losers() == {PARTITIONS[0]: 40}
+    assert shards.owned[PARTITIONS[0]] is None

@@ -199,7 +199,10 @@ def run_schedule(seed: int, workdir: Path, n_faults: int = 3) -> Outcome:
             producer.start()
             for fault in faults:
                 time.sleep(max(0.0, t0 + fault.at - time.monotonic()))
-                group.apply(fault)
+                try:
+                    group.apply(fault)
+                except AssertionError as stuck:  # a replica started by the fault never joined
+                    outcome.violations.append(f"{fault.kind}: {str(stuck).splitlines()[0]}")
             producer.join(120)
             try:
                 final = reader.wait_for(

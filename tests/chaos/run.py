@@ -1,12 +1,14 @@
 """Run many seeded chaos schedules and print a table: ``python -m tests.chaos.run --schedules 50``.
 
 Each schedule runs on its own broker (see :mod:`tests.chaos.nemesis`); the exit code is the
-number of schedules with a violated invariant (0: none).
+number of schedules with a violated invariant (0: none); the logs of those are kept under
+``$TMPDIR/streamem-chaos-failures/<seed>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,6 +27,9 @@ def main() -> int:
     for seed in range(args.first_seed, args.first_seed + args.schedules):
         with tempfile.TemporaryDirectory(prefix="streamem-chaos-") as workdir:
             outcome = run_schedule(seed, Path(workdir), args.faults)
+            if outcome.violations:  # keep the replicas' logs of a failed schedule
+                kept = Path(tempfile.gettempdir()) / "streamem-chaos-failures" / str(seed)
+                shutil.copytree(workdir, kept, dirs_exist_ok=True)
         faults += len(outcome.faults)
         failed += bool(outcome.violations)
         kinds = ", ".join(f"{f.kind}@{f.at:.1f}" for f in outcome.faults)

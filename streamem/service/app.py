@@ -965,7 +965,11 @@ class Daemon(AssignmentHandler):
 
     def on_revoked(self, partitions: Sequence[Partition]) -> None:
         """Learn the open batch, publish and checkpoint before the partitions go away (the
-        offsets are committed by the loop, not in this callback)."""
+        offsets are committed by the loop, not in this callback); a member without the
+        group's lease (resumed after a pause) lost them instead (:meth:`on_lost`)."""
+        if self.source is not None and not self.source.holds_lease():
+            self.on_lost(partitions)
+            return
         try:
             self.metrics.state.ready = False
             if self._superseded():  # a stale member has nothing to save: reloaded at assignment

@@ -107,6 +107,12 @@ class Source(Protocol):
         session timeout, e.g. after the process was paused): write nothing for them then."""
         ...
 
+    def holds_lease(self) -> bool:
+        """Whether a heartbeat was answered (or partitions assigned) within the session
+        timeout. A revocation without it is an expulsion the member was not told of yet (it
+        was paused): its partitions are lost, not revoked."""
+        ...
+
     def close(self) -> None:
         """Leave the group and release the connections."""
         ...
@@ -296,17 +302,23 @@ class KafkaSource:
         metadata = self._consumer.group_metadata()
         if metadata.state != MemberState.STABLE or metadata.generation_id < 0:
             return None
-        coordinator = getattr(self._consumer, "_coordinator", None)
-        rejoin = getattr(coordinator, "need_rejoin", None)
-        if callable(rejoin) and rejoin():
+        rejoin = getattr(self._coordinator, "need_rejoin", None)
+        if (callable(rejoin) and rejoin()) or not self.holds_lease():
             return None
-        heartbeat = getattr(coordinator, "heartbeat", None)
-        answered = getattr(heartbeat, "last_receive", None)
-        if answered is not None:
-            timeout = heartbeat.config["session_timeout_ms"] / 1000  # type: ignore[union-attr]
-            if time.monotonic() - max(answered, self._assigned_at) > timeout:
-                return None
         return int(metadata.generation_id)
+
+    def holds_lease(self) -> bool:
+        """See :meth:`Source.holds_lease` (True where kafka-python keeps no heartbeat clock)."""
+        heartbeat = getattr(self._coordinator, "heartbeat", None)
+        answered = getattr(heartbeat, "last_receive", None)
+        if answered is None:
+            return True
+        timeout = heartbeat.config["session_timeout_ms"] / 1000  # type: ignore[union-attr]
+        return bool(time.monotonic() - max(answered, self._assigned_at) <= timeout)
+
+    @property
+    def _coordinator(self) -> Any:
+        return getattr(self._consumer, "_coordinator", None)
 
     def close(self) -> None:
         """Leave the group (the revocation callback runs first) and close the connections."""

@@ -107,6 +107,9 @@ class FakeSource:
     def generation(self) -> int | None:
         return self.member
 
+    def holds_lease(self) -> bool:
+        return self.member is not None
+
     def expel(self) -> None:
         """The session expired (the member was paused): unsure until :meth:`lose` runs."""
         self.member = None

@@ -322,3 +322,20 @@ def test_an_assignment_restoring_a_lost_start_reads_it_again_without_waiting_for
     assert shards.assign([PARTITIONS[0]]) == {PARTITIONS[0]: 2040}
     assert shards.take_losers() == {PARTITIONS[0]: 40}
     assert shards.owned[PARTITIONS[0]] is None
+
+
+def test_a_revocation_without_the_lease_is_a_loss(tmp_path: Path, rng: np.random.Generator) -> None:
+    """A member resumed after a pause is told of a revocation before it learned of its
+    expulsion (it stops, say): it publishes, stores and commits nothing for the partitions."""
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    _fill(log, rng, 3000)
+    zombie = Replica(tmp_path, log, topic, sinks, PARTITIONS)
+    for _ in range(40):
+        zombie.turn()
+    sent, published = len(topic.values), len(_published(sinks))
+    zombie.source.expel()
+    zombie.daemon.shutdown()  # closing the consumer revokes the partitions
+    assert len(topic.values) == sent
+    assert len(_published(sinks)) == published
+    assert zombie.daemon.shards is not None
+    assert not zombie.daemon.shards.owned

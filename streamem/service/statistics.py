@@ -246,7 +246,9 @@ class StatisticsChannel(Protocol):
         ...
 
     def catch_up(self, timeout: float) -> list[PartitionStatistics]:
-        """Every record not read yet up to the log end (waits up to ``timeout`` seconds)."""
+        """Every record from the start of the topic to its end (waits up to ``timeout``
+        seconds): also the others' records of partitions this replica owned, which ``read``
+        skipped, so an assignment restores each partition from its newest record."""
         ...
 
     def overwritten(self) -> set[Partition]:
@@ -441,7 +443,9 @@ class KafkaStatisticsChannel:
         return replaced
 
     def catch_up(self, timeout: float) -> list[PartitionStatistics]:
-        """Every record not read yet up to the log end of each partition.
+        """Every record from the start of each partition to its end: ``read`` skipped the
+        records of this replica's partitions, and another member may have written newer ones
+        of them since (on a compacted topic the start holds little).
 
         The log end is the high-water mark of a fetch response (``end_offsets`` is not reliable
         on every Kafka-compatible broker): the call polls until every partition's position
@@ -449,6 +453,10 @@ class KafkaStatisticsChannel:
         """
         deadline = time.monotonic() + timeout
         found: list[PartitionStatistics] = []
+        if self._assigned:
+            self._consumer.seek_to_beginning(
+                *(TopicPartition(self.topic, p) for p in sorted(self._assigned))
+            )
         while time.monotonic() < deadline:
             if not self._assign():
                 self._consumer.poll(timeout_ms=100)  # refreshes the metadata

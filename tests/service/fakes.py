@@ -236,6 +236,7 @@ class FakeStatisticsChannel:
         return found
 
     def catch_up(self, timeout: float) -> list[PartitionStatistics]:
+        self.position = 0
         return self.read()
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ from streamem.engine import (
     schedule_from_dict,
 )
 from streamem.engine.family import Family
-from streamem.engine.records import FloatArray
+from streamem.engine.records import ArrayRecord, FloatArray
 from streamem.errors import (
     DegenerateUpdateError,
     NotFittedError,
@@ -35,7 +35,7 @@ from streamem.errors import (
     StreamemWarning,
     ValidationError,
 )
-from streamem.models.protocol import ModelStatus
+from streamem.models.protocol import ModelStatus, StreamingOptions
 
 __all__ = [
     "ConvergenceWarning",
@@ -70,6 +70,7 @@ class EngineBackedModel:
     """
 
     engine_: StepwiseEM[Any, Any, Any, Any]
+    n_features_in_: int
     schedule: Schedule | None
     averaging_start: int | None
     parameter_tol: float
@@ -212,6 +213,47 @@ class EngineBackedModel:
             if isinstance(value, np.ndarray):
                 hyper[name] = value.tolist()
         return {"format": fmt, "format_version": version, "hyperparameters": hyper}
+
+    def _state_head(self, anchor: ArrayRecord | None) -> dict[str, Any]:
+        """The start of the document's state: input width, the engine's state, the anchor."""
+        return {
+            "n_features_in": int(self.n_features_in_),
+            "engine": self.engine_.state_dict(),
+            "anchor": None if anchor is None else anchor.to_dict(),
+        }
+
+    @classmethod
+    def _from_common_options(cls, options: StreamingOptions, init_size: int | None) -> Self:
+        """A model from the options a family without covariance structure reads:
+        ``n_components``, ``seed`` (``random_state``), ``schedule``, ``averaging_start``, and
+        the warm-up ``init_size``."""
+        build: Any = cls  # a subclass's constructor, with scikit-learn's names
+        model: Self = build(
+            options.n_components,
+            random_state=options.seed,
+            schedule=options.schedule,
+            averaging_start=options.averaging_start,
+            init_size=init_size,
+        )
+        return model
+
+    @classmethod
+    def _from_document(
+        cls, document: Any, version: int, params_type: type[ArrayRecord]
+    ) -> tuple[Self, dict[str, Any] | None]:
+        """A model from its document's hyper-parameters and, when the document has a state,
+        its engine and anchor loaded (:meth:`_state_head`'s inverse); and that state."""
+        fmt: str = getattr(cls, "FORMAT")  # noqa: B009
+        model = cls(**document_hyperparameters(document, fmt, version))
+        state = document.get("state")
+        if state is None:
+            return model, None
+        model.n_features_in_ = int(state["n_features_in"])
+        anchor = state["anchor"]
+        start = None if anchor is None else params_type.from_dict(anchor)
+        model.engine_ = getattr(model, "_streaming_engine")(start)  # noqa: B009
+        model.engine_.load_state_dict(state["engine"])
+        return model, state
 
     def _counters_document(self) -> dict[str, Any]:
         """The counters of the document's state: refused updates, convergence flag, update

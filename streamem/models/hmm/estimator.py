@@ -32,7 +32,6 @@ from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, Validat
 from streamem.models.base import (
     EngineBackedModel,
     ModelNotFittedError,
-    document_hyperparameters,
     given_array,
 )
 from streamem.models.hmm.family import Carry, ChainFamily, Sequences
@@ -403,9 +402,7 @@ class HMMEstimator(EngineBackedModel):
         if hasattr(self, "engine_"):
             anchor = self._hmm_family.anchor
             document["state"] = {
-                "n_features_in": int(self.n_features_in_),
-                "engine": self.engine_.state_dict(),
-                "anchor": None if anchor is None else anchor.to_dict(),
+                **self._state_head(anchor),
                 "warmup": [sequences_to_dict(batch) for batch in self.warmup_],
                 "given": {
                     name: np.asarray(getattr(self, name), dtype=float).tolist()
@@ -419,15 +416,9 @@ class HMMEstimator(EngineBackedModel):
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> Self:
         """Rebuild a model from :meth:`to_dict`'s output."""
-        hyper = document_hyperparameters(document, cls.FORMAT, FORMAT_VERSION)
-        model = cls(**hyper)
-        state = document.get("state")
+        model, state = cls._from_document(document, FORMAT_VERSION, cls._params_type)
         if state is None:
             return model
-        model.n_features_in_ = int(state["n_features_in"])
-        anchor = None if state["anchor"] is None else cls._params_type.from_dict(state["anchor"])
-        model.engine_ = model._streaming_engine(anchor)
-        model.engine_.load_state_dict(state["engine"])
         model.warmup_ = [sequences_from_dict(item) for item in state["warmup"]]
         for name, value in state.get("given", {}).items():
             if name in cls._GIVEN:

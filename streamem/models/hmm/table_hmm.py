@@ -4,7 +4,7 @@ over the emission distribution a subclass names."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -15,6 +15,7 @@ from streamem.models.base import given_array
 from streamem.models.hmm.estimator import HMMEstimator
 from streamem.models.hmm.family import TableHMMFamily, TableHMMParams
 from streamem.models.hmm.start import TableHMMStart
+from streamem.models.protocol import StreamingOptions
 
 WARMUP_STEPS = 5000
 """``partial_fit`` starts once this many steps are there (the default ``init_size``), as the
@@ -33,6 +34,15 @@ class TableHMM(HMMEstimator):
     _params_type = TableHMMParams
     params: str
     init_params: str
+
+    @classmethod
+    def from_options(cls, options: StreamingOptions) -> Self:
+        """An HMM for streaming from the model protocol's common options (``seed`` is
+        ``random_state``; ``init_size`` None is :data:`WARMUP_STEPS`; a categorical HMM's
+        number of symbols is the first data's)."""
+        return cls._from_common_options(
+            options, WARMUP_STEPS if options.init_size is None else options.init_size
+        )
 
     def _emission(self) -> Any:
         raise NotImplementedError

@@ -17,7 +17,6 @@ from streamem.errors import ValidationError
 from streamem.models.base import (
     ConvergenceWarning,
     EngineBackedModel,
-    document_hyperparameters,
     given_array,
 )
 from streamem.models.mixture.gaussian_mixture import STREAMING_ALPHA
@@ -26,6 +25,7 @@ from streamem.models.mixture.table_family import (
     TableMixtureParams,
     TableMixtureStart,
 )
+from streamem.models.protocol import StreamingOptions
 
 FORMAT_VERSION = 1
 WARMUP_RESTARTS = 3
@@ -57,6 +57,12 @@ class TableMixture(EngineBackedModel):
     if TYPE_CHECKING:  # scikit-learn's BaseEstimator gives it
 
         def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_options(cls, options: StreamingOptions) -> Self:
+        """A mixture for streaming from the model protocol's common options (``seed`` is
+        ``random_state``)."""
+        return cls._from_common_options(options, options.init_size)
 
     def _emission(self) -> Any:
         raise NotImplementedError
@@ -299,9 +305,7 @@ class TableMixture(EngineBackedModel):
         if hasattr(self, "engine_"):
             anchor = self._mixture_family.anchor
             document["state"] = {
-                "n_features_in": int(self.n_features_in_),
-                "engine": self.engine_.state_dict(),
-                "anchor": None if anchor is None else anchor.to_dict(),
+                **self._state_head(anchor),
                 "warmup": [rows.tolist() for rows in self.warmup_],
                 **self._counters_document(),
             }
@@ -310,17 +314,9 @@ class TableMixture(EngineBackedModel):
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> Self:
         """Rebuild a model from :meth:`to_dict`'s output."""
-        hyper = document_hyperparameters(document, cls.FORMAT, FORMAT_VERSION)
-        model = cls(**hyper)
-        state = document.get("state")
+        model, state = cls._from_document(document, FORMAT_VERSION, TableMixtureParams)
         if state is None:
             return model
-        model.n_features_in_ = int(state["n_features_in"])
-        anchor = state["anchor"]
-        model.engine_ = model._streaming_engine(
-            None if anchor is None else TableMixtureParams.from_dict(anchor)
-        )
-        model.engine_.load_state_dict(state["engine"])
         width = model.n_features_in_
         model.warmup_ = [
             np.asarray(rows, dtype=np.float64).reshape(-1, width) for rows in state["warmup"]

@@ -11,6 +11,7 @@ classes weigh (``_class_weights``), and may say how many units wait in a warm-up
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from typing import Any, Self
@@ -58,6 +59,58 @@ class ConvergenceWarning(StreamemWarning):
     """``fit`` stopped at ``max_iter`` before the log-likelihood settled."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """A hyper-parameter that must be a number (an integer with ``integer``) >= ``low``, or
+    None when ``optional`` (scikit-learn's ``_parameter_constraints``, as data).
+
+    Examples
+    --------
+    >>> Bound(1, integer=True).check("n_components", 0)
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ValidationError: n_components must be an integer >= 1, got 0
+    >>> Bound(1, optional=True).check("init_size", None)
+    """
+
+    low: float
+    integer: bool = False
+    optional: bool = False
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise :class:`~streamem.errors.ValidationError` naming ``name``, the bound and
+        ``value`` if ``value`` breaks the constraint."""
+        if self.optional:
+            if value is not None and value < self.low:
+                raise ValidationError(f"{name} must be >= {self.low} or None, got {value!r}")
+            return
+        kinds = (int, np.integer) if self.integer else (int, float, np.number)
+        if not isinstance(value, kinds) or not value >= self.low:
+            kind = "an integer" if self.integer else "a number"
+            raise ValidationError(f"{name} must be {kind} >= {self.low}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Letters:
+    """A hyper-parameter that must be a string of letters among ``alphabet`` (hmmlearn's
+    ``params`` / ``init_params``).
+
+    Examples
+    --------
+    >>> Letters("stl").check("params", "sx")
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ValidationError: params must be letters among 'stl', got 'sx'
+    """
+
+    alphabet: str
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise :class:`~streamem.errors.ValidationError` if ``value`` is not such letters."""
+        if not isinstance(value, str) or set(value) - set(self.alphabet):
+            raise ValidationError(f"{name} must be letters among {self.alphabet!r}, got {value!r}")
+
+
 class EngineBackedModel:
     """Mixin of the engine-backed parts of :class:`~streamem.models.protocol.StreamingModel`.
 
@@ -77,6 +130,17 @@ class EngineBackedModel:
     smoothing: float
     patience: int
     history_size: int
+
+    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+        """Hyper-parameter name -> its constraint (checked in this order)."""
+        return {}
+
+    def _validate_parameters(self, names: tuple[str, ...] | None = None) -> None:
+        """Check the hyper-parameters against :meth:`_parameter_constraints` (those of
+        ``names`` only, when given); the first broken one raises, naming it."""
+        for name, constraint in self._parameter_constraints().items():
+            if names is None or name in names:
+                constraint.check(name, getattr(self, name))
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "engine_") and self.engine_.initialized

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 from streamem.engine import Schedule
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError
-from streamem.models.base import given_array
+from streamem.models.base import Bound, Letters, given_array
 from streamem.models.common import covariance as cov
 from streamem.models.hmm.estimator import STREAM_KEY, HMMEstimator
 from streamem.models.hmm.family import GaussianHMMFamily, HMMParams
@@ -238,26 +238,24 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
 
     # ---- checks ------------------------------------------------------------------------------
 
+    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+        return {
+            "n_components": Bound(1, integer=True),
+            "min_covar": Bound(0.0),
+            "reg_covar": Bound(0.0),
+            "n_iter": Bound(0),
+            "init_em_iter": Bound(0),
+            "params": Letters(LETTERS),
+            "init_params": Letters(LETTERS),
+            "init_size": Bound(1, optional=True),
+        }
+
     def _check_parameters(self, d: int) -> None:
         """Validate the hyper-parameters and given starting values; errors name them."""
         k = self.n_components
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ValidationError(f"n_components must be an integer >= 1, got {k!r}")
+        self._validate_parameters(("n_components",))
         covariance_type = self._covariance_type()
-        for name, value, low in (
-            ("min_covar", self.min_covar, 0.0),
-            ("reg_covar", self.reg_covar, 0.0),
-            ("n_iter", self.n_iter, 0),
-            ("init_em_iter", self.init_em_iter, 0),
-        ):
-            if not isinstance(value, int | float | np.number) or not value >= low:
-                raise ValidationError(f"{name} must be a number >= {low}, got {value!r}")
-        for name in ("params", "init_params"):
-            letters = getattr(self, name)
-            if not isinstance(letters, str) or set(letters) - set(LETTERS):
-                raise ValidationError(f"{name} must be letters among {LETTERS!r}, got {letters!r}")
-        if self.init_size is not None and self.init_size < 1:
-            raise ValidationError(f"init_size must be >= 1 or None, got {self.init_size!r}")
+        self._validate_parameters()
         shapes = {
             "startprob_": (k,),
             "transmat_": (k, k),

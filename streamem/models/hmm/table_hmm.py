@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError
-from streamem.models.base import given_array
+from streamem.models.base import Bound, Letters, given_array
 from streamem.models.hmm.estimator import HMMEstimator
 from streamem.models.hmm.family import TableHMMFamily, TableHMMParams
 from streamem.models.hmm.start import TableHMMStart
@@ -80,23 +80,20 @@ class TableHMM(HMMEstimator):
         checked: NDArray[Any] = self._emission().check_rows(super()._rows(X, reset), self._width())
         return checked
 
+    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+        return {
+            "n_components": Bound(1, integer=True),
+            "n_iter": Bound(0, integer=True),
+            "init_em_iter": Bound(0, integer=True),
+            "params": Letters(self.LETTERS),
+            "init_params": Letters(self.LETTERS),
+            "init_size": Bound(1, optional=True),
+        }
+
     def _check_parameters(self, d: int) -> None:
         """Validate the hyper-parameters and given starting values; errors name them."""
         k = self.n_components
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ValidationError(f"n_components must be an integer >= 1, got {k!r}")
-        for name in ("n_iter", "init_em_iter"):
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or value < 0:
-                raise ValidationError(f"{name} must be an integer >= 0, got {value!r}")
-        for name in ("params", "init_params"):
-            letters = getattr(self, name)
-            if not isinstance(letters, str) or set(letters) - set(self.LETTERS):
-                raise ValidationError(
-                    f"{name} must be letters among {self.LETTERS!r}, got {letters!r}"
-                )
-        if self.init_size is not None and self.init_size < 1:
-            raise ValidationError(f"init_size must be >= 1 or None, got {self.init_size!r}")
+        self._validate_parameters()
         for letter, attribute in zip(self.LETTERS, self._GIVEN, strict=True):
             if letter in self.init_params:
                 continue

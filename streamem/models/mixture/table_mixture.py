@@ -15,8 +15,10 @@ from streamem.engine import Constant, ConvergenceMonitor, PowerDecay, StepwiseEM
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError
 from streamem.models.base import (
+    Bound,
     ConvergenceWarning,
     EngineBackedModel,
+    Letters,
     given_array,
 )
 from streamem.models.mixture.gaussian_mixture import STREAMING_ALPHA
@@ -179,20 +181,20 @@ class TableMixture(EngineBackedModel):
         checked: FloatArray = self._emission().check_rows(rows, width)
         return checked
 
+    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+        return {
+            "n_components": Bound(1, integer=True),
+            "tol": Bound(0),
+            "max_iter": Bound(0, integer=True),
+            "n_init": Bound(1, integer=True),
+            "init_em_iter": Bound(0, integer=True),
+            "init_size": Bound(1, optional=True),
+        }
+
     def _check_parameters(self) -> None:
         """Validate the hyper-parameters and given starting values; errors name them."""
         k = self.n_components
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ValidationError(f"n_components must be an integer >= 1, got {k!r}")
-        for name in ("max_iter", "n_init", "init_em_iter"):
-            value = getattr(self, name)
-            low = 1 if name == "n_init" else 0
-            if not isinstance(value, int | np.integer) or value < low:
-                raise ValidationError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not isinstance(self.tol, int | float) or not self.tol >= 0:
-            raise ValidationError(f"tol must be a number >= 0, got {self.tol!r}")
-        if self.init_size is not None and self.init_size < 1:
-            raise ValidationError(f"init_size must be >= 1 or None, got {self.init_size!r}")
+        self._validate_parameters()
         if self.weights_init is not None:
             weights = given_array("weights_init", self.weights_init)
             if weights.shape != (k,) or np.any(weights < 0) or not np.isclose(weights.sum(), 1):

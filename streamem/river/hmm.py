@@ -16,7 +16,7 @@ Both wrap one :class:`streamem.GaussianHMM` that models the stream as ONE sequen
   Until then ``predict_one`` returns 0 and the detector's ``score_one`` returns 0.0. The
   warm-up should see every regime: one that it misses may never get a state of its own (two
   states share a regime that k-means split; states are not re-seeded).
-* **Features, missing values and input checks** are those of :mod:`streamem.river.mixture`
+* **Features, missing values and input checks** are those of :mod:`streamem.river.rows`
   (the feature order is fixed by the first learned row; a missing known feature is
   marginalised out of the emission density).
 """
@@ -41,7 +41,8 @@ except ModuleNotFoundError as error:  # say which extra to install, not only the
 from streamem.engine import Schedule
 from streamem.models.hmm.family import Sequences
 from streamem.models.hmm.gaussian_hmm import STREAM_KEY, GaussianHMM
-from streamem.river.mixture import HISTORY_SIZE, _MixtureCore
+from streamem.river.mixture import HISTORY_SIZE
+from streamem.river.rows import Rows, check_adapter_parameters
 
 __all__ = ["GaussianHMMClusterer", "GaussianHMMDetector"]
 
@@ -51,9 +52,9 @@ WARMUP_PER_STATE = 100
 """``init_size=None`` waits for this many steps per state."""
 
 
-class _HMMCore(_MixtureCore):
-    """The mixture core's row handling (feature order, missing values, checks) with a
-    :class:`~streamem.GaussianHMM`, its block buffer and the stream's filter."""
+class _HMMCore:
+    """A :class:`~streamem.GaussianHMM`, its block buffer and the stream's filter, over the
+    row helper (feature order, missing values, checks)."""
 
     def __init__(
         self,
@@ -65,9 +66,12 @@ class _HMMCore(_MixtureCore):
         reg_covar: float,
         seed: int | None,
     ) -> None:
-        super().__init__(
-            n_components, covariance_type, batch_size, init_size, schedule, reg_covar, seed
-        )
+        check_adapter_parameters(n_components, covariance_type, batch_size, init_size, reg_covar)
+        self.rows = Rows()
+        self.n_components = n_components
+        self.batch_size = batch_size
+        self.pending: list[FloatArray] = []
+        self.initialized = False
         warmup = WARMUP_PER_STATE * n_components if init_size is None else init_size
         self.warmup_size = max(warmup, batch_size, n_components)
         self.hmm = GaussianHMM(
@@ -93,9 +97,9 @@ class _HMMCore(_MixtureCore):
             rows, self.pending = np.array(self.pending), []
             self.hmm.learn(Sequences.of(rows, keys=[STREAM_KEY], continues=[self.initialized]))
             self.initialized = self.hmm.status.initialized
-            carry = self.hmm.engine_.carry if self.initialized else None
-            if carry is not None:
-                self.filter = carry[STREAM_KEY]
+            state = self.hmm.stream_filter() if self.initialized else None
+            if state is not None:
+                self.filter = state
 
     def learn_rows(self, X: FloatArray) -> None:
         """Learn the rows of X (n, d) as the next steps, in order."""
@@ -107,11 +111,8 @@ class _HMMCore(_MixtureCore):
     def _prediction_terms(self, row: FloatArray) -> tuple[FloatArray, FloatArray]:
         """``log p(z_t = j | past)`` and ``log p(x_t | z_t = j)`` (K,) for the next step."""
         assert self.filter is not None
-        params = self.hmm.engine_.output_params
-        family = self.hmm._hmm_family
-        with np.errstate(divide="ignore"):
-            log_prior = np.log(self.filter @ params.transmat)
-        return log_prior, family.log_emission(params, row[np.newaxis])[0]
+        log_prior, log_b = self.hmm.next_step_terms(self.filter, row[np.newaxis])
+        return log_prior, log_b[0]
 
     def _next_filter(self, row: FloatArray) -> FloatArray:
         log_prior, log_b = self._prediction_terms(row)
@@ -129,7 +130,7 @@ class _HMMCore(_MixtureCore):
 
     def log_joint_one(self, x: dict[Hashable, Any]) -> FloatArray | None:
         """:meth:`log_joint` (K,) of the dict row ``x``; None before initialisation."""
-        values, _ = self._values(x)
+        values, _ = self.rows.values(x)
         if self.filter is None:
             return None
         return self._log_joint_row(np.array(values))
@@ -174,7 +175,7 @@ class _HMMEstimator:
             Feature name -> real number; None or NaN for a missing value.
         """
         core = self._core
-        core.learn(core.learn_vector(x))
+        core.learn(core.rows.learn_vector(x))
 
     @property
     def hmm(self) -> GaussianHMM:
@@ -195,12 +196,12 @@ class _HMMEstimator:
     @property
     def feature_names(self) -> tuple[Hashable, ...]:
         """The features the HMM models, in its order (empty before the first row)."""
-        return self._core.features
+        return self._core.rows.features
 
     @property
     def ignored_features(self) -> collections.Counter[Hashable]:
         """Number of values ignored per feature name that was not in the first row learned."""
-        return self._core.ignored
+        return self._core.rows.ignored
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:

@@ -383,6 +383,24 @@ class HMMEstimator(EngineBackedModel):
         self._check_fitted()
         return self._hmm_family.filter(self.engine_.output_params, batch, self.engine_.carry)[0]
 
+    def stream_filter(self, key: str = STREAM_KEY) -> FloatArray | None:
+        """The filter ``p(z_T | x_1..x_T)`` (K,) carried for ``key`` after the newest update
+        (None: no sequence of that key learned yet); the stream of :meth:`partial_fit`
+        without ``lengths`` by default."""
+        carry = self.engine_.carry if hasattr(self, "engine_") else None
+        return None if carry is None or key not in carry else np.asarray(carry[key])
+
+    def next_step_terms(self, state: FloatArray, X: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """For rows X (n, d) each read as the step after a filter ``state`` (K,):
+        ``log p(z = j | past)`` (K,) and ``log p(x_i | z = j)`` (n, K), under the current
+        parameters; the model does not change."""
+        self._check_fitted()
+        params = self.engine_.output_params
+        with np.errstate(divide="ignore"):
+            log_prior = np.log(state @ params.transmat)
+        rows = np.asarray(X, dtype=np.float64)
+        return np.asarray(log_prior), self._hmm_family.log_emission(params, rows)
+
     def _class_weights(self) -> FloatArray:
         """The states' occupancy in the running statistics (the status's weights)."""
         stats = self.engine_.stats

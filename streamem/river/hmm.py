@@ -39,6 +39,7 @@ except ModuleNotFoundError as error:  # say which extra to install, not only the
     raise (missing_extra(error, "streamem.river", "river") or error) from error
 
 from streamem.engine import Schedule
+from streamem.models.hmm.estimator import HMMEstimator
 from streamem.models.hmm.family import Sequences
 from streamem.models.hmm.gaussian_hmm import STREAM_KEY, GaussianHMM
 from streamem.river.mixture import HISTORY_SIZE
@@ -53,36 +54,19 @@ WARMUP_PER_STATE = 100
 
 
 class _HMMCore:
-    """A :class:`~streamem.GaussianHMM`, its block buffer and the stream's filter, over the
-    row helper (feature order, missing values, checks)."""
+    """A hidden Markov model (:class:`~streamem.GaussianHMM`, :class:`~streamem.PoissonHMM`,
+    ...), its block buffer and the stream's filter, over the row helper (feature order,
+    missing values, checks)."""
 
-    def __init__(
-        self,
-        n_components: int,
-        covariance_type: str,
-        batch_size: int,
-        init_size: int | None,
-        schedule: Schedule | None,
-        reg_covar: float,
-        seed: int | None,
-    ) -> None:
-        check_adapter_parameters(n_components, covariance_type, batch_size, init_size, reg_covar)
+    def __init__(self, hmm: HMMEstimator, batch_size: int, init_size: int | None) -> None:
         self.rows = Rows()
-        self.n_components = n_components
         self.batch_size = batch_size
         self.pending: list[FloatArray] = []
         self.initialized = False
+        n_components = hmm.n_components
         warmup = WARMUP_PER_STATE * n_components if init_size is None else init_size
         self.warmup_size = max(warmup, batch_size, n_components)
-        self.hmm = GaussianHMM(
-            n_components,
-            covariance_type,
-            reg_covar=reg_covar,
-            random_state=seed,
-            schedule=schedule,
-            init_size=None,
-            history_size=HISTORY_SIZE,
-        )
+        self.hmm = hmm
         self.filter: FloatArray | None = None
 
     # ---- learning ----------------------------------------------------------------------------
@@ -161,9 +145,17 @@ class _HMMEstimator:
         self.schedule = schedule
         self.reg_covar = reg_covar
         self.seed = seed
-        self._core = _HMMCore(
-            n_components, covariance_type, batch_size, init_size, schedule, reg_covar, seed
+        check_adapter_parameters(n_components, covariance_type, batch_size, init_size, reg_covar)
+        hmm = GaussianHMM(
+            n_components,
+            covariance_type,
+            reg_covar=reg_covar,
+            random_state=seed,
+            schedule=schedule,
+            init_size=None,
+            history_size=HISTORY_SIZE,
         )
+        self._core = _HMMCore(hmm, batch_size, init_size)
 
     def learn_one(self, x: dict[Hashable, Any]) -> None:
         """Take ``x`` as the stream's next step: advance the filter, buffer it for the next
@@ -180,7 +172,9 @@ class _HMMEstimator:
     @property
     def hmm(self) -> GaussianHMM:
         """The :class:`streamem.GaussianHMM` learned (not fitted during the warm-up)."""
-        return self._core.hmm
+        hmm = self._core.hmm
+        assert isinstance(hmm, GaussianHMM)
+        return hmm
 
     @property
     def initialized(self) -> bool:

@@ -27,9 +27,10 @@ except ModuleNotFoundError as error:  # say which extra to install, not only the
 from streamem.engine import Schedule
 from streamem.models.base import Bound
 from streamem.models.hmm.categorical_hmm import CategoricalHMM
+from streamem.models.hmm.estimator import HMMEstimator
 from streamem.models.hmm.poisson_hmm import PoissonHMM
 from streamem.models.hmm.table_hmm import TableHMM
-from streamem.river.hmm import _HMMCore, _log_normaliser
+from streamem.river.hmm import _HMMCore, _HMMFace, _log_normaliser
 from streamem.river.mixture import HISTORY_SIZE
 
 __all__ = ["CategoricalHMMDetector", "PoissonHMMDetector"]
@@ -43,7 +44,7 @@ UNIT_TEST_SKIPS: dict[str, str] = {
 """river checks that the detectors skip, with the reason."""
 
 
-class _CountHMMDetector(base.AnomalyDetector):
+class _CountHMMDetector(_HMMFace, base.AnomalyDetector):
     """The constructor, learning and scoring that both detectors share."""
 
     _MODEL: ClassVar[type[TableHMM]]
@@ -96,16 +97,10 @@ class _CountHMMDetector(base.AnomalyDetector):
         return 0.0 if joint is None else -_log_normaliser(joint)
 
     @property
-    def hmm(self) -> TableHMM:
-        """The HMM learned (not fitted during the warm-up)."""
-        hmm = self._core.hmm
-        assert isinstance(hmm, TableHMM)
-        return hmm
-
-    @property
-    def initialized(self) -> bool:
-        """Whether the warm-up is over and the HMM has parameters."""
-        return self._core.initialized
+    def hmm(self) -> HMMEstimator:
+        """The :class:`streamem.PoissonHMM` or :class:`streamem.CategoricalHMM` learned (not
+        fitted during the warm-up)."""
+        return self._core.hmm
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -158,17 +153,9 @@ class CategoricalHMMDetector(_CountHMMDetector):
 
     Parameters
     ----------
-    n_components
-        Number of regimes (hidden states) K.
-    batch_size
-        Steps per stepwise update (a block of the sequence).
-    init_size
-        Steps that initialise the HMM (None: ``100 * n_components``); every code should show
-        in them (the alphabet is theirs).
-    schedule
-        Step sizes; None is the default of :meth:`streamem.CategoricalHMM.partial_fit`.
-    seed
-        Seed of the initialisation.
+    n_components, batch_size, init_size, schedule, seed
+        As :class:`PoissonHMMDetector`'s; every code should show in the ``init_size``
+        warm-up steps (the alphabet is theirs).
 
     Examples
     --------

@@ -125,7 +125,35 @@ def _log_normaliser(joint: FloatArray) -> float:
     return peak + math.log(float(np.exp(joint - peak).sum()))
 
 
-class _HMMEstimator:
+class _HMMFace:
+    """What every HMM adapter reads from its core: the warm-up's end, the filter, the
+    features."""
+
+    _core: _HMMCore
+
+    @property
+    def initialized(self) -> bool:
+        """Whether the warm-up is over and the HMM has parameters."""
+        return self._core.initialized
+
+    @property
+    def regime_probabilities(self) -> dict[int, float]:
+        """``p(z_t | x_1..x_t)`` after the newest learned step (``{0: 1.0}`` before)."""
+        state = self._core.filter
+        return {0: 1.0} if state is None else dict(enumerate(state.tolist()))
+
+    @property
+    def feature_names(self) -> tuple[Hashable, ...]:
+        """The features the HMM models, in its order (empty before the first row)."""
+        return self._core.rows.features
+
+    @property
+    def ignored_features(self) -> collections.Counter[Hashable]:
+        """Number of values ignored per feature name that was not in the first row learned."""
+        return self._core.rows.ignored
+
+
+class _HMMEstimator(_HMMFace):
     """The constructor, learning methods and attributes that both estimators share."""
 
     def __init__(
@@ -175,27 +203,6 @@ class _HMMEstimator:
         hmm = self._core.hmm
         assert isinstance(hmm, GaussianHMM)
         return hmm
-
-    @property
-    def initialized(self) -> bool:
-        """Whether the warm-up is over and the HMM has parameters."""
-        return self._core.initialized
-
-    @property
-    def regime_probabilities(self) -> dict[int, float]:
-        """``p(z_t | x_1..x_t)`` after the newest learned step (``{0: 1.0}`` before)."""
-        state = self._core.filter
-        return {0: 1.0} if state is None else dict(enumerate(state.tolist()))
-
-    @property
-    def feature_names(self) -> tuple[Hashable, ...]:
-        """The features the HMM models, in its order (empty before the first row)."""
-        return self._core.rows.features
-
-    @property
-    def ignored_features(self) -> collections.Counter[Hashable]:
-        """Number of values ignored per feature name that was not in the first row learned."""
-        return self._core.rows.ignored
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:

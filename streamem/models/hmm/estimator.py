@@ -14,7 +14,7 @@ with a start), ``_prior``, ``_rows`` (validated rows), ``_check_parameters``, ``
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
@@ -49,12 +49,15 @@ class HMMEstimator(EngineBackedModel):
     """The lifecycle of a hidden Markov model estimator (see the module docstring)."""
 
     FORMAT: ClassVar[str]
+    LETTERS: ClassVar[str]
+    """hmmlearn's letters of the parameters, in the order of ``_GIVEN``."""
     _GIVEN: ClassVar[tuple[str, ...]]
     _params_type: ClassVar[type[ArrayRecord]]
     sequential = True
     """Time steps form sequences: a batch's rows continue their keys' filters."""
 
     n_components: int
+    init_params: str
     n_iter: int
     tol: float
     random_state: int | None
@@ -98,6 +101,30 @@ class HMMEstimator(EngineBackedModel):
 
     def _publish(self) -> None:
         raise NotImplementedError
+
+    def _check_given(self, shapes: Mapping[str, tuple[int, ...] | None]) -> None:
+        """The starting values whose letter is not in ``init_params``: set before fitting,
+        of their shape (``shapes``: attribute -> shape, None: checked by the caller), and
+        ``startprob_`` and the rows of ``transmat_`` probabilities; errors name them."""
+        for letter, attribute in zip(self.LETTERS, shapes, strict=True):
+            if letter in self.init_params:
+                continue
+            if not hasattr(self, attribute):
+                shown = "covars_" if attribute == "covariances_" else attribute
+                raise ValidationError(
+                    f"init_params={self.init_params!r} does not initialise {shown}: set it "
+                    "before fitting"
+                )
+            given = given_array(attribute, getattr(self, attribute))
+            expected = shapes[attribute]
+            if expected is not None and given.shape != expected:
+                raise ValidationError(f"{attribute} must have shape {expected}, got {given.shape}")
+        for letter, attribute in (("s", "startprob_"), ("t", "transmat_")):
+            if letter in self.init_params or not hasattr(self, attribute):
+                continue
+            given = given_array(attribute, getattr(self, attribute))
+            if np.any(given < 0) or not np.allclose(given.sum(axis=-1), 1.0):
+                raise ValidationError(f"{attribute} must be non-negative and sum to 1 (per row)")
 
     def _draw(self, states: NDArray[np.intp], rng: np.random.Generator) -> NDArray[Any]:
         """One emission per state of a sampled path (n_samples, d)."""

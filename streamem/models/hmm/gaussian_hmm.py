@@ -11,7 +11,6 @@ from sklearn.base import BaseEstimator
 
 from streamem.engine import Schedule
 from streamem.engine.records import FloatArray
-from streamem.errors import ValidationError
 from streamem.models.base import Bound, Letters, given_array
 from streamem.models.common import covariance as cov
 from streamem.models.hmm.estimator import STREAM_KEY, HMMEstimator
@@ -126,6 +125,7 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
     _GIVEN = ("startprob_", "transmat_", "means_", "covariances_")
     """Starting values a user sets before learning (saved while the model warms up)."""
     _params_type = HMMParams
+    LETTERS = LETTERS
 
     def __init__(
         self,
@@ -262,26 +262,7 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
             "means_": (k, d),
             "covariances_": cov.expected_shape(covariance_type, k, d),
         }
-        for letter, attribute in zip(LETTERS, shapes, strict=True):
-            if letter in self.init_params:
-                continue
-            if not hasattr(self, attribute):
-                shown = "covars_" if attribute == "covariances_" else attribute
-                raise ValidationError(
-                    f"init_params={self.init_params!r} does not initialise {shown}: set it "
-                    "before fitting"
-                )
-            given = given_array(attribute, getattr(self, attribute))
-            if given.shape != shapes[attribute]:
-                raise ValidationError(
-                    f"{attribute} must have shape {shapes[attribute]}, got {given.shape}"
-                )
-        for letter, attribute in (("s", "startprob_"), ("t", "transmat_")):
-            if letter in self.init_params or not hasattr(self, attribute):
-                continue
-            given = given_array(attribute, getattr(self, attribute))
-            if np.any(given < 0) or not np.allclose(given.sum(axis=-1), 1.0):
-                raise ValidationError(f"{attribute} must be non-negative and sum to 1 (per row)")
+        self._check_given(shapes)
 
     # ---- results -----------------------------------------------------------------------------
 

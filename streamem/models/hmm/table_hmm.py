@@ -94,28 +94,15 @@ class TableHMM(HMMEstimator):
         """Validate the hyper-parameters and given starting values; errors name them."""
         k = self.n_components
         self._validate_parameters()
-        for letter, attribute in zip(self.LETTERS, self._GIVEN, strict=True):
-            if letter in self.init_params:
-                continue
-            if not hasattr(self, attribute):
+        table = self._table_attribute
+        self._check_given({"startprob_": (k,), "transmat_": (k, k), table: None})
+        if self.LETTERS[-1] not in self.init_params:
+            given = given_array(table, getattr(self, table))
+            self._emission().check_table(table, given)
+            if given.ndim != 2 or given.shape[0] != k:
                 raise ValidationError(
-                    f"init_params={self.init_params!r} does not initialise {attribute}: set it "
-                    "before fitting"
+                    f"{table} must have shape (n_components={k}, n_columns), got {given.shape}"
                 )
-            given = given_array(attribute, getattr(self, attribute))
-            rows = (k,) if attribute == "startprob_" else (k, k)
-            if attribute == self._table_attribute:
-                self._emission().check_table(attribute, given)
-                if given.ndim != 2 or given.shape[0] != k:
-                    raise ValidationError(
-                        f"{attribute} must have shape (n_components={k}, n_columns), got "
-                        f"{given.shape}"
-                    )
-                continue
-            if given.shape != rows:
-                raise ValidationError(f"{attribute} must have shape {rows}, got {given.shape}")
-            if np.any(given < 0) or not np.allclose(given.sum(axis=-1), 1.0):
-                raise ValidationError(f"{attribute} must be non-negative and sum to 1 (per row)")
 
     def _publish(self) -> None:
         params = self.engine_.output_params

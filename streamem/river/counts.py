@@ -30,7 +30,7 @@ from streamem.models.hmm.categorical_hmm import CategoricalHMM
 from streamem.models.hmm.estimator import HMMEstimator
 from streamem.models.hmm.poisson_hmm import PoissonHMM
 from streamem.models.hmm.table_hmm import TableHMM
-from streamem.river.hmm import _HMMCore, _HMMFace, _log_normaliser
+from streamem.river.hmm import _HMMCore, _HMMFace
 from streamem.river.mixture import HISTORY_SIZE
 
 __all__ = ["CategoricalHMMDetector", "PoissonHMMDetector"]
@@ -93,8 +93,7 @@ class _CountHMMDetector(_HMMFace, base.AnomalyDetector):
             core.rows.vector(x)  # the input checks still apply
             return 0.0
         self._checked(x, learning=False)
-        joint = core.log_joint_one(x)
-        return 0.0 if joint is None else -_log_normaliser(joint)
+        return self._surprise(x)
 
     @property
     def hmm(self) -> HMMEstimator:

@@ -131,6 +131,11 @@ class _HMMFace:
 
     _core: _HMMCore
 
+    def _surprise(self, x: dict[Hashable, Any]) -> float:
+        """``-log p(x | past)`` of ``x`` as the next step (0.0 during the warm-up)."""
+        joint = self._core.log_joint_one(x)
+        return 0.0 if joint is None else -_log_normaliser(joint)
+
     @property
     def initialized(self) -> bool:
         """Whether the warm-up is over and the HMM has parameters."""
@@ -286,20 +291,8 @@ class GaussianHMMDetector(_HMMEstimator, base.AnomalyDetector):
 
     Parameters
     ----------
-    n_components
-        Number of regimes (hidden states) K.
-    covariance_type
-        ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
-    batch_size
-        Steps per stepwise update (a block of the sequence).
-    init_size
-        Steps that initialise the HMM (None: ``100 * n_components``).
-    schedule
-        Step sizes; None is the default of :meth:`streamem.GaussianHMM.partial_fit`.
-    reg_covar
-        Added to the diagonal of the covariances.
-    seed
-        Seed of the k-means initialisation.
+    n_components, covariance_type, batch_size, init_size, schedule, reg_covar, seed
+        As :class:`GaussianHMMClusterer`'s.
 
     Examples
     --------
@@ -321,5 +314,4 @@ class GaussianHMMDetector(_HMMEstimator, base.AnomalyDetector):
 
     def score_one(self, x: dict[Hashable, Any]) -> float:
         """Surprise ``-log p(x | past)`` of ``x`` as the next step (0.0 during the warm-up)."""
-        joint = self._core.log_joint_one(x)
-        return 0.0 if joint is None else -_log_normaliser(joint)
+        return self._surprise(x)

@@ -367,22 +367,8 @@ class GaussianMixtureDetector(_MixtureEstimator, base.AnomalyDetector):
         learns what is frequent, and a recurring kind of anomaly (a cluster of anomalies, as
         in river's Shuttle data) becomes a component of high density and low scores. Use
         more components for normal data with several modes.
-    covariance_type
-        ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
-    batch_size
-        Rows per stepwise EM update; 1 is online EM (one step per ``learn_one``).
-    init_size
-        Rows in the warm-up buffer that initialises the mixture by k-means++ (None:
-        ``10 * n_components``); at least ``n_components`` of them distinct, and at least
-        ``batch_size`` rows.
-    schedule
-        Step sizes, a :mod:`streamem.engine.schedules` object; None is ``PowerDecay(0.8, 2)``,
-        the default of :meth:`streamem.GaussianMixture.partial_fit`. ``HalfLife`` or
-        ``Constant`` forget the past, to follow drift.
-    reg_covar
-        Added to the diagonal of the covariances.
-    seed
-        Seed of the k-means++ initialisation.
+    covariance_type, batch_size, init_size, schedule, reg_covar, seed
+        As :class:`GaussianMixtureClusterer`'s.
 
     Attributes
     ----------

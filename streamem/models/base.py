@@ -14,21 +14,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
-from streamem.engine import (
-    Constant,
-    ConvergenceMonitor,
-    Schedule,
-    StepwiseEM,
-    schedule_from_dict,
-)
 from streamem.engine.family import Family
+from streamem.engine.monitor import ConvergenceMonitor
 from streamem.engine.records import ArrayRecord, FloatArray
+from streamem.engine.schedules import Constant, PowerDecay, Schedule, schedule_from_dict
+from streamem.engine.stepwise import StepwiseEM
 from streamem.errors import (
     DegenerateUpdateError,
     NotFittedError,
@@ -49,6 +45,9 @@ __all__ = [
     "jsonable",
     "parse_json_document",
 ]
+
+
+F = TypeVar("F")
 
 
 class ModelNotFittedError(NotFittedError, SklearnNotFittedError):  # type: ignore[misc]
@@ -157,6 +156,14 @@ class EngineBackedModel:
         """The weight of each latent class (components, states, topics); none by default."""
         return np.empty(0)
 
+    def _occupancy_weights(self) -> FloatArray:
+        """Each latent class's share of the occupancy ``resp`` of the running statistics
+        (empty before there are statistics)."""
+        stats = self.engine_.stats
+        if stats is None:
+            return np.empty(0)
+        return np.asarray(stats.resp / stats.resp.sum())
+
     def _n_warmup(self) -> int:
         """Units waiting in a warm-up buffer (none by default)."""
         return 0
@@ -203,6 +210,20 @@ class EngineBackedModel:
         """Make the decreasing schedule continue from ``step_size`` (a drift response)."""
         self._check_fitted()
         self.engine_.restart_schedule(step_size)
+
+    def _engine_family(self, kind: type[F]) -> F:
+        """The streaming engine's family, which is a ``kind``."""
+        family = self.engine_.family
+        assert isinstance(family, kind)
+        return family
+
+    def _anchored_engine(
+        self, family: Any, anchor: Any, alpha: float
+    ) -> StepwiseEM[Any, Any, Any, Any]:
+        """:meth:`_stream_engine` over ``family`` held at ``anchor``, ``PowerDecay(alpha)``
+        by default."""
+        family.anchor = anchor
+        return self._stream_engine(family, PowerDecay(alpha=alpha))
 
     def _refined(self, family: Any, start: Any, batch: Any, iterations: int) -> Any:
         """Up to ``iterations`` batch EM iterations (step size 1) from ``start`` on ``batch``,

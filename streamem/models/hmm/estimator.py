@@ -24,7 +24,6 @@ from sklearn.utils import check_array
 from streamem.engine import (
     Constant,
     ConvergenceMonitor,
-    PowerDecay,
     StepwiseEM,
 )
 from streamem.engine.records import ArrayRecord, FloatArray
@@ -248,14 +247,11 @@ class HMMEstimator(EngineBackedModel):
 
     def _streaming_engine(self, anchor: Any) -> HMMEngine:
         family = self._family(self._prior(streaming=True))
-        family.anchor = anchor
-        return self._stream_engine(family, PowerDecay(alpha=STREAMING_ALPHA))
+        return self._anchored_engine(family, anchor, STREAMING_ALPHA)
 
     @property
     def _hmm_family(self) -> ChainFamily:
-        family = self.engine_.family
-        assert isinstance(family, ChainFamily)
-        return family
+        return self._engine_family(ChainFamily)
 
     # ---- results -----------------------------------------------------------------------------
 
@@ -430,10 +426,7 @@ class HMMEstimator(EngineBackedModel):
 
     def _class_weights(self) -> FloatArray:
         """The states' occupancy in the running statistics (the status's weights)."""
-        stats = self.engine_.stats
-        if stats is None:
-            return np.empty(0)
-        return np.asarray(stats.resp / stats.resp.sum())
+        return self._occupancy_weights()
 
     def _n_warmup(self) -> int:
         return sum(batch.n_steps for batch in getattr(self, "warmup_", []))

@@ -715,9 +715,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
     @property
     def _gaussian_family(self) -> GaussianFamily:
-        family = self.engine_.family
-        assert isinstance(family, GaussianFamily)
-        return family
+        return self._engine_family(GaussianFamily)
 
     def _log_joint(self, X: ArrayLike) -> FloatArray:
         self._check_fitted()

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.utils import check_array
 
-from streamem.engine import Constant, ConvergenceMonitor, PowerDecay, StepwiseEM
+from streamem.engine import Constant, ConvergenceMonitor, StepwiseEM
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError
 from streamem.models.base import (
@@ -159,15 +159,11 @@ class TableMixture(EngineBackedModel):
         return TableMixtureFamily(self._emission(), start)
 
     def _streaming_engine(self, anchor: TableMixtureParams | None) -> TableEngine:
-        family = self._family(1)
-        family.anchor = anchor
-        return self._stream_engine(family, PowerDecay(alpha=STREAMING_ALPHA))
+        return self._anchored_engine(self._family(1), anchor, STREAMING_ALPHA)
 
     @property
     def _mixture_family(self) -> TableMixtureFamily:
-        family = self.engine_.family
-        assert isinstance(family, TableMixtureFamily)
-        return family
+        return self._engine_family(TableMixtureFamily)
 
     def _rows(self, X: ArrayLike, reset: bool) -> FloatArray:
         try:
@@ -280,10 +276,7 @@ class TableMixture(EngineBackedModel):
         return float(-2 * self.score(X) * n + 2 * self._n_parameters())
 
     def _class_weights(self) -> FloatArray:
-        stats = self.engine_.stats
-        if stats is None:
-            return np.empty(0)
-        return np.asarray(stats.resp / stats.resp.sum())
+        return self._occupancy_weights()
 
     def _n_warmup(self) -> int:
         return sum(len(rows) for rows in getattr(self, "warmup_", []))

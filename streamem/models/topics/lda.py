@@ -546,9 +546,7 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
 
     @property
     def _lda_family(self) -> LDAFamily:
-        family = self.engine_.family
-        assert isinstance(family, LDAFamily)
-        return family
+        return self._engine_family(LDAFamily)
 
     def _refresh_fitted(self) -> None:
         self._publish()

@@ -308,10 +308,12 @@ class EngineBackedModel:
         }
 
     @classmethod
-    def _from_common_options(cls, options: StreamingOptions, init_size: int | None) -> Self:
-        """A model from the options a family without covariance structure reads:
-        ``n_components``, ``seed`` (``random_state``), ``schedule``, ``averaging_start``, and
-        the warm-up ``init_size``."""
+    def _from_common_options(
+        cls, options: StreamingOptions, init_size: int | None, **family_options: Any
+    ) -> Self:
+        """A model from the options every family reads: ``n_components``, ``seed``
+        (``random_state``), ``schedule``, ``averaging_start``, the warm-up ``init_size``,
+        and the family's own (``family_options``, keyword arguments of its constructor)."""
         build: Any = cls  # a subclass's constructor, with scikit-learn's names
         model: Self = build(
             options.n_components,
@@ -319,6 +321,7 @@ class EngineBackedModel:
             schedule=options.schedule,
             averaging_start=options.averaging_start,
             init_size=init_size,
+            **family_options,
         )
         return model
 

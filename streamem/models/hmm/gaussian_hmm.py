@@ -173,14 +173,12 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
         """An HMM for streaming from the model protocol's common options (``seed`` is
         ``random_state``; ``init_size`` None is :data:`WARMUP_STEPS`; ``n_init`` has no
         meaning here: the warm-up's k-means makes :data:`WARMUP_RESTARTS` restarts)."""
-        return cls(
-            options.n_components,
-            options.covariance_type,
+        init_size = WARMUP_STEPS if options.init_size is None else options.init_size
+        return cls._from_common_options(
+            options,
+            init_size,
+            covariance_type=options.covariance_type,
             reg_covar=options.reg_covar,
-            random_state=options.seed,
-            schedule=options.schedule,
-            averaging_start=options.averaging_start,
-            init_size=WARMUP_STEPS if options.init_size is None else options.init_size,
         )
 
     # ---- hmmlearn's covariance attribute -----------------------------------------------------

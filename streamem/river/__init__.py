@@ -8,7 +8,11 @@ state space model, :mod:`streamem.river.topics` for the topic model); this packa
 estimators.
 """
 
-from streamem.river.counts import CategoricalHMMDetector, PoissonHMMDetector
+from streamem.river.counts import (
+    CategoricalHMMDetector,
+    PoissonHMMDetector,
+    PoissonMixtureDetector,
+)
 from streamem.river.hmm import GaussianHMMClusterer, GaussianHMMDetector
 from streamem.river.mixture import GaussianMixtureClusterer, GaussianMixtureDetector
 from streamem.river.state_space import KalmanDetector
@@ -23,4 +27,5 @@ __all__ = [
     "KalmanDetector",
     "LDATransformer",
     "PoissonHMMDetector",
+    "PoissonMixtureDetector",
 ]

@@ -1,5 +1,6 @@
 """river adapters of the count families: anomaly detectors of count readings (events per
-interval) and of status codes, by the surprise of the stream's next step.
+interval) and of status codes, by the surprise of the stream's next step, and of independent
+count rows by their density under a Poisson mixture.
 
 Each wraps one :class:`streamem.PoissonHMM` or :class:`streamem.CategoricalHMM` that models the
 stream as one sequence, with the filter, the block updates and the warm-up of
@@ -30,10 +31,12 @@ from streamem.models.hmm.categorical_hmm import CategoricalHMM
 from streamem.models.hmm.estimator import HMMEstimator
 from streamem.models.hmm.poisson_hmm import PoissonHMM
 from streamem.models.hmm.table_hmm import TableHMM
+from streamem.models.mixture.poisson_mixture import PoissonMixture
 from streamem.river.hmm import _HMMCore, _HMMFace
 from streamem.river.mixture import HISTORY_SIZE
+from streamem.river.rows import Rows
 
-__all__ = ["CategoricalHMMDetector", "PoissonHMMDetector"]
+__all__ = ["CategoricalHMMDetector", "PoissonHMMDetector", "PoissonMixtureDetector"]
 
 UNIT_TEST_SKIPS: dict[str, str] = {
     "check_disappearing_features": "a count or a code cannot be missing: the row is refused",
@@ -170,3 +173,98 @@ class CategoricalHMMDetector(_CountHMMDetector):
     """
 
     _MODEL = CategoricalHMM
+
+
+class PoissonMixtureDetector(base.AnomalyDetector):
+    """Anomaly detection on independent count rows by their density under a Poisson mixture
+    learned online: ``score_one(x)`` is ``-log p(x)`` (0.0 during the warm-up).
+
+    Every ``batch_size`` rows make one stepwise update of the :class:`streamem.PoissonMixture`
+    (the first ``init_size`` rows, None: ``10 * n_components``, start it). Values are counts
+    (finite numbers >= 0), checked by the model before anything changes; a known feature
+    absent from ``x`` is an error.
+
+    Parameters
+    ----------
+    n_components
+        Number of components K.
+    batch_size
+        Rows per stepwise update.
+    init_size
+        Rows that start the mixture (None: ``10 * n_components``, at least ``batch_size``).
+    schedule
+        Step sizes; None is the default of :meth:`streamem.PoissonMixture.partial_fit`.
+    seed
+        Seed of the k-means start.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamem.river import PoissonMixtureDetector
+    >>> rng = np.random.default_rng(0)
+    >>> detector = PoissonMixtureDetector(seed=0)
+    >>> for _ in range(2000):
+    ...     detector.learn_one({"events": int(rng.poisson(rng.choice([2.0, 9.0])))})
+    >>> detector.score_one({"events": 40}) > detector.score_one({"events": 9})
+    True
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        batch_size: int = 20,
+        init_size: int | None = None,
+        schedule: Schedule | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.batch_size = batch_size
+        self.init_size = init_size
+        self.schedule = schedule
+        self.seed = seed
+        Bound(1, integer=True).check("n_components", n_components)
+        Bound(1, integer=True).check("batch_size", batch_size)
+        Bound(1, integer=True, optional=True).check("init_size", init_size)
+        warmup = 10 * n_components if init_size is None else init_size
+        self.mixture = PoissonMixture(
+            n_components,
+            random_state=seed,
+            schedule=schedule,
+            init_size=max(warmup, batch_size),
+            history_size=HISTORY_SIZE,
+        )
+        self._rows = Rows()
+        self._pending: list[np.ndarray] = []
+
+    def _checked(self, x: dict[Hashable, Any], learning: bool) -> np.ndarray:
+        row = self._rows.learn_vector(x) if learning else self._rows.vector(x)
+        self.mixture.batch_from_rows(row[np.newaxis])  # the model's checks, no state change
+        return row
+
+    def learn_one(self, x: dict[Hashable, Any]) -> None:
+        """Buffer ``x``; every ``batch_size`` rows make one stepwise update."""
+        self._pending.append(self._checked(x, learning=True))
+        if len(self._pending) >= self.batch_size:
+            rows, self._pending = np.array(self._pending), []
+            self.mixture.learn(self.mixture.batch_from_rows(rows))
+
+    def score_one(self, x: dict[Hashable, Any]) -> float:
+        """``-log p(x)`` under the current mixture (0.0 during the warm-up)."""
+        if not self.mixture.status.initialized:
+            self._rows.vector(x)  # the input checks still apply
+            return 0.0
+        row = self._checked(x, learning=False)
+        return -float(self.mixture.log_density(row[np.newaxis])[0])
+
+    @property
+    def feature_names(self) -> tuple[Hashable, ...]:
+        """The features the mixture models, in its order (empty before the first row)."""
+        return self._rows.features
+
+    @classmethod
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
+        yield {"seed": 42}
+        yield {"n_components": 3, "batch_size": 5, "seed": 7}
+
+    def _unit_test_skips(self) -> set[str]:
+        return set(UNIT_TEST_SKIPS)

@@ -41,7 +41,7 @@ def _offline_datasets(model: base.Estimator, scale: int = 1) -> Iterator[Iterabl
     Anomaly detectors get as many rows as river gives them; clusterers, for which river has
     no budget, half as many.
     """
-    if isinstance(model, streamem.river.PoissonHMMDetector):
+    if isinstance(model, streamem.river.PoissonHMMDetector | streamem.river.PoissonMixtureDetector):
         yield _count_readings(1000 * scale)
     elif isinstance(model, streamem.river.CategoricalHMMDetector):
         yield _status_codes(1000 * scale)

@@ -11,23 +11,20 @@ classes weigh (``_class_weights``), and may say how many units wait in a warm-up
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
-from streamem.engine import (
-    Constant,
-    ConvergenceMonitor,
-    Schedule,
-    StepwiseEM,
-    schedule_from_dict,
-)
 from streamem.engine.family import Family
-from streamem.engine.records import FloatArray
+from streamem.engine.monitor import ConvergenceMonitor
+from streamem.engine.records import ArrayRecord, FloatArray
+from streamem.engine.schedules import Constant, PowerDecay, Schedule, schedule_from_dict
+from streamem.engine.stepwise import StepwiseEM
 from streamem.errors import (
     DegenerateUpdateError,
     NotFittedError,
@@ -37,7 +34,7 @@ from streamem.errors import (
     format_mismatch,
     path_hint,
 )
-from streamem.models.protocol import ModelStatus
+from streamem.models.protocol import ModelStatus, StreamingOptions
 
 __all__ = [
     "ConvergenceWarning",
@@ -52,12 +49,67 @@ __all__ = [
 ]
 
 
+F = TypeVar("F")
+
+
 class ModelNotFittedError(NotFittedError, SklearnNotFittedError):  # type: ignore[misc]
     """A model was used before it learned anything (also scikit-learn's NotFittedError)."""
 
 
 class ConvergenceWarning(StreamemWarning):
     """``fit`` stopped at ``max_iter`` before the log-likelihood settled."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """A hyper-parameter that must be a number (an integer with ``integer``) >= ``low``, or
+    None when ``optional`` (scikit-learn's ``_parameter_constraints``, as data).
+
+    Examples
+    --------
+    >>> Bound(1, integer=True).check("n_components", 0)
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ValidationError: n_components must be an integer >= 1, got 0
+    >>> Bound(1, optional=True).check("init_size", None)
+    """
+
+    low: float
+    integer: bool = False
+    optional: bool = False
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise :class:`~streamem.errors.ValidationError` naming ``name``, the bound and
+        ``value`` if ``value`` breaks the constraint."""
+        if self.optional:
+            if value is not None and value < self.low:
+                raise ValidationError(f"{name} must be >= {self.low} or None, got {value!r}")
+            return
+        kinds = (int, np.integer) if self.integer else (int, float, np.number)
+        if not isinstance(value, kinds) or not value >= self.low:
+            kind = "an integer" if self.integer else "a number"
+            raise ValidationError(f"{name} must be {kind} >= {self.low}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Letters:
+    """A hyper-parameter that must be a string of letters among ``alphabet`` (hmmlearn's
+    ``params`` / ``init_params``).
+
+    Examples
+    --------
+    >>> Letters("stl").check("params", "sx")
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ValidationError: params must be letters among 'stl', got 'sx'
+    """
+
+    alphabet: str
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise :class:`~streamem.errors.ValidationError` if ``value`` is not such letters."""
+        if not isinstance(value, str) or set(value) - set(self.alphabet):
+            raise ValidationError(f"{name} must be letters among {self.alphabet!r}, got {value!r}")
 
 
 class EngineBackedModel:
@@ -72,12 +124,24 @@ class EngineBackedModel:
     """
 
     engine_: StepwiseEM[Any, Any, Any, Any]
+    n_features_in_: int
     schedule: Schedule | None
     averaging_start: int | None
     parameter_tol: float
     smoothing: float
     patience: int
     history_size: int
+
+    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+        """Hyper-parameter name -> its constraint (checked in this order)."""
+        return {}
+
+    def _validate_parameters(self, names: tuple[str, ...] | None = None) -> None:
+        """Check the hyper-parameters against :meth:`_parameter_constraints` (those of
+        ``names`` only, when given); the first broken one raises, naming it."""
+        for name, constraint in self._parameter_constraints().items():
+            if names is None or name in names:
+                constraint.check(name, getattr(self, name))
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "engine_") and self.engine_.initialized
@@ -93,6 +157,14 @@ class EngineBackedModel:
     def _class_weights(self) -> FloatArray:
         """The weight of each latent class (components, states, topics); none by default."""
         return np.empty(0)
+
+    def _occupancy_weights(self) -> FloatArray:
+        """Each latent class's share of the occupancy ``resp`` of the running statistics
+        (empty before there are statistics)."""
+        stats = self.engine_.stats
+        if stats is None:
+            return np.empty(0)
+        return np.asarray(stats.resp / stats.resp.sum())
 
     def _n_warmup(self) -> int:
         """Units waiting in a warm-up buffer (none by default)."""
@@ -140,6 +212,20 @@ class EngineBackedModel:
         """Make the decreasing schedule continue from ``step_size`` (a drift response)."""
         self._check_fitted()
         self.engine_.restart_schedule(step_size)
+
+    def _engine_family(self, kind: type[F]) -> F:
+        """The streaming engine's family, which is a ``kind``."""
+        family = self.engine_.family
+        assert isinstance(family, kind)
+        return family
+
+    def _anchored_engine(
+        self, family: Any, anchor: Any, alpha: float
+    ) -> StepwiseEM[Any, Any, Any, Any]:
+        """:meth:`_stream_engine` over ``family`` held at ``anchor``, ``PowerDecay(alpha)``
+        by default."""
+        family.anchor = anchor
+        return self._stream_engine(family, PowerDecay(alpha=alpha))
 
     def _refined(self, family: Any, start: Any, batch: Any, iterations: int) -> Any:
         """Up to ``iterations`` batch EM iterations (step size 1) from ``start`` on ``batch``,
@@ -214,6 +300,50 @@ class EngineBackedModel:
             if isinstance(value, np.ndarray):
                 hyper[name] = value.tolist()
         return {"format": fmt, "format_version": version, "hyperparameters": hyper}
+
+    def _state_head(self, anchor: ArrayRecord | None) -> dict[str, Any]:
+        """The start of the document's state: input width, the engine's state, the anchor."""
+        return {
+            "n_features_in": int(self.n_features_in_),
+            "engine": self.engine_.state_dict(),
+            "anchor": None if anchor is None else anchor.to_dict(),
+        }
+
+    @classmethod
+    def _from_common_options(
+        cls, options: StreamingOptions, init_size: int | None, **family_options: Any
+    ) -> Self:
+        """A model from the options every family reads: ``n_components``, ``seed``
+        (``random_state``), ``schedule``, ``averaging_start``, the warm-up ``init_size``,
+        and the family's own (``family_options``, keyword arguments of its constructor)."""
+        build: Any = cls  # a subclass's constructor, with scikit-learn's names
+        model: Self = build(
+            options.n_components,
+            random_state=options.seed,
+            schedule=options.schedule,
+            averaging_start=options.averaging_start,
+            init_size=init_size,
+            **family_options,
+        )
+        return model
+
+    @classmethod
+    def _from_document(
+        cls, document: Any, version: int, params_type: type[ArrayRecord]
+    ) -> tuple[Self, dict[str, Any] | None]:
+        """A model from its document's hyper-parameters and, when the document has a state,
+        its engine and anchor loaded (:meth:`_state_head`'s inverse); and that state."""
+        fmt: str = getattr(cls, "FORMAT")  # noqa: B009
+        model = cls(**document_hyperparameters(document, fmt, version))
+        state = document.get("state")
+        if state is None:
+            return model, None
+        model.n_features_in_ = int(state["n_features_in"])
+        anchor = state["anchor"]
+        start = None if anchor is None else params_type.from_dict(anchor)
+        model.engine_ = getattr(model, "_streaming_engine")(start)  # noqa: B009
+        model.engine_.load_state_dict(state["engine"])
+        return model, state
 
     def _counters_document(self) -> dict[str, Any]:
         """The counters of the document's state: refused updates, convergence flag, update

@@ -16,7 +16,7 @@ Both wrap one :class:`streamem.GaussianHMM` that models the stream as ONE sequen
   Until then ``predict_one`` returns 0 and the detector's ``score_one`` returns 0.0. The
   warm-up should see every regime: one that it misses may never get a state of its own (two
   states share a regime that k-means split; states are not re-seeded).
-* **Features, missing values and input checks** are those of :mod:`streamem.river.mixture`
+* **Features, missing values and input checks** are those of :mod:`streamem.river.rows`
   (the feature order is fixed by the first learned row; a missing known feature is
   marginalised out of the emission density).
 """
@@ -39,9 +39,11 @@ except ModuleNotFoundError as error:  # say which extra to install, not only the
     raise (missing_extra(error, "streamem.river", "river") or error) from error
 
 from streamem.engine import Schedule
+from streamem.models.hmm.estimator import HMMEstimator
 from streamem.models.hmm.family import Sequences
 from streamem.models.hmm.gaussian_hmm import STREAM_KEY, GaussianHMM
-from streamem.river.mixture import HISTORY_SIZE, _MixtureCore
+from streamem.river.mixture import HISTORY_SIZE
+from streamem.river.rows import Rows, check_adapter_parameters
 
 __all__ = ["GaussianHMMClusterer", "GaussianHMMDetector"]
 
@@ -51,34 +53,20 @@ WARMUP_PER_STATE = 100
 """``init_size=None`` waits for this many steps per state."""
 
 
-class _HMMCore(_MixtureCore):
-    """The mixture core's row handling (feature order, missing values, checks) with a
-    :class:`~streamem.GaussianHMM`, its block buffer and the stream's filter."""
+class _HMMCore:
+    """A hidden Markov model (:class:`~streamem.GaussianHMM`, :class:`~streamem.PoissonHMM`,
+    ...), its block buffer and the stream's filter, over the row helper (feature order,
+    missing values, checks)."""
 
-    def __init__(
-        self,
-        n_components: int,
-        covariance_type: str,
-        batch_size: int,
-        init_size: int | None,
-        schedule: Schedule | None,
-        reg_covar: float,
-        seed: int | None,
-    ) -> None:
-        super().__init__(
-            n_components, covariance_type, batch_size, init_size, schedule, reg_covar, seed
-        )
+    def __init__(self, hmm: HMMEstimator, batch_size: int, init_size: int | None) -> None:
+        self.rows = Rows()
+        self.batch_size = batch_size
+        self.pending: list[FloatArray] = []
+        self.initialized = False
+        n_components = hmm.n_components
         warmup = WARMUP_PER_STATE * n_components if init_size is None else init_size
         self.warmup_size = max(warmup, batch_size, n_components)
-        self.hmm = GaussianHMM(
-            n_components,
-            covariance_type,
-            reg_covar=reg_covar,
-            random_state=seed,
-            schedule=schedule,
-            init_size=None,
-            history_size=HISTORY_SIZE,
-        )
+        self.hmm = hmm
         self.filter: FloatArray | None = None
 
     # ---- learning ----------------------------------------------------------------------------
@@ -93,9 +81,9 @@ class _HMMCore(_MixtureCore):
             rows, self.pending = np.array(self.pending), []
             self.hmm.learn(Sequences.of(rows, keys=[STREAM_KEY], continues=[self.initialized]))
             self.initialized = self.hmm.status.initialized
-            carry = self.hmm.engine_.carry if self.initialized else None
-            if carry is not None:
-                self.filter = carry[STREAM_KEY]
+            state = self.hmm.stream_filter() if self.initialized else None
+            if state is not None:
+                self.filter = state
 
     def learn_rows(self, X: FloatArray) -> None:
         """Learn the rows of X (n, d) as the next steps, in order."""
@@ -107,11 +95,8 @@ class _HMMCore(_MixtureCore):
     def _prediction_terms(self, row: FloatArray) -> tuple[FloatArray, FloatArray]:
         """``log p(z_t = j | past)`` and ``log p(x_t | z_t = j)`` (K,) for the next step."""
         assert self.filter is not None
-        params = self.hmm.engine_.output_params
-        family = self.hmm._hmm_family
-        with np.errstate(divide="ignore"):
-            log_prior = np.log(self.filter @ params.transmat)
-        return log_prior, family.log_emission(params, row[np.newaxis])[0]
+        log_prior, log_b = self.hmm.next_step_terms(self.filter, row[np.newaxis])
+        return log_prior, log_b[0]
 
     def _next_filter(self, row: FloatArray) -> FloatArray:
         log_prior, log_b = self._prediction_terms(row)
@@ -129,7 +114,7 @@ class _HMMCore(_MixtureCore):
 
     def log_joint_one(self, x: dict[Hashable, Any]) -> FloatArray | None:
         """:meth:`log_joint` (K,) of the dict row ``x``; None before initialisation."""
-        values, _ = self._values(x)
+        values, _ = self.rows.values(x)
         if self.filter is None:
             return None
         return self._log_joint_row(np.array(values))
@@ -140,7 +125,40 @@ def _log_normaliser(joint: FloatArray) -> float:
     return peak + math.log(float(np.exp(joint - peak).sum()))
 
 
-class _HMMEstimator:
+class _HMMFace:
+    """What every HMM adapter reads from its core: the warm-up's end, the filter, the
+    features."""
+
+    _core: _HMMCore
+
+    def _surprise(self, x: dict[Hashable, Any]) -> float:
+        """``-log p(x | past)`` of ``x`` as the next step (0.0 during the warm-up)."""
+        joint = self._core.log_joint_one(x)
+        return 0.0 if joint is None else -_log_normaliser(joint)
+
+    @property
+    def initialized(self) -> bool:
+        """Whether the warm-up is over and the HMM has parameters."""
+        return self._core.initialized
+
+    @property
+    def regime_probabilities(self) -> dict[int, float]:
+        """``p(z_t | x_1..x_t)`` after the newest learned step (``{0: 1.0}`` before)."""
+        state = self._core.filter
+        return {0: 1.0} if state is None else dict(enumerate(state.tolist()))
+
+    @property
+    def feature_names(self) -> tuple[Hashable, ...]:
+        """The features the HMM models, in its order (empty before the first row)."""
+        return self._core.rows.features
+
+    @property
+    def ignored_features(self) -> collections.Counter[Hashable]:
+        """Number of values ignored per feature name that was not in the first row learned."""
+        return self._core.rows.ignored
+
+
+class _HMMEstimator(_HMMFace):
     """The constructor, learning methods and attributes that both estimators share."""
 
     def __init__(
@@ -160,9 +178,17 @@ class _HMMEstimator:
         self.schedule = schedule
         self.reg_covar = reg_covar
         self.seed = seed
-        self._core = _HMMCore(
-            n_components, covariance_type, batch_size, init_size, schedule, reg_covar, seed
+        check_adapter_parameters(n_components, covariance_type, batch_size, init_size, reg_covar)
+        hmm = GaussianHMM(
+            n_components,
+            covariance_type,
+            reg_covar=reg_covar,
+            random_state=seed,
+            schedule=schedule,
+            init_size=None,
+            history_size=HISTORY_SIZE,
         )
+        self._core = _HMMCore(hmm, batch_size, init_size)
 
     def learn_one(self, x: dict[Hashable, Any]) -> None:
         """Take ``x`` as the stream's next step: advance the filter, buffer it for the next
@@ -174,33 +200,14 @@ class _HMMEstimator:
             Feature name -> real number; None or NaN for a missing value.
         """
         core = self._core
-        core.learn(core.learn_vector(x))
+        core.learn(core.rows.learn_vector(x))
 
     @property
     def hmm(self) -> GaussianHMM:
         """The :class:`streamem.GaussianHMM` learned (not fitted during the warm-up)."""
-        return self._core.hmm
-
-    @property
-    def initialized(self) -> bool:
-        """Whether the warm-up is over and the HMM has parameters."""
-        return self._core.initialized
-
-    @property
-    def regime_probabilities(self) -> dict[int, float]:
-        """``p(z_t | x_1..x_t)`` after the newest learned step (``{0: 1.0}`` before)."""
-        state = self._core.filter
-        return {0: 1.0} if state is None else dict(enumerate(state.tolist()))
-
-    @property
-    def feature_names(self) -> tuple[Hashable, ...]:
-        """The features the HMM models, in its order (empty before the first row)."""
-        return self._core.features
-
-    @property
-    def ignored_features(self) -> collections.Counter[Hashable]:
-        """Number of values ignored per feature name that was not in the first row learned."""
-        return self._core.ignored
+        hmm = self._core.hmm
+        assert isinstance(hmm, GaussianHMM)
+        return hmm
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -284,20 +291,8 @@ class GaussianHMMDetector(_HMMEstimator, base.AnomalyDetector):
 
     Parameters
     ----------
-    n_components
-        Number of regimes (hidden states) K.
-    covariance_type
-        ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
-    batch_size
-        Steps per stepwise update (a block of the sequence).
-    init_size
-        Steps that initialise the HMM (None: ``100 * n_components``).
-    schedule
-        Step sizes; None is the default of :meth:`streamem.GaussianHMM.partial_fit`.
-    reg_covar
-        Added to the diagonal of the covariances.
-    seed
-        Seed of the k-means initialisation.
+    n_components, covariance_type, batch_size, init_size, schedule, reg_covar, seed
+        As :class:`GaussianHMMClusterer`'s.
 
     Examples
     --------
@@ -319,5 +314,4 @@ class GaussianHMMDetector(_HMMEstimator, base.AnomalyDetector):
 
     def score_one(self, x: dict[Hashable, Any]) -> float:
         """Surprise ``-log p(x | past)`` of ``x`` as the next step (0.0 during the warm-up)."""
-        joint = self._core.log_joint_one(x)
-        return 0.0 if joint is None else -_log_normaliser(joint)
+        return self._surprise(x)

@@ -3,8 +3,8 @@
 ``import streamem`` does not import river; ``import streamem.river`` does.
 
 Both estimators wrap one :class:`streamem.GaussianMixture` through a small shared core,
-:class:`_MixtureCore`, that turns river's ``dict`` rows into float vectors and decides when the
-mixture learns:
+:class:`_MixtureCore`, that owns the mixture and decides when it learns; river's ``dict`` rows
+become float vectors by the row helper it composes (:class:`streamem.river.rows.Rows`):
 
 * **Update semantics.** With ``batch_size=1`` (the default) every ``learn_one`` is one online EM
   step (Cappé & Moulines 2009, mini-batch size m = 1): the running sufficient statistics are
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import collections
 import math
-import numbers
 from collections.abc import Hashable, Iterator
 from typing import Any
 
@@ -52,9 +51,8 @@ except ModuleNotFoundError as error:  # say which extra to install, not only the
     raise (missing_extra(error, "streamem.river", "river") or error) from error
 
 from streamem.engine import Schedule
-from streamem.errors import ValidationError
-from streamem.models.common import covariance as cov
 from streamem.models.mixture.gaussian_mixture import GaussianMixture
+from streamem.river.rows import Rows, check_adapter_parameters
 
 __all__ = ["GaussianMixtureClusterer", "GaussianMixtureDetector"]
 
@@ -64,34 +62,6 @@ HISTORY_SIZE = 100
 """Monitor records kept (one per update: the library default of 10,000 is megabytes at m=1)."""
 WARMUP_PER_COMPONENT = 10
 """``init_size=None`` waits for this many rows per component."""
-
-_NAN = math.nan
-
-
-def _number(key: Hashable, value: Any) -> float:
-    """``value`` as a float, NaN for missing (None, NaN); raise on anything else."""
-    if type(value) is float:
-        number = value
-    elif type(value) is int:  # the common cases first: no ABC check (bool is not int here)
-        try:
-            return float(value)
-        except OverflowError as error:
-            raise ValidationError(f"feature {key!r} does not fit a float: {value!r}") from error
-    elif value is None:
-        return _NAN
-    elif isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise ValidationError(
-            f"feature {key!r} must be a real number (or None for missing), got "
-            f"{type(value).__name__} {value!r}"
-        )
-    else:
-        try:
-            number = float(value)
-        except (OverflowError, ValueError) as error:
-            raise ValidationError(f"feature {key!r} does not fit a float: {value!r}") from error
-    if number - number != 0.0 and number == number:
-        raise ValidationError(f"feature {key!r} must be finite, got {value!r}")
-    return number
 
 
 def _log_normaliser(joint: FloatArray) -> float:
@@ -119,15 +89,7 @@ class _MixtureCore:
         reg_covar: float,
         seed: int | None,
     ) -> None:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        if not isinstance(n_components, int) or n_components < 1:
-            raise ValidationError(f"n_components must be an integer >= 1, got {n_components!r}")
-        if init_size is not None and (not isinstance(init_size, int) or init_size < 1):
-            raise ValidationError(f"init_size must be an integer >= 1 or None, got {init_size!r}")
-        if not isinstance(reg_covar, int | float) or not reg_covar >= 0.0:
-            raise ValidationError(f"reg_covar must be a number >= 0, got {reg_covar!r}")
-        cov.check_covariance_type(covariance_type)
+        check_adapter_parameters(n_components, covariance_type, batch_size, init_size, reg_covar)
         warmup = WARMUP_PER_COMPONENT * n_components if init_size is None else init_size
         self.mixture = GaussianMixture(
             n_components,
@@ -140,104 +102,9 @@ class _MixtureCore:
         )
         self.n_components = n_components
         self.batch_size = batch_size
-        self.features: tuple[Hashable, ...] = ()
-        self.index: dict[Hashable, int] = {}
-        self.ignored: collections.Counter[Hashable] = collections.Counter()
+        self.rows = Rows()
         self.pending: list[FloatArray] = []
         self.initialized = False
-
-    # ---- rows --------------------------------------------------------------------------------
-
-    def vector(self, x: dict[Hashable, Any], unknown: list[Hashable] | None = None) -> FloatArray:
-        """The known features of ``x`` in model order, NaN where missing. No state change.
-
-        The names of the unknown features that hold a value are appended to ``unknown``.
-        """
-        return np.array(self._values(x, unknown)[0])
-
-    def _values(
-        self, x: dict[Hashable, Any], unknown: list[Hashable] | None = None
-    ) -> tuple[list[float], int]:
-        """:meth:`vector` as a list, and how many known features hold a value."""
-        if not isinstance(x, dict):
-            raise ValidationError(f"x must be a dict of features, got {type(x).__name__}")
-        if not x:
-            raise ValidationError("x is an empty dict; a row needs at least one feature")
-        values = [_NAN] * len(self.features)
-        index = self.index
-        observed = 0
-        for key, value in x.items():
-            # a finite float as it is, without a call; anything else through the checks
-            number = value if type(value) is float and value - value == 0.0 else _number(key, value)
-            position = index.get(key)
-            if position is not None:
-                values[position] = number
-                observed += number == number
-            elif unknown is not None and number == number:
-                unknown.append(key)
-        return values, observed
-
-    def learn_vector(self, x: dict[Hashable, Any]) -> FloatArray:
-        """:meth:`vector` for learning: fixes the features at first sight, counts new ones."""
-        if not self.features:
-            return self._first_vector(x)
-        unknown: list[Hashable] = []
-        values, observed = self._values(x, unknown)
-        if not observed:
-            raise ValidationError(
-                f"x has no value for any of the features the model knows {self.features[:5]}"
-                f"{'...' if len(self.features) > 5 else ''}; nothing to learn from it"
-            )
-        if unknown:
-            self.ignored.update(unknown)
-        return np.array(values)
-
-    def _first_vector(self, x: dict[Hashable, Any]) -> FloatArray:
-        self.vector(x)  # the checks
-        numbers_ = {key: _number(key, value) for key, value in x.items()}
-        observed = {key: number for key, number in numbers_.items() if number == number}
-        if not observed:
-            raise ValidationError("the first row to learn has no value (all None or NaN)")
-        self.features = tuple(observed)
-        self.index = {key: position for position, key in enumerate(self.features)}
-        return np.array(list(observed.values()))
-
-    def matrix(self, X: pd.DataFrame, learning: bool) -> FloatArray:
-        """The rows of ``X`` (n, d) in model order; columns are checked as :func:`_number`."""
-        if not isinstance(X, pd.DataFrame):
-            raise ValidationError(f"X must be a pandas DataFrame, got {type(X).__name__}")
-        if X.columns.has_duplicates:
-            raise ValidationError(f"X has duplicated columns: {X.columns.tolist()}")
-        if X.shape[1] == 0 or X.shape[0] == 0:
-            raise ValidationError(f"X needs at least one row and one column, got shape {X.shape}")
-        columns = {name: _column(name, X[name]) for name in X.columns}
-        if learning and not self.features:
-            observed = [name for name, values in columns.items() if not np.isnan(values).all()]
-            if not observed:
-                raise ValidationError("the first rows to learn have no value (all None or NaN)")
-            features: tuple[Hashable, ...] = tuple(observed)
-        else:
-            features = self.features
-        out = np.full((len(X), len(features)), _NAN)
-        for position, name in enumerate(features):
-            if name in columns:
-                out[:, position] = columns[name]
-        if learning:
-            empty = np.flatnonzero(np.isnan(out).all(axis=1))
-            if len(empty):
-                raise ValidationError(
-                    f"rows {empty[:5].tolist()} of X have no value for any known feature; "
-                    "nothing to learn from them"
-                )
-            known = set(features)
-            new = {name: int((~np.isnan(values)).sum()) for name, values in columns.items()}
-            if not self.features:
-                self.features = features
-                self.index = {key: position for position, key in enumerate(features)}
-            for name, count in new.items():
-                if name not in known and count:
-                    self.ignored[name] += count
-        return out
 
     # ---- learning ----------------------------------------------------------------------------
 
@@ -273,23 +140,10 @@ class _MixtureCore:
 
     def log_joint_one(self, x: dict[Hashable, Any]) -> FloatArray | None:
         """:meth:`log_joint` (K,) of the dict row ``x``; None before initialisation."""
-        values, _ = self._values(x)
+        values, _ = self.rows.values(x)
         if not self.initialized:
             return None
         return self.mixture.log_joint_row(np.array(values))
-
-
-def _column(name: Hashable, values: pd.Series) -> FloatArray:
-    """A DataFrame column as floats with NaN for missing; the checks of :func:`_number`."""
-    dtype = values.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        raise ValidationError(f"feature {name!r} must hold real numbers, got booleans")
-    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
-        column: FloatArray = values.to_numpy(dtype=np.float64, na_value=_NAN)
-        if np.isinf(column).any():
-            raise ValidationError(f"feature {name!r} must be finite, got an infinite value")
-        return column
-    return np.array([_NAN if v is pd.NA else _number(name, v) for v in values], dtype=float)
 
 
 class _MixtureEstimator:
@@ -325,7 +179,7 @@ class _MixtureEstimator:
             Feature name -> real number; None or NaN for a missing value.
         """
         core = self._core
-        core.learn(core.learn_vector(x))
+        core.learn(core.rows.learn_vector(x))
 
     def learn_many(self, X: pd.DataFrame) -> None:
         """One stepwise EM update with the rows of ``X`` as the mini-batch.
@@ -338,7 +192,7 @@ class _MixtureEstimator:
             One row per point, one column per feature; NaN or None for missing values.
         """
         core = self._core
-        core.learn_rows(core.matrix(X, learning=True))
+        core.learn_rows(core.rows.matrix(X, learning=True))
 
     @property
     def mixture(self) -> GaussianMixture:
@@ -353,19 +207,19 @@ class _MixtureEstimator:
     @property
     def feature_names(self) -> tuple[Hashable, ...]:
         """The features the mixture models, in its order (empty before the first row)."""
-        return self._core.features
+        return self._core.rows.features
 
     @property
     def ignored_features(self) -> collections.Counter[Hashable]:
         """Number of values ignored per feature name that was not in the first row learned."""
-        return self._core.ignored
+        return self._core.rows.ignored
 
     def _log_joint_one(self, x: dict[Hashable, Any]) -> FloatArray | None:
         return self._core.log_joint_one(x)
 
     def _log_density_many(self, X: pd.DataFrame) -> FloatArray:
         core = self._core
-        rows = core.matrix(X, learning=False)
+        rows = core.rows.matrix(X, learning=False)
         if not core.initialized:
             return np.zeros(len(rows))
         return core.mixture.log_density(rows)
@@ -477,14 +331,14 @@ class GaussianMixtureClusterer(_MixtureEstimator, base.Clusterer):
     def predict_many(self, X: pd.DataFrame) -> pd.Series:
         """:meth:`predict_one` of every row of ``X``."""
         core = self._core
-        rows = core.matrix(X, learning=False)
+        rows = core.rows.matrix(X, learning=False)
         labels = core.log_joint(rows).argmax(axis=1) if core.initialized else np.zeros(len(rows))
         return pd.Series(labels.astype(int), index=X.index)
 
     def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
         """:meth:`predict_proba_one` of every row of ``X``, one column per component."""
         core = self._core
-        rows = core.matrix(X, learning=False)
+        rows = core.rows.matrix(X, learning=False)
         if not core.initialized:
             return pd.DataFrame({0: np.ones(len(rows))}, index=X.index)
         joint = core.log_joint(rows)
@@ -513,22 +367,8 @@ class GaussianMixtureDetector(_MixtureEstimator, base.AnomalyDetector):
         learns what is frequent, and a recurring kind of anomaly (a cluster of anomalies, as
         in river's Shuttle data) becomes a component of high density and low scores. Use
         more components for normal data with several modes.
-    covariance_type
-        ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
-    batch_size
-        Rows per stepwise EM update; 1 is online EM (one step per ``learn_one``).
-    init_size
-        Rows in the warm-up buffer that initialises the mixture by k-means++ (None:
-        ``10 * n_components``); at least ``n_components`` of them distinct, and at least
-        ``batch_size`` rows.
-    schedule
-        Step sizes, a :mod:`streamem.engine.schedules` object; None is ``PowerDecay(0.8, 2)``,
-        the default of :meth:`streamem.GaussianMixture.partial_fit`. ``HalfLife`` or
-        ``Constant`` forget the past, to follow drift.
-    reg_covar
-        Added to the diagonal of the covariances.
-    seed
-        Seed of the k-means++ initialisation.
+    covariance_type, batch_size, init_size, schedule, reg_covar, seed
+        As :class:`GaussianMixtureClusterer`'s.
 
     Attributes
     ----------

@@ -33,7 +33,7 @@ from streamem.errors import ValidationError
 from streamem.models.state_space.kalman_filter import kalman_filter
 from streamem.models.state_space.linear_gaussian_ssm import LinearGaussianSSM
 from streamem.models.state_space.records import FilterState
-from streamem.river.mixture import _MixtureCore
+from streamem.river.rows import Rows
 
 __all__ = ["KalmanDetector"]
 
@@ -42,16 +42,6 @@ HISTORY_SIZE = 100
 """Monitor records kept."""
 UNIT_TEST_SKIPS: dict[str, str] = {}
 """river checks that the detector skips, with the reason."""
-
-
-class _Rows(_MixtureCore):
-    """The dict-row handling of the mixture adapters (feature order fixed at first sight,
-    missing values as NaN, new features counted), without a mixture."""
-
-    def __init__(self) -> None:
-        self.features: tuple[Hashable, ...] = ()
-        self.index: dict[Hashable, int] = {}
-        self.ignored: collections.Counter[Hashable] = collections.Counter()
 
 
 class KalmanDetector(base.AnomalyDetector):
@@ -117,7 +107,7 @@ class KalmanDetector(base.AnomalyDetector):
         self.em_vars = em_vars
         self.batch_size = batch_size
         self.schedule = schedule
-        self._rows = _Rows()
+        self._rows = Rows()
         self._pending: list[FloatArray] = []
         self._model: LinearGaussianSSM | None = None
         self._state: FilterState | None = None

@@ -120,3 +120,25 @@ def test_one_default_pass_over_a_long_stream_matches_hmmlearns_converged_fit(kin
     )
     assert our_score >= their_score - 2e-3
     assert our_time <= 0.5 * their_time
+
+
+def test_hyper_parameters_and_starting_values_are_named() -> None:
+    from streamem.errors import ValidationError
+
+    counts = np.ones((10, 1))
+    with pytest.raises(ValidationError, match="params must be letters among 'stl', got 'stx'"):
+        PoissonHMM(2, params="stx").fit(counts)
+    with pytest.raises(ValidationError, match="n_iter must be an integer >= 0, got -1"):
+        PoissonHMM(2, n_iter=-1).fit(counts)
+    with pytest.raises(ValidationError, match="does not initialise lambdas_"):
+        PoissonHMM(2, init_params="st").fit(counts)
+    model = PoissonHMM(2, init_params="")
+    model.startprob_, model.transmat_ = np.array([0.5, 0.6]), np.eye(2)
+    model.lambdas_ = np.ones((2, 1))
+    with pytest.raises(ValidationError, match="startprob_ must be non-negative and sum to 1"):
+        model.fit(counts)
+    model.startprob_, model.lambdas_ = np.array([0.5, 0.5]), np.ones((3, 1))
+    with pytest.raises(ValidationError, match=r"lambdas_ must have shape \(n_components=2"):
+        model.fit(counts)
+    with pytest.raises(ValidationError, match="symbols"):
+        CategoricalHMM(2).fit(np.array([[0.0], [1.5]]))

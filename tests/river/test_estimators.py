@@ -41,7 +41,11 @@ def _offline_datasets(model: base.Estimator, scale: int = 1) -> Iterator[Iterabl
     Anomaly detectors get as many rows as river gives them; clusterers, for which river has
     no budget, half as many.
     """
-    if isinstance(model, base.AnomalyDetector):
+    if isinstance(model, streamem.river.PoissonHMMDetector | streamem.river.PoissonMixtureDetector):
+        yield _count_readings(1000 * scale)
+    elif isinstance(model, streamem.river.CategoricalHMMDetector):
+        yield _status_codes(1000 * scale)
+    elif isinstance(model, base.AnomalyDetector):
         yield datasets.Shuttle().take(1000 * scale)
     elif isinstance(model, base.Clusterer):
         yield datasets.Shuttle().take(500 * scale)
@@ -60,6 +64,36 @@ def _token_counts(n_documents: int) -> list[tuple[dict[str, float], None]]:
     return [
         ({f"w{j}": float(v) for j, v in zip(row.indices, row.data, strict=True)}, None)
         for row in counts
+    ]
+
+
+def _count_readings(n: int) -> list[tuple[dict[str, int], bool]]:
+    """Events and errors per interval in two alternating regimes, 2% of them bursts (the
+    anomalies): what a Poisson HMM detector reads (Shuttle has negative readings)."""
+    rng = np.random.default_rng(0)
+    busy = (np.arange(n) // 100) % 2 == 1
+    counts = rng.poisson(np.where(busy[:, np.newaxis], [8.0, 3.0], [2.0, 0.5]))
+    bursts = rng.random(n) < 0.02
+    counts[bursts] += 25
+    return [
+        ({"events": int(a), "errors": int(b)}, bool(y))
+        for (a, b), y in zip(counts.tolist(), bursts.tolist(), strict=True)
+    ]
+
+
+def _status_codes(n: int) -> list[tuple[dict[str, int], bool]]:
+    """One status code per interval in two alternating regimes, 2% of them the rare fault
+    code 3 (the anomalies)."""
+    rng = np.random.default_rng(0)
+    busy = (np.arange(n) // 100) % 2 == 1
+    normal = np.where(
+        busy, rng.choice(3, n, p=[0.1, 0.1, 0.8]), rng.choice(3, n, p=[0.8, 0.15, 0.05])
+    )
+    faults = rng.random(n) < 0.02
+    codes = np.where(faults, 3, normal)
+    codes[:4] = np.arange(4)  # the alphabet is the warm-up's
+    return [
+        ({"code": int(c)}, bool(y)) for c, y in zip(codes.tolist(), faults.tolist(), strict=True)
     ]
 
 

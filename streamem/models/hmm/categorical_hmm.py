@@ -9,7 +9,6 @@ from sklearn.base import BaseEstimator
 from streamem.engine import Schedule
 from streamem.models.emissions.categorical import CategoricalEmission
 from streamem.models.hmm.table_hmm import WARMUP_STEPS, TableHMM
-from streamem.models.protocol import StreamingOptions
 
 
 class CategoricalHMM(TableHMM, BaseEstimator):  # type: ignore[misc]
@@ -101,19 +100,6 @@ class CategoricalHMM(TableHMM, BaseEstimator):  # type: ignore[misc]
         self.patience = patience
         self.smoothing = smoothing
         self.history_size = history_size
-
-    @classmethod
-    def from_options(cls, options: StreamingOptions) -> CategoricalHMM:
-        """An HMM for streaming from the model protocol's common options (``seed`` is
-        ``random_state``; ``init_size`` None is :data:`WARMUP_STEPS`; the number of symbols
-        is the first data's)."""
-        return cls(
-            options.n_components,
-            random_state=options.seed,
-            schedule=options.schedule,
-            averaging_start=options.averaging_start,
-            init_size=WARMUP_STEPS if options.init_size is None else options.init_size,
-        )
 
     def _emission(self) -> CategoricalEmission:
         return CategoricalEmission(self.n_features)

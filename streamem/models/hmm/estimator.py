@@ -14,7 +14,7 @@ with a start), ``_prior``, ``_rows`` (validated rows), ``_check_parameters``, ``
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
@@ -24,7 +24,6 @@ from sklearn.utils import check_array
 from streamem.engine import (
     Constant,
     ConvergenceMonitor,
-    PowerDecay,
     StepwiseEM,
 )
 from streamem.engine.records import ArrayRecord, FloatArray
@@ -37,7 +36,6 @@ from streamem.errors import (
 from streamem.models.base import (
     EngineBackedModel,
     ModelNotFittedError,
-    document_hyperparameters,
     given_array,
 )
 from streamem.models.hmm.family import Carry, ChainFamily, Sequences
@@ -55,12 +53,15 @@ class HMMEstimator(EngineBackedModel):
     """The lifecycle of a hidden Markov model estimator (see the module docstring)."""
 
     FORMAT: ClassVar[str]
+    LETTERS: ClassVar[str]
+    """hmmlearn's letters of the parameters, in the order of ``_GIVEN``."""
     _GIVEN: ClassVar[tuple[str, ...]]
     _params_type: ClassVar[type[ArrayRecord]]
     sequential = True
     """Time steps form sequences: a batch's rows continue their keys' filters."""
 
     n_components: int
+    init_params: str
     n_iter: int
     tol: float
     random_state: int | None
@@ -104,6 +105,30 @@ class HMMEstimator(EngineBackedModel):
 
     def _publish(self) -> None:
         raise NotImplementedError
+
+    def _check_given(self, shapes: Mapping[str, tuple[int, ...] | None]) -> None:
+        """The starting values whose letter is not in ``init_params``: set before fitting,
+        of their shape (``shapes``: attribute -> shape, None: checked by the caller), and
+        ``startprob_`` and the rows of ``transmat_`` probabilities; errors name them."""
+        for letter, attribute in zip(self.LETTERS, shapes, strict=True):
+            if letter in self.init_params:
+                continue
+            if not hasattr(self, attribute):
+                shown = "covars_" if attribute == "covariances_" else attribute
+                raise ValidationError(
+                    f"init_params={self.init_params!r} does not initialise {shown}: set it "
+                    "before fitting"
+                )
+            given = given_array(attribute, getattr(self, attribute))
+            expected = shapes[attribute]
+            if expected is not None and given.shape != expected:
+                raise ValidationError(f"{attribute} must have shape {expected}, got {given.shape}")
+        for letter, attribute in (("s", "startprob_"), ("t", "transmat_")):
+            if letter in self.init_params or not hasattr(self, attribute):
+                continue
+            given = given_array(attribute, getattr(self, attribute))
+            if np.any(given < 0) or not np.allclose(given.sum(axis=-1), 1.0):
+                raise ValidationError(f"{attribute} must be non-negative and sum to 1 (per row)")
 
     def _draw(self, states: NDArray[np.intp], rng: np.random.Generator) -> NDArray[Any]:
         """One emission per state of a sampled path (n_samples, d)."""
@@ -227,14 +252,11 @@ class HMMEstimator(EngineBackedModel):
 
     def _streaming_engine(self, anchor: Any) -> HMMEngine:
         family = self._family(self._prior(streaming=True))
-        family.anchor = anchor
-        return self._stream_engine(family, PowerDecay(alpha=STREAMING_ALPHA))
+        return self._anchored_engine(family, anchor, STREAMING_ALPHA)
 
     @property
     def _hmm_family(self) -> ChainFamily:
-        family = self.engine_.family
-        assert isinstance(family, ChainFamily)
-        return family
+        return self._engine_family(ChainFamily)
 
     # ---- results -----------------------------------------------------------------------------
 
@@ -389,12 +411,27 @@ class HMMEstimator(EngineBackedModel):
         self._check_fitted()
         return self._hmm_family.filter(self.engine_.output_params, batch, self.engine_.carry)[0]
 
+    def stream_filter(self, key: str = STREAM_KEY) -> FloatArray | None:
+        """The filter ``p(z_T | x_1..x_T)`` (K,) carried for ``key`` after the newest update
+        (None: no sequence of that key learned yet); the stream of :meth:`partial_fit`
+        without ``lengths`` by default."""
+        carry = self.engine_.carry if hasattr(self, "engine_") else None
+        return None if carry is None or key not in carry else np.asarray(carry[key])
+
+    def next_step_terms(self, state: FloatArray, X: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """For rows X (n, d) each read as the step after a filter ``state`` (K,):
+        ``log p(z = j | past)`` (K,) and ``log p(x_i | z = j)`` (n, K), under the current
+        parameters; the model does not change."""
+        self._check_fitted()
+        params = self.engine_.output_params
+        with np.errstate(divide="ignore"):
+            log_prior = np.log(state @ params.transmat)
+        rows = np.asarray(X, dtype=np.float64)
+        return np.asarray(log_prior), self._hmm_family.log_emission(params, rows)
+
     def _class_weights(self) -> FloatArray:
         """The states' occupancy in the running statistics (the status's weights)."""
-        stats = self.engine_.stats
-        if stats is None:
-            return np.empty(0)
-        return np.asarray(stats.resp / stats.resp.sum())
+        return self._occupancy_weights()
 
     def _n_warmup(self) -> int:
         return sum(batch.n_steps for batch in getattr(self, "warmup_", []))
@@ -408,9 +445,7 @@ class HMMEstimator(EngineBackedModel):
         if hasattr(self, "engine_"):
             anchor = self._hmm_family.anchor
             document["state"] = {
-                "n_features_in": int(self.n_features_in_),
-                "engine": self.engine_.state_dict(),
-                "anchor": None if anchor is None else anchor.to_dict(),
+                **self._state_head(anchor),
                 "warmup": [sequences_to_dict(batch) for batch in self.warmup_],
                 "given": {
                     name: np.asarray(getattr(self, name), dtype=float).tolist()
@@ -424,15 +459,9 @@ class HMMEstimator(EngineBackedModel):
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> Self:
         """Rebuild a model from :meth:`to_dict`'s output."""
-        hyper = document_hyperparameters(document, cls.FORMAT, FORMAT_VERSION)
-        model = cls(**hyper)
-        state = document.get("state")
+        model, state = cls._from_document(document, FORMAT_VERSION, cls._params_type)
         if state is None:
             return model
-        model.n_features_in_ = int(state["n_features_in"])
-        anchor = None if state["anchor"] is None else cls._params_type.from_dict(state["anchor"])
-        model.engine_ = model._streaming_engine(anchor)
-        model.engine_.load_state_dict(state["engine"])
         model.warmup_ = [sequences_from_dict(item) for item in state["warmup"]]
         for name, value in state.get("given", {}).items():
             if name in cls._GIVEN:

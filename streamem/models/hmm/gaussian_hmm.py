@@ -11,8 +11,7 @@ from sklearn.base import BaseEstimator
 
 from streamem.engine import Schedule
 from streamem.engine.records import FloatArray
-from streamem.errors import ValidationError
-from streamem.models.base import given_array
+from streamem.models.base import Bound, Letters, given_array
 from streamem.models.common import covariance as cov
 from streamem.models.hmm.estimator import STREAM_KEY, HMMEstimator
 from streamem.models.hmm.family import GaussianHMMFamily, HMMParams
@@ -126,6 +125,7 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
     _GIVEN = ("startprob_", "transmat_", "means_", "covariances_")
     """Starting values a user sets before learning (saved while the model warms up)."""
     _params_type = HMMParams
+    LETTERS = LETTERS
 
     def __init__(
         self,
@@ -173,14 +173,12 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
         """An HMM for streaming from the model protocol's common options (``seed`` is
         ``random_state``; ``init_size`` None is :data:`WARMUP_STEPS`; ``n_init`` has no
         meaning here: the warm-up's k-means makes :data:`WARMUP_RESTARTS` restarts)."""
-        return cls(
-            options.n_components,
-            options.covariance_type,
+        init_size = WARMUP_STEPS if options.init_size is None else options.init_size
+        return cls._from_common_options(
+            options,
+            init_size,
+            covariance_type=options.covariance_type,
             reg_covar=options.reg_covar,
-            random_state=options.seed,
-            schedule=options.schedule,
-            averaging_start=options.averaging_start,
-            init_size=WARMUP_STEPS if options.init_size is None else options.init_size,
         )
 
     # ---- hmmlearn's covariance attribute -----------------------------------------------------
@@ -238,52 +236,31 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
 
     # ---- checks ------------------------------------------------------------------------------
 
+    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+        return {
+            "n_components": Bound(1, integer=True),
+            "min_covar": Bound(0.0),
+            "reg_covar": Bound(0.0),
+            "n_iter": Bound(0),
+            "init_em_iter": Bound(0),
+            "params": Letters(LETTERS),
+            "init_params": Letters(LETTERS),
+            "init_size": Bound(1, optional=True),
+        }
+
     def _check_parameters(self, d: int) -> None:
         """Validate the hyper-parameters and given starting values; errors name them."""
         k = self.n_components
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ValidationError(f"n_components must be an integer >= 1, got {k!r}")
+        self._validate_parameters(("n_components",))
         covariance_type = self._covariance_type()
-        for name, value, low in (
-            ("min_covar", self.min_covar, 0.0),
-            ("reg_covar", self.reg_covar, 0.0),
-            ("n_iter", self.n_iter, 0),
-            ("init_em_iter", self.init_em_iter, 0),
-        ):
-            if not isinstance(value, int | float | np.number) or not value >= low:
-                raise ValidationError(f"{name} must be a number >= {low}, got {value!r}")
-        for name in ("params", "init_params"):
-            letters = getattr(self, name)
-            if not isinstance(letters, str) or set(letters) - set(LETTERS):
-                raise ValidationError(f"{name} must be letters among {LETTERS!r}, got {letters!r}")
-        if self.init_size is not None and self.init_size < 1:
-            raise ValidationError(f"init_size must be >= 1 or None, got {self.init_size!r}")
+        self._validate_parameters()
         shapes = {
             "startprob_": (k,),
             "transmat_": (k, k),
             "means_": (k, d),
             "covariances_": cov.expected_shape(covariance_type, k, d),
         }
-        for letter, attribute in zip(LETTERS, shapes, strict=True):
-            if letter in self.init_params:
-                continue
-            if not hasattr(self, attribute):
-                shown = "covars_" if attribute == "covariances_" else attribute
-                raise ValidationError(
-                    f"init_params={self.init_params!r} does not initialise {shown}: set it "
-                    "before fitting"
-                )
-            given = given_array(attribute, getattr(self, attribute))
-            if given.shape != shapes[attribute]:
-                raise ValidationError(
-                    f"{attribute} must have shape {shapes[attribute]}, got {given.shape}"
-                )
-        for letter, attribute in (("s", "startprob_"), ("t", "transmat_")):
-            if letter in self.init_params or not hasattr(self, attribute):
-                continue
-            given = given_array(attribute, getattr(self, attribute))
-            if np.any(given < 0) or not np.allclose(given.sum(axis=-1), 1.0):
-                raise ValidationError(f"{attribute} must be non-negative and sum to 1 (per row)")
+        self._check_given(shapes)
 
     # ---- results -----------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from sklearn.base import BaseEstimator
 from streamem.engine import Schedule
 from streamem.models.emissions.poisson import PoissonEmission
 from streamem.models.hmm.table_hmm import WARMUP_STEPS, TableHMM
-from streamem.models.protocol import StreamingOptions
 
 
 class PoissonHMM(TableHMM, BaseEstimator):  # type: ignore[misc]
@@ -97,18 +96,6 @@ class PoissonHMM(TableHMM, BaseEstimator):  # type: ignore[misc]
         self.patience = patience
         self.smoothing = smoothing
         self.history_size = history_size
-
-    @classmethod
-    def from_options(cls, options: StreamingOptions) -> PoissonHMM:
-        """An HMM for streaming from the model protocol's common options (``seed`` is
-        ``random_state``; ``init_size`` None is :data:`WARMUP_STEPS`)."""
-        return cls(
-            options.n_components,
-            random_state=options.seed,
-            schedule=options.schedule,
-            averaging_start=options.averaging_start,
-            init_size=WARMUP_STEPS if options.init_size is None else options.init_size,
-        )
 
     def _emission(self) -> PoissonEmission:
         return PoissonEmission()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,6 +18,17 @@ if TYPE_CHECKING:
 
 LETTERS = "stmc"
 """``s`` startprob, ``t`` transmat, ``m`` means, ``c`` covariances (hmmlearn's letters)."""
+
+
+def chain_start(
+    k: int, init_params: str, given: Callable[[str], FloatArray]
+) -> tuple[FloatArray, FloatArray]:
+    """``startprob`` and ``transmat``: uniform for the letters ``s`` and ``t`` of
+    ``init_params``, else ``given(name)``."""
+    uniform = np.full(k, 1.0 / k)
+    startprob = uniform if "s" in init_params else given("startprob")
+    transmat = np.tile(uniform, (k, 1)) if "t" in init_params else given("transmat")
+    return startprob, transmat
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,9 +81,7 @@ class HMMStart:
         if np.isnan(rows).any():
             rows = np.where(np.isnan(rows), np.nanmean(rows, axis=0), rows)
         d = rows.shape[1]
-        uniform = np.full(k, 1.0 / k)
-        startprob = uniform if "s" in self.init_params else self._given("startprob")
-        transmat = np.tile(uniform, (k, 1)) if "t" in self.init_params else self._given("transmat")
+        startprob, transmat = chain_start(k, self.init_params, self._given)
         if "m" in self.init_params:
             labels, _ = kmeans_labels(rows, k, rng, n_init=max(1, self.n_restarts), max_iter=100)
             means = np.stack(
@@ -141,9 +151,7 @@ class TableHMMStart:
         """Starting parameters for the rows X (n, d)."""
         k = self.n_components
         rows = np.asarray(X, dtype=np.float64)
-        uniform = np.full(k, 1.0 / k)
-        startprob = uniform if "s" in self.init_params else self._given("startprob")
-        transmat = np.tile(uniform, (k, 1)) if "t" in self.init_params else self._given("transmat")
+        startprob, transmat = chain_start(k, self.init_params, self._given)
         if self.letter in self.init_params:
             labels, _ = kmeans_labels(rows, k, rng, n_init=max(1, self.n_restarts), max_iter=100)
             width = family.emission.width(rows)

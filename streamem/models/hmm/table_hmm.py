@@ -4,17 +4,18 @@ over the emission distribution a subclass names."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError
-from streamem.models.base import given_array
+from streamem.models.base import Bound, Letters, given_array
 from streamem.models.hmm.estimator import HMMEstimator
 from streamem.models.hmm.family import TableHMMFamily, TableHMMParams
 from streamem.models.hmm.start import TableHMMStart
+from streamem.models.protocol import StreamingOptions
 
 WARMUP_STEPS = 5000
 """``partial_fit`` starts once this many steps are there (the default ``init_size``), as the
@@ -33,6 +34,15 @@ class TableHMM(HMMEstimator):
     _params_type = TableHMMParams
     params: str
     init_params: str
+
+    @classmethod
+    def from_options(cls, options: StreamingOptions) -> Self:
+        """An HMM for streaming from the model protocol's common options (``seed`` is
+        ``random_state``; ``init_size`` None is :data:`WARMUP_STEPS`; a categorical HMM's
+        number of symbols is the first data's)."""
+        return cls._from_common_options(
+            options, WARMUP_STEPS if options.init_size is None else options.init_size
+        )
 
     def _emission(self) -> Any:
         raise NotImplementedError
@@ -70,45 +80,29 @@ class TableHMM(HMMEstimator):
         checked: NDArray[Any] = self._emission().check_rows(super()._rows(X, reset), self._width())
         return checked
 
+    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+        return {
+            "n_components": Bound(1, integer=True),
+            "n_iter": Bound(0, integer=True),
+            "init_em_iter": Bound(0, integer=True),
+            "params": Letters(self.LETTERS),
+            "init_params": Letters(self.LETTERS),
+            "init_size": Bound(1, optional=True),
+        }
+
     def _check_parameters(self, d: int) -> None:
         """Validate the hyper-parameters and given starting values; errors name them."""
         k = self.n_components
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ValidationError(f"n_components must be an integer >= 1, got {k!r}")
-        for name in ("n_iter", "init_em_iter"):
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or value < 0:
-                raise ValidationError(f"{name} must be an integer >= 0, got {value!r}")
-        for name in ("params", "init_params"):
-            letters = getattr(self, name)
-            if not isinstance(letters, str) or set(letters) - set(self.LETTERS):
+        self._validate_parameters()
+        table = self._table_attribute
+        self._check_given({"startprob_": (k,), "transmat_": (k, k), table: None})
+        if self.LETTERS[-1] not in self.init_params:
+            given = given_array(table, getattr(self, table))
+            self._emission().check_table(table, given)
+            if given.ndim != 2 or given.shape[0] != k:
                 raise ValidationError(
-                    f"{name} must be letters among {self.LETTERS!r}, got {letters!r}"
+                    f"{table} must have shape (n_components={k}, n_columns), got {given.shape}"
                 )
-        if self.init_size is not None and self.init_size < 1:
-            raise ValidationError(f"init_size must be >= 1 or None, got {self.init_size!r}")
-        for letter, attribute in zip(self.LETTERS, self._GIVEN, strict=True):
-            if letter in self.init_params:
-                continue
-            if not hasattr(self, attribute):
-                raise ValidationError(
-                    f"init_params={self.init_params!r} does not initialise {attribute}: set it "
-                    "before fitting"
-                )
-            given = given_array(attribute, getattr(self, attribute))
-            rows = (k,) if attribute == "startprob_" else (k, k)
-            if attribute == self._table_attribute:
-                self._emission().check_table(attribute, given)
-                if given.ndim != 2 or given.shape[0] != k:
-                    raise ValidationError(
-                        f"{attribute} must have shape (n_components={k}, n_columns), got "
-                        f"{given.shape}"
-                    )
-                continue
-            if given.shape != rows:
-                raise ValidationError(f"{attribute} must have shape {rows}, got {given.shape}")
-            if np.any(given < 0) or not np.allclose(given.sum(axis=-1), 1.0):
-                raise ValidationError(f"{attribute} must be non-negative and sum to 1 (per row)")
 
     def _publish(self) -> None:
         params = self.engine_.output_params

@@ -231,15 +231,12 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
     def from_options(cls, options: StreamingOptions) -> GaussianMixture:
         """A mixture for streaming from the model protocol's common options (``seed`` is
         ``random_state``)."""
-        return cls(
-            options.n_components,
+        return cls._from_common_options(
+            options,
+            options.init_size,
             covariance_type=options.covariance_type,
             reg_covar=options.reg_covar,
-            init_size=options.init_size,
             n_init=options.n_init,
-            random_state=options.seed,
-            schedule=options.schedule,
-            averaging_start=options.averaging_start,
         )
 
     def __sklearn_tags__(self) -> Any:
@@ -716,9 +713,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
     @property
     def _gaussian_family(self) -> GaussianFamily:
-        family = self.engine_.family
-        assert isinstance(family, GaussianFamily)
-        return family
+        return self._engine_family(GaussianFamily)
 
     def _log_joint(self, X: ArrayLike) -> FloatArray:
         self._check_fitted()

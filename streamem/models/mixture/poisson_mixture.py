@@ -8,7 +8,6 @@ from sklearn.base import BaseEstimator, DensityMixin
 from streamem.engine import Schedule
 from streamem.models.emissions.poisson import PoissonEmission
 from streamem.models.mixture.table_mixture import TableMixture
-from streamem.models.protocol import StreamingOptions
 
 
 class PoissonMixture(TableMixture, DensityMixin, BaseEstimator):  # type: ignore[misc]
@@ -97,18 +96,6 @@ class PoissonMixture(TableMixture, DensityMixin, BaseEstimator):  # type: ignore
         self.patience = patience
         self.smoothing = smoothing
         self.history_size = history_size
-
-    @classmethod
-    def from_options(cls, options: StreamingOptions) -> PoissonMixture:
-        """A mixture for streaming from the model protocol's common options (``seed`` is
-        ``random_state``)."""
-        return cls(
-            options.n_components,
-            random_state=options.seed,
-            schedule=options.schedule,
-            averaging_start=options.averaging_start,
-            init_size=options.init_size,
-        )
 
     def _emission(self) -> PoissonEmission:
         return PoissonEmission()

@@ -11,13 +11,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.utils import check_array
 
-from streamem.engine import Constant, ConvergenceMonitor, PowerDecay, StepwiseEM
+from streamem.engine import Constant, ConvergenceMonitor, StepwiseEM
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError, input_error
 from streamem.models.base import (
+    Bound,
     ConvergenceWarning,
     EngineBackedModel,
-    document_hyperparameters,
+    Letters,
     given_array,
 )
 from streamem.models.mixture.gaussian_mixture import STREAMING_ALPHA
@@ -26,6 +27,7 @@ from streamem.models.mixture.table_family import (
     TableMixtureParams,
     TableMixtureStart,
 )
+from streamem.models.protocol import StreamingOptions
 
 FORMAT_VERSION = 1
 WARMUP_RESTARTS = 3
@@ -57,6 +59,12 @@ class TableMixture(EngineBackedModel):
     if TYPE_CHECKING:  # scikit-learn's BaseEstimator gives it
 
         def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_options(cls, options: StreamingOptions) -> Self:
+        """A mixture for streaming from the model protocol's common options (``seed`` is
+        ``random_state``)."""
+        return cls._from_common_options(options, options.init_size)
 
     def _emission(self) -> Any:
         raise NotImplementedError
@@ -151,15 +159,11 @@ class TableMixture(EngineBackedModel):
         return TableMixtureFamily(self._emission(), start)
 
     def _streaming_engine(self, anchor: TableMixtureParams | None) -> TableEngine:
-        family = self._family(1)
-        family.anchor = anchor
-        return self._stream_engine(family, PowerDecay(alpha=STREAMING_ALPHA))
+        return self._anchored_engine(self._family(1), anchor, STREAMING_ALPHA)
 
     @property
     def _mixture_family(self) -> TableMixtureFamily:
-        family = self.engine_.family
-        assert isinstance(family, TableMixtureFamily)
-        return family
+        return self._engine_family(TableMixtureFamily)
 
     def _rows(self, X: ArrayLike, reset: bool) -> FloatArray:
         try:
@@ -173,20 +177,20 @@ class TableMixture(EngineBackedModel):
         checked: FloatArray = self._emission().check_rows(rows, width)
         return checked
 
+    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+        return {
+            "n_components": Bound(1, integer=True),
+            "tol": Bound(0),
+            "max_iter": Bound(0, integer=True),
+            "n_init": Bound(1, integer=True),
+            "init_em_iter": Bound(0, integer=True),
+            "init_size": Bound(1, optional=True),
+        }
+
     def _check_parameters(self) -> None:
         """Validate the hyper-parameters and given starting values; errors name them."""
         k = self.n_components
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ValidationError(f"n_components must be an integer >= 1, got {k!r}")
-        for name in ("max_iter", "n_init", "init_em_iter"):
-            value = getattr(self, name)
-            low = 1 if name == "n_init" else 0
-            if not isinstance(value, int | np.integer) or value < low:
-                raise ValidationError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not isinstance(self.tol, int | float) or not self.tol >= 0:
-            raise ValidationError(f"tol must be a number >= 0, got {self.tol!r}")
-        if self.init_size is not None and self.init_size < 1:
-            raise ValidationError(f"init_size must be >= 1 or None, got {self.init_size!r}")
+        self._validate_parameters()
         if self.weights_init is not None:
             weights = given_array("weights_init", self.weights_init)
             if weights.shape != (k,) or np.any(weights < 0) or not np.isclose(weights.sum(), 1):
@@ -272,10 +276,7 @@ class TableMixture(EngineBackedModel):
         return float(-2 * self.score(X) * n + 2 * self._n_parameters())
 
     def _class_weights(self) -> FloatArray:
-        stats = self.engine_.stats
-        if stats is None:
-            return np.empty(0)
-        return np.asarray(stats.resp / stats.resp.sum())
+        return self._occupancy_weights()
 
     def _n_warmup(self) -> int:
         return sum(len(rows) for rows in getattr(self, "warmup_", []))
@@ -299,9 +300,7 @@ class TableMixture(EngineBackedModel):
         if hasattr(self, "engine_"):
             anchor = self._mixture_family.anchor
             document["state"] = {
-                "n_features_in": int(self.n_features_in_),
-                "engine": self.engine_.state_dict(),
-                "anchor": None if anchor is None else anchor.to_dict(),
+                **self._state_head(anchor),
                 "warmup": [rows.tolist() for rows in self.warmup_],
                 **self._counters_document(),
             }
@@ -310,17 +309,9 @@ class TableMixture(EngineBackedModel):
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> Self:
         """Rebuild a model from :meth:`to_dict`'s output."""
-        hyper = document_hyperparameters(document, cls.FORMAT, FORMAT_VERSION)
-        model = cls(**hyper)
-        state = document.get("state")
+        model, state = cls._from_document(document, FORMAT_VERSION, TableMixtureParams)
         if state is None:
             return model
-        model.n_features_in_ = int(state["n_features_in"])
-        anchor = state["anchor"]
-        model.engine_ = model._streaming_engine(
-            None if anchor is None else TableMixtureParams.from_dict(anchor)
-        )
-        model.engine_.load_state_dict(state["engine"])
         width = model.n_features_in_
         model.warmup_ = [
             np.asarray(rows, dtype=np.float64).reshape(-1, width) for rows in state["warmup"]

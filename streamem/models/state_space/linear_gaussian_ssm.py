@@ -455,9 +455,7 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
 
     @property
     def _state_space_family(self) -> StateSpaceFamily:
-        family = self.engine_.family
-        assert isinstance(family, StateSpaceFamily)
-        return family
+        return self._engine_family(StateSpaceFamily)
 
     @property
     def _params(self) -> StateSpaceParams:

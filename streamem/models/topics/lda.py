@@ -232,15 +232,12 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         ``learning_offset``), ``averaging_start``, ``vocabulary`` and what the snapshot holds.
         ``init_size`` and ``n_init`` (the warm-up); ``covariance_type`` and ``reg_covar``
         have no meaning for topics and are not used."""
-        return cls(
-            options.n_components,
-            random_state=options.seed,
-            schedule=options.schedule,
-            averaging_start=options.averaging_start,
+        return cls._from_common_options(
+            options,
+            options.init_size,
             vocabulary=options.vocabulary,
             snapshot_top_words=options.snapshot_top_words,
             snapshot_components=options.snapshot_components,
-            init_size=options.init_size,
             n_init=options.n_init,
         )
 
@@ -546,9 +543,7 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
 
     @property
     def _lda_family(self) -> LDAFamily:
-        family = self.engine_.family
-        assert isinstance(family, LDAFamily)
-        return family
+        return self._engine_family(LDAFamily)
 
     def _refresh_fitted(self) -> None:
         self._publish()

@@ -441,9 +441,10 @@ class Daemon(AssignmentHandler):
         if any(other != partition for other in self.batcher.first_offsets):
             self._learn_batch()
 
-    def _start_over_losers(self) -> None:
+    def _start_over_losers(self, seek: dict[Partition, int] | None = None) -> None:
         """Read again, from where they started, the owned partitions whose own start lost the
-        election of the first parameters (what they learned of it is dropped)."""
+        election of the first parameters (what they learned of it is dropped). Inside an
+        assignment, ``seek`` (where the assignment reads each partition from) says it."""
         assert self.shards is not None
         for partition, origin in self.shards.take_losers().items():
             log.info(
@@ -452,6 +453,12 @@ class Daemon(AssignmentHandler):
                 *partition,
                 origin if origin is not None else self.settings.kafka.consumer.auto_offset_reset,
             )
+            if seek is not None:
+                if origin is None:
+                    seek.pop(partition, None)
+                else:
+                    seek[partition] = origin
+                continue
             if partition in self.batcher.first_offsets:
                 self.batcher.discard()  # the open batch holds only this partition's records
             self.book.rewind(partition, origin)
@@ -903,7 +910,7 @@ class Daemon(AssignmentHandler):
         self.guard.reset()
         shards.absorb(channel.catch_up(timeout=10.0))
         seek = shards.assign(partitions)
-        self._start_over_losers()
+        self._start_over_losers(seek)
         version = self.version
         leader = shards.latest.get(shards.leader)
         if shards.leader in partitions and leader is not None:

@@ -339,3 +339,34 @@ def test_a_revocation_without_the_lease_is_a_loss(tmp_path: Path, rng: np.random
     assert len(_published(sinks)) == published
     assert zombie.daemon.shards is not None
     assert not zombie.daemon.shards.owned
+
+
+def test_a_partition_restored_from_a_lost_warm_up_is_read_from_its_origin_not_its_offset(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """A replica dies while its partition still warms up (its records carry the warm-up
+    buffer and an offset past the partition's start) and before it read that another start
+    won: the heir reads that partition from the start the buffer began at."""
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    _fill(log, rng, 9000)
+    slow_start = {"model": {"init_size": 2400}, "state": {"checkpoint_every_batches": 1}}
+    winner = Replica(tmp_path / "b", log, topic, sinks, PARTITIONS[1:], **slow_start)
+    dying = Replica(tmp_path / "a", log, topic, sinks, PARTITIONS[:1], **slow_start)
+    topic.held = True  # neither reads the other's records yet
+    for _ in range(2000):
+        winner.turn()
+        if any(r.share is not None for r in topic.records()):
+            break
+
+    def warming(record: PartitionStatistics) -> bool:
+        return record.partition == PARTITIONS[0] and record.share is None and bool(record.offset)
+
+    for _ in range(2000):
+        dying.turn()
+        if any(warming(r) for r in topic.records()):
+            break
+    assert any(warming(r) for r in topic.records())
+    topic.held = False  # the dying replica is gone (SIGKILL): no shutdown
+    heir = Replica(tmp_path / "c", log, topic, sinks, PARTITIONS[:1], **slow_start)
+    _run([heir, winner], log)
+    assert _n_seen(heir) == _n_seen(winner) == log.size()

@@ -1072,6 +1072,7 @@ class Daemon(AssignmentHandler):
         clean = True
         member = source is not None and source.generation() is not None
         if not member and self.assigned:
+            clean = not self._checkpoint_failed
             log.warning(
                 "stopping without a final checkpoint: the group has not confirmed this member's "
                 "partitions (they may be another member's now); the records after the previous "
@@ -1082,8 +1083,9 @@ class Daemon(AssignmentHandler):
             self.publish()
             if not self.checkpoint(final=True, settle_timeout=2.0):
                 clean = not self._checkpoint_failed
+                error = self.metrics.state.checkpoint_error
                 why = (
-                    self.metrics.state.checkpoint_error
+                    (error if self.shards is not None else f"the state directory failed: {error}")
                     if not clean
                     else "dead letters not acknowledged"
                     if self.publisher.unsettled_offsets()

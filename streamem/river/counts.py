@@ -47,6 +47,13 @@ UNIT_TEST_SKIPS: dict[str, str] = {
 """river checks that the detectors skip, with the reason."""
 
 
+def _check_sizes(n_components: int, batch_size: int, init_size: int | None) -> None:
+    """The constructor checks every count detector shares (errors name the parameter)."""
+    Bound(1, integer=True).check("n_components", n_components)
+    Bound(1, integer=True).check("batch_size", batch_size)
+    Bound(1, integer=True, optional=True).check("init_size", init_size)
+
+
 class _CountHMMDetector(_HMMFace, base.AnomalyDetector):
     """The constructor, learning and scoring that both detectors share."""
 
@@ -65,9 +72,7 @@ class _CountHMMDetector(_HMMFace, base.AnomalyDetector):
         self.init_size = init_size
         self.schedule = schedule
         self.seed = seed
-        Bound(1, integer=True).check("n_components", n_components)
-        Bound(1, integer=True).check("batch_size", batch_size)
-        Bound(1, integer=True, optional=True).check("init_size", init_size)
+        _check_sizes(n_components, batch_size, init_size)
         build: Any = self._MODEL  # PoissonHMM or CategoricalHMM, hmmlearn's names
         hmm: TableHMM = build(
             n_components,
@@ -222,9 +227,7 @@ class PoissonMixtureDetector(base.AnomalyDetector):
         self.init_size = init_size
         self.schedule = schedule
         self.seed = seed
-        Bound(1, integer=True).check("n_components", n_components)
-        Bound(1, integer=True).check("batch_size", batch_size)
-        Bound(1, integer=True, optional=True).check("init_size", init_size)
+        _check_sizes(n_components, batch_size, init_size)
         warmup = 10 * n_components if init_size is None else init_size
         self.mixture = PoissonMixture(
             n_components,

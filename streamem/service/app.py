@@ -64,17 +64,9 @@ import numpy as np
 
 from streamem.errors import StreamemError
 from streamem.models.registry import model_class
-from streamem.models.sharing import share_of
 from streamem.service.batching import MicroBatch, MicroBatcher
 from streamem.service.bookkeeping import VERSION_RESERVE, Bookkeeping
-from streamem.service.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    CheckpointStore,
-    highest_version,
-    prepare_state_dir,
-)
-from streamem.service.checkpoint import partition_set_key as _partition_set_key
+from streamem.service.checkpoint import CheckpointError, prepare_state_dir
 from streamem.service.codecs import (
     ROW_FORMATS,
     RecordRejected,
@@ -90,15 +82,15 @@ from streamem.service.learner import Learner
 from streamem.service.logwatch import LogReplaced, LogWatch
 from streamem.service.metrics import DaemonMetrics
 from streamem.service.publisher import Publisher, Sink
-from streamem.service.shards import Shards
 from streamem.service.snapshot import build_snapshot, encode_snapshot
 from streamem.service.source import AssignmentHandler, Partition, Record, Source
-from streamem.service.state_check import (
-    StateFieldError,
-    check_learner_envelope,
-    check_model_fits,
+from streamem.service.state import (
+    CheckpointFileState,
+    PartitionState,
+    StatisticsTopicState,
+    partition_names,
 )
-from streamem.service.statistics import PartitionStatistics, StatisticsChannel
+from streamem.service.statistics import StatisticsChannel
 
 __all__ = ["EXIT_CHECKPOINT_FAILED", "VERSION_RESERVE", "Daemon", "run"]
 
@@ -175,8 +167,8 @@ class Daemon(AssignmentHandler):
         self.settings = settings
         self.metrics = metrics if metrics is not None else DaemonMetrics()
         self._source_factory = source_factory
-        self._clock = clock
-        self._wall_clock = wall_clock
+        self.clock = clock
+        self.wall_clock = wall_clock
         documents = None
         if settings.model.vocabulary is not None:  # the text format (a topic model)
             vocabulary = settings.model.vocabulary.build()
@@ -218,16 +210,16 @@ class Daemon(AssignmentHandler):
             connect=False,
         )
         self.source: Source | None = None
-        self.shards: Shards | None = None
-        """With ``output.statistics_topic``: the partitions' learners and the global model."""
-        if settings.output.statistics_topic is not None:
-            if statistics_factory is None:
-                raise ValueError("output.statistics_topic needs a statistics_factory")
-            self.shards = Shards(settings, (min(settings.kafka.topics), 0))
         self._statistics_factory = statistics_factory
-        self.statistics: StatisticsChannel | None = None
-        self.learner: Learner | None = None
-        self.store: CheckpointStore | None = None
+        self.state: PartitionState
+        """Where the assigned partitions' state lives: a checkpoint file, or (with
+        ``output.statistics_topic``) the statistics topic."""
+        if settings.output.statistics_topic is None:
+            self.state = CheckpointFileState(self)
+        elif statistics_factory is None:
+            raise ValueError("output.statistics_topic needs a statistics_factory")
+        else:
+            self.state = StatisticsTopicState(self)
         self.assigned: tuple[Partition, ...] = ()
         self.book = Bookkeeping(settings.state, settings.output, clock=clock)
         """Offsets handled, what is due, the versions reserved, the offsets to commit."""
@@ -239,7 +231,6 @@ class Daemon(AssignmentHandler):
         self._failures_seen = 0
         self._delivered_seen = 0
         self._checkpoint_failed = False  # the newest attempt could not write the file
-        self._store_identity: tuple[int, int, int] | None = None  # the file as we left it
         self.logs = LogWatch()
         """Which log each partition's offsets belong to (see :mod:`streamem.service.logwatch`)."""
         self._limited = _RateLimited(10.0)
@@ -248,6 +239,16 @@ class Daemon(AssignmentHandler):
     def version(self) -> int:
         """Version of the last published snapshot."""
         return self.book.version
+
+    @property
+    def learner(self) -> Learner | None:
+        """The model the daemon publishes (None: none restored or started yet)."""
+        return self.state.learner
+
+    def statistics_factory(self) -> StatisticsChannel:
+        """A new channel to the statistics topic (scale-out)."""
+        assert self._statistics_factory is not None
+        return self._statistics_factory()
 
     # ---- control ------------------------------------------------------------------------------
 
@@ -266,7 +267,7 @@ class Daemon(AssignmentHandler):
 
         A wait is not a stall: it refreshes the heartbeat, so ``/healthz`` stays 200.
         """
-        self.metrics.state.heartbeat = self._clock()
+        self.metrics.state.heartbeat = self.clock()
         return self.stopping
 
     def run(self) -> int:
@@ -290,8 +291,7 @@ class Daemon(AssignmentHandler):
             clean = self.shutdown()
         finally:
             self.publisher.close(timeout=1.0)
-            if self.statistics is not None:
-                self.statistics.close()
+            self.state.close()
         return 0 if clean else EXIT_CHECKPOINT_FAILED
 
     def start(self) -> None:
@@ -306,9 +306,7 @@ class Daemon(AssignmentHandler):
         for path in prepare_state_dir(self.settings.state.dir):
             log.warning("removed %s, left by a checkpoint write that did not finish", path)
         self.publisher.connect()
-        if self.shards is not None and self.statistics is None:
-            assert self._statistics_factory is not None
-            self.statistics = self._statistics_factory()
+        self.state.open()
         if self.source is None and not self.stopping:
             self.source = self._source_factory(self)
 
@@ -316,7 +314,7 @@ class Daemon(AssignmentHandler):
         """One pass of the loop: poll, handle the records, and do what is due."""
         source = self.source
         assert source is not None, "start() creates the source"
-        self.metrics.state.heartbeat = self._clock()
+        self.metrics.state.heartbeat = self.clock()
         timeout_ms = POLL_TIMEOUT_MS
         wait = self.batcher.seconds_until_due()
         if wait is not None:
@@ -330,23 +328,14 @@ class Daemon(AssignmentHandler):
             return
         self._raise_fatal()
         if polled:
-            self.metrics.state.broker_contact = self._clock()  # records came from a broker
+            self.metrics.state.broker_contact = self.clock()  # records came from a broker
             self._handle(polled)
         if self.batcher.due():
-            self._learn_batch()
-        shards, channel = self.shards, self.statistics
-        if shards is not None and channel is not None:
-            # while the first parameters are elected, its own records count too
-            own = shards.owned if shards.lineage is not None else ()
-            changed = shards.absorb(channel.read(own))
-            self._start_over_losers()
-            if changed:
-                shards.remerge()
-                self._merged_changed()
-            shards.stale |= channel.overwritten() & shards.owned.keys()
+            self.learn_batch()
+        self.state.turn()
         self.publisher.poll()
         self._count_failures()
-        now = self._clock()
+        now = self.clock()
         if now - self._last_lag >= 0.5:
             self._last_lag = now
             if source.connected():
@@ -364,10 +353,8 @@ class Daemon(AssignmentHandler):
             )
         else:
             if self.book.publish_due(now):
-                self.publish()
-            if self.book.expired(now) or (
-                self.shards is not None and self.shards.send_due(self._wall_clock())
-            ):
+                self._reserve_and_publish()
+            if self.book.expired(now) or self.state.save_due(self.wall_clock()):
                 self.checkpoint()  # (scale-out: the first parameters are sent at once)
             self.book.commit(source.commit, self.assigned)
         if now - self._last_progress >= PROGRESS_SECONDS:
@@ -391,12 +378,11 @@ class Daemon(AssignmentHandler):
         for partition, records in polled.items():
             if not records:
                 continue
-            if self.shards is not None:
-                self._one_partition_per_batch(partition)
+            self.state.before_records(partition)
             try:
-                records = logs.check(partition, records, self._log_id(partition))
+                records = logs.check(partition, records, self.log_id(partition))
             except LogReplaced as why:
-                self._log_replaced(partition, str(why))
+                self.log_replaced(partition, str(why))
                 continue
             if not records:
                 continue
@@ -417,7 +403,7 @@ class Daemon(AssignmentHandler):
                         self._reject(record, _internal(error))
                         continue
                     if batcher.add_row(values, partition, record.offset, key, record=record):
-                        self._learn_batch()
+                        self.learn_batch()
             else:
                 for record in records:
                     try:
@@ -429,57 +415,19 @@ class Daemon(AssignmentHandler):
                         self._reject(record, _internal(error))
                         continue
                     if batcher.add(points, partition, record.offset, key, record=record):
-                        self._learn_batch()
+                        self.learn_batch()
             n_records += len(records)
             book.store_offset(partition, records[-1].offset + 1, n_records=len(records))
             logs.handled(partition, records, batcher.first_offsets.get(partition))
         self.metrics.consumed.inc(n_records)
         self._progress_consumed += n_records
 
-    def _one_partition_per_batch(self, partition: Partition) -> None:
-        """Scale-out: a batch holds one partition's records (each has its own learner)."""
-        if any(other != partition for other in self.batcher.first_offsets):
-            self._learn_batch()
-
-    def _start_over_losers(self, seek: dict[Partition, int] | None = None) -> None:
-        """Read again, from where they started, the owned partitions whose own start lost the
-        election of the first parameters (what they learned of it is dropped). Inside an
-        assignment, ``seek`` (where the assignment reads each partition from) says it."""
-        assert self.shards is not None
-        for partition, origin in self.shards.take_losers().items():
-            log.info(
-                "partition %s/%d: another partition's start was elected first; it is read "
-                "again from offset %s with the elected parameters",
-                *partition,
-                origin if origin is not None else self.settings.kafka.consumer.auto_offset_reset,
-            )
-            if seek is not None:
-                if origin is None:
-                    seek.pop(partition, None)
-                else:
-                    seek[partition] = origin
-                continue
-            if partition in self.batcher.first_offsets:
-                self.batcher.discard()  # the open batch holds only this partition's records
-            self.book.rewind(partition, origin)
-            self.logs.forget(partition)
-            if self.source is not None:
-                self.source.seek(partition, origin)
-
-    def _merged_changed(self) -> None:
-        """The global model changed (scale-out): report it, and publish it in due time."""
-        assert self.shards is not None
-        self.learner = self.shards.merged
-        if self.learner is not None:
-            self.metrics.state.status = self.learner.status
-            self.book.model_changed()
-        self.metrics.state.oldest_statistics = self.shards.oldest()
-
-    def _log_id(self, partition: Partition) -> str | None:
+    def log_id(self, partition: Partition) -> str | None:
+        """The identity of ``partition``'s log, when the source knows it."""
         log_id = getattr(self.source, "log_id", None)
         return None if log_id is None else log_id(partition)
 
-    def _log_replaced(self, partition: Partition, why: str) -> None:
+    def log_replaced(self, partition: Partition, why: str) -> None:
         """The policy for a partition whose log is not the one its offset belongs to."""
         log.warning(
             "partition %s/%d: its log was recreated or truncated (%s); the stored offset is "
@@ -490,33 +438,11 @@ class Daemon(AssignmentHandler):
             why,
             self.settings.kafka.consumer.auto_offset_reset,
         )
-        self._learn_batch()  # the open batch holds valid records of the old log
+        self.learn_batch()  # the open batch holds valid records of the old log
         self.book.forget_offset(partition)
-        self.logs.replaced(partition, self._log_id(partition))
+        self.logs.replaced(partition, self.log_id(partition))
         if self.source is not None:
             self.source.seek(partition, None)
-
-    def _superseded(self) -> bool:
-        """Whether another member rewrote the checkpoint since this one last wrote or read it."""
-        return self.store is not None and self.store.identity() != self._store_identity
-
-    def _reload(self) -> None:
-        """Drop the in-memory model for the checkpoint another member advanced, and read the
-        assigned partitions again from its offsets."""
-        store = self.store
-        log.warning(
-            "checkpoint %s was advanced by another member since this one wrote or read it: "
-            "reloading it (what this member learned since is dropped; those records are read "
-            "again)",
-            store.path if store is not None else "?",
-        )
-        self.store = None
-        self.learner = None
-        partitions = self.assigned
-        offsets = self._assign(partitions)
-        if self.source is not None:
-            for partition in partitions:
-                self.source.seek(partition, offsets.get(partition))
 
     def _reject(self, record: Record, error: RecordRejected) -> None:
         reason = error.reason.value
@@ -532,12 +458,10 @@ class Daemon(AssignmentHandler):
             error,
         )
 
-    def _learn_batch(self) -> None:
+    def learn_batch(self) -> None:
         batch = self.batcher.take()
-        learner = self.learner
         shard = next(iter(batch.first_offsets), None)
-        if self.shards is not None and shard is not None:
-            learner = self.shards.learner_for(shard, batch.first_offsets[shard])
+        learner = self.state.learner_for(shard, batch.first_offsets.get(shard) if shard else None)
         if not len(batch) or learner is None:
             return
         started = time.perf_counter()
@@ -585,9 +509,7 @@ class Daemon(AssignmentHandler):
             changed=outcome is not None and outcome.learned,
             drift=outcome is not None and outcome.drift,
         )
-        if self.shards is not None:
-            self.shards.remerge(shard)
-            self._merged_changed()
+        self.state.batch_learned(shard)
 
     def _reject_points(self, batch: MicroBatch, refusals: Sequence[Refusal]) -> int:
         """Dead-letter the records of points the guard kept out; return how many records."""
@@ -608,7 +530,7 @@ class Daemon(AssignmentHandler):
                 self._reject(record, RecordRejected(first.reason, detail))
         return len(by_record)
 
-    def _note_checkpoint_failure(self, error: CheckpointError) -> None:
+    def note_checkpoint_failure(self, error: CheckpointError) -> None:
         self._checkpoint_failed = True
         self.metrics.checkpoint_failures.inc()
         self.metrics.state.checkpoint_error = str(error)
@@ -624,20 +546,12 @@ class Daemon(AssignmentHandler):
 
     # ---- publish ------------------------------------------------------------------------------
 
-    def publish(self) -> bool:
-        """Publish the current model as a new version if it changed; return True if sent."""
-        learner, book = self.learner, self.book
-        if learner is None or not book.unpublished or not learner.status.initialized:
+    def _reserve_and_publish(self) -> bool:
+        """Publish the current model if it changed (:meth:`publish`), after a checkpoint that
+        reserves its version where none does yet; return True if sent."""
+        if not self._publishable():
             return False
-        if self.shards is not None and self.shards.leader not in self.shards.owned:
-            book.skip_publication()  # another replica publishes the global model
-            return False
-        if self.shards is not None and not self.shards.decided:
-            return False  # the first parameters are not elected yet
-        if self._superseded():  # a paused member must not publish its stale model
-            self._reload()
-            return False
-        if not book.may_publish() and not self.checkpoint():
+        if not self.book.may_publish() and not self.checkpoint():
             self._limited(
                 "reserve",
                 logging.WARNING,
@@ -646,16 +560,31 @@ class Daemon(AssignmentHandler):
                 self.version + 1,
             )
             return False
-        offsets = self.model_offsets()
-        if self.shards is not None:
-            offsets = {**self.shards.offsets(), **offsets}
+        return self._send_snapshot()
+
+    def publish(self) -> bool:
+        """Publish the current model as a new version if it changed and a checkpoint reserves
+        its version (:meth:`Bookkeeping.may_publish`); return True if sent."""
+        return self.book.may_publish() and self._publishable() and self._send_snapshot()
+
+    def _publishable(self) -> bool:
+        """Whether the model changed since its last publication and this replica publishes
+        it now (:meth:`PartitionState.may_publish`)."""
+        learner = self.learner
+        if learner is None or not self.book.unpublished or not learner.status.initialized:
+            return False
+        return self.state.may_publish()
+
+    def _send_snapshot(self) -> bool:
+        learner, book = self.learner, self.book
+        assert learner is not None
         snapshot = build_snapshot(
             learner,
             name=self.settings.model.name,
             version=book.version + 1,
-            offsets=offsets,
+            offsets=self.state.snapshot_offsets(self.model_offsets()),
             drift=book.drift,
-            timestamp=self._wall_clock(),
+            timestamp=self.wall_clock(),
         )
         self.publisher.publish(encode_snapshot(snapshot), version=book.version + 1)
         book.published()
@@ -672,7 +601,7 @@ class Daemon(AssignmentHandler):
         if delivered != self._delivered_seen:
             self.metrics.published.inc(delivered - self._delivered_seen)
             self._delivered_seen = delivered
-            self.metrics.state.last_publish = self._wall_clock()
+            self.metrics.state.last_publish = self.wall_clock()
         self.metrics.state.delivery_problem = self.publisher.problem
         self.metrics.state.version = self.publisher.acknowledged_version
 
@@ -694,13 +623,7 @@ class Daemon(AssignmentHandler):
         settle_timeout
             Seconds to wait for the acknowledgements of dead letters and snapshots.
         """
-        if self.shards is not None:
-            if not self.shards.owned:
-                return False
-        elif self.store is None or self.learner is None:
-            return False
-        elif self._superseded():
-            self._reload()
+        if not self.state.may_save():
             return False
         self.publisher.settle(settle_timeout)
         self._count_failures()
@@ -719,83 +642,14 @@ class Daemon(AssignmentHandler):
             )
             return False
         version = self.book.reservation(final=final)
-        if self.shards is not None:
-            if not self._send_statistics(offsets, version):
-                return False
-        elif not self._save_checkpoint(offsets, version):
+        if not self.state.save(offsets, version):
             return False
         self._checkpoint_failed = False
         self.metrics.state.checkpoint_error = None
         self.metrics.checkpoints.inc()
-        self.metrics.state.last_checkpoint = self._wall_clock()
+        self.metrics.state.last_checkpoint = self.wall_clock()
         self.book.saved(offsets, reserved=version)
         log.debug("checkpoint written: version %d, offsets %s", version, offsets)
-        return True
-
-    def _send_statistics(self, offsets: Mapping[Partition, int], version: int) -> bool:
-        """Send the owned partitions' statistics records and wait for their acknowledgement
-        (scale-out: they are the checkpoint); a partition whose record on the topic is current
-        is not sent again (:meth:`Shards.needs_sending`)."""
-        shards, channel = self.shards, self.statistics
-        assert shards is not None
-        assert channel is not None
-        now = self._wall_clock()
-        records = []
-        for partition, learner in sorted(shards.owned.items()):
-            offset = offsets.get(partition)
-            reserved = version if partition == shards.leader else 0
-            if not shards.needs_sending(partition, offset, reserved, now):
-                continue
-            records.append(
-                PartitionStatistics(
-                    model=self.settings.model.name,
-                    partition=partition,
-                    offset=offset,
-                    version=reserved,
-                    created_at=now,
-                    share=None if learner is None else share_of(learner.model),
-                    learner=None if learner is None else learner.state_dict(),
-                    origin=shards.origin_of(partition),
-                    lineage=shards.lineage_of(partition) or "",
-                    writer=channel.writer,
-                )
-            )
-        if records and not channel.send(records, timeout=10.0):
-            reason = f"the statistics topic {self.settings.output.statistics_topic!r} did not "
-            reason += "acknowledge this replica's records"
-            state = self.metrics.state
-            since = state.statistics_problem[0] if state.statistics_problem else self._clock()
-            state.statistics_problem = (since, reason)
-            self._note_checkpoint_failure(CheckpointError(reason))
-            return False
-        self.metrics.state.statistics_problem = None
-        shards.latest.update({record.partition: record for record in records})
-        shards.stale.difference_update(record.partition for record in records)
-        return True
-
-    def _save_checkpoint(self, offsets: dict[Partition, int], version: int) -> bool:
-        """Write the checkpoint file of the partition set."""
-        assert self.store is not None
-        assert self.learner is not None
-        try:
-            self.store.save(
-                Checkpoint(
-                    model=self.learner.state_dict(),
-                    offsets=offsets,
-                    version=version,
-                    created_at=self._wall_clock(),
-                    logs=self.logs.marks(
-                        offsets,
-                        self.batcher.first_offsets,
-                        {partition: self._log_id(partition) for partition in offsets},
-                    ),
-                )
-            )
-        except CheckpointError as error:
-            self._note_checkpoint_failure(error)
-            return False
-        finally:  # a save can fail after its rename (the directory fsync): the file is ours
-            self._store_identity = self.store.identity()
         return True
 
     # ---- partitions ---------------------------------------------------------------------------
@@ -809,7 +663,6 @@ class Daemon(AssignmentHandler):
             raise
 
     def _assign(self, partitions: tuple[Partition, ...]) -> dict[Partition, int]:
-        settings = self.settings
         if not partitions:
             log.info("no partition assigned: waiting")
             self.assigned = ()
@@ -817,80 +670,20 @@ class Daemon(AssignmentHandler):
             self.metrics.state.lag = {}
             self._note_publisher(())
             return {}
-        if self.shards is not None:
-            return self._assign_shards(partitions)
-        key = _partition_set_key(settings.model.name, partitions)
-        same = self.store is not None and self.store.key == key and self.learner is not None
-        if same and self._superseded():
-            log.warning(
-                "partitions %s assigned again, but another member advanced checkpoint %s in "
-                "between: reloading it",
-                _names(partitions),
-                self.store.path if self.store is not None else "?",
-            )
-            same = False
-        seek: dict[Partition, int] = {}
-        if same:
-            log.info("partitions %s assigned again: resuming", _names(partitions))
-            marks = {p: self.logs.current_mark(p) for p in partitions}
-        else:
-            self.batcher.discard()
-            self.guard.reset()  # the data range it knows is the old model's
-            self.store = CheckpointStore(settings.state.dir, key)
-            checkpoint = self.store.load()
-            self._store_identity = self.store.identity()
-            floor = highest_version(settings.state.dir, settings.model.name, settings.kafka.topics)
-            marks = {} if checkpoint is None else dict(checkpoint.logs)
-            for partition in partitions:
-                self.logs.forget(partition)
-            if checkpoint is None:
-                log.info(
-                    "partitions %s assigned; no checkpoint %s: a new model learns from the %s "
-                    "offsets",
-                    _names(partitions),
-                    self.store.path,
-                    settings.kafka.consumer.auto_offset_reset,
-                )
-                self.learner = Learner(settings.model, settings.drift, settings.input.features)
-                # above every partition set's versions of this model
-                self._restart(floor, {})
-            else:
-                self.learner = self._restore(checkpoint)
-                self._restart(
-                    max(checkpoint.version, floor),
-                    {p: o for p, o in checkpoint.offsets.items() if p in set(partitions)},
-                )
-                log.info(
-                    "partitions %s assigned; restored checkpoint %s: n_seen=%d, version=%d, "
-                    "offsets %s",
-                    _names(partitions),
-                    self.store.path,
-                    self.learner.status.n_seen,
-                    self.version,
-                    self.book.next_offsets,
-                )
-        for partition in partitions:
-            stored = self.book.next_offsets.get(partition)
-            if stored is None:
-                continue
-            try:
-                seek[partition] = self.logs.expect(
-                    partition, marks.get(partition), stored, self._log_id(partition)
-                )
-            except LogReplaced as why:
-                self._log_replaced(partition, str(why))
+        seek = self.state.assign(partitions)
         self._assigned(partitions)
         return seek
 
-    def _restart(self, version: int, offsets: Mapping[Partition, int]) -> None:
-        """The model was restored (or started): its version and offsets are the daemon's."""
+    def restart(self, version: int, offsets: Mapping[Partition, int]) -> None:
+        """The model was restored (or started): its version and offsets are the daemon's
+        (called by :attr:`state` at an assignment)."""
         self.book.restart(version, offsets)
         if self.learner is not None:
             self.metrics.state.status = self.learner.status
 
     def _assigned(self, partitions: tuple[Partition, ...]) -> None:
         self.assigned = partitions
-        self.metrics.state.broker_contact = self._clock()  # the group coordinator just answered
+        self.metrics.state.broker_contact = self.clock()  # the group coordinator just answered
         self.metrics.state.ready = True
         self.metrics.state.lag = {p: 0 for p in partitions}
         self._note_publisher(partitions)
@@ -898,77 +691,7 @@ class Daemon(AssignmentHandler):
     def _note_publisher(self, owned: Collection[Partition]) -> None:
         """Whether this replica publishes the model, owning ``owned``: any partition, and in
         scale-out the leader partition."""
-        leader = None if self.shards is None else self.shards.leader
-        self.metrics.state.publishing = bool(owned) and (leader is None or leader in owned)
-
-    def _assign_shards(self, partitions: tuple[Partition, ...]) -> dict[Partition, int]:
-        """Scale-out: restore the partitions from the statistics topic (read to its end)."""
-        shards, channel = self.shards, self.statistics
-        assert shards is not None
-        assert channel is not None
-        self.batcher.discard()
-        self.guard.reset()
-        shards.absorb(channel.catch_up(timeout=10.0))
-        seek = shards.assign(partitions)
-        self._start_over_losers(seek)
-        version = self.version
-        leader = shards.latest.get(shards.leader)
-        if shards.leader in partitions and leader is not None:
-            version = max(version, leader.version)
-        shards.remerge()
-        self.learner = shards.merged
-        self._restart(version, seek)
-        if shards.leader in partitions and self.learner is not None:
-            self.book.model_changed()  # a takeover publishes what it restored
-        for partition in partitions:
-            self.logs.forget(partition)
-        log.info(
-            "partitions %s assigned; restored from the statistics topic: global n_seen=%d, "
-            "version=%d, offsets %s",
-            _names(partitions),
-            0 if self.learner is None else self.learner.status.n_seen,
-            self.version,
-            seek,
-        )
-        self.metrics.state.oldest_statistics = shards.oldest()
-        self._assigned(partitions)
-        return seek
-
-    def _restore(self, checkpoint: Checkpoint) -> Learner:
-        """The learner of ``checkpoint``, checked whole against the configuration.
-
-        Raises
-        ------
-        CheckpointError
-            One line naming the file and the field that does not fit.
-        """
-        settings = self.settings
-        state = checkpoint.model
-        try:
-            check_learner_envelope(state)
-            learner = Learner.from_state(
-                state, settings.model, settings.drift, settings.input.features
-            )
-            check_model_fits(
-                learner.model,
-                settings.model.n_components,
-                settings.model.covariance_type,
-                settings.input.features,
-            )
-        except Exception as error:
-            if isinstance(error, StateFieldError):
-                detail = f"model.{error}"
-            elif isinstance(error, StreamemError | ValueError):
-                detail = str(error)
-            else:
-                detail = f"{type(error).__name__}: {error}"
-            if "restore the configuration" not in detail:
-                detail += "; restore it from a backup, or move it away to start the model over"
-            path = self.store.path if self.store is not None else "?"
-            raise CheckpointError(
-                f"checkpoint file {str(path)!r} cannot be used: {detail}"
-            ) from error
-        return learner
+        self.metrics.state.publishing = self.state.publishes(owned)
 
     def on_revoked(self, partitions: Sequence[Partition]) -> None:
         """Learn the open batch, publish and checkpoint before the partitions go away (the
@@ -979,23 +702,21 @@ class Daemon(AssignmentHandler):
             return
         try:
             self.metrics.state.ready = False
-            if self._superseded():  # a stale member has nothing to save: reloaded at assignment
-                self.store = None
+            if not self.state.keeps_on_revoke() or self.learner is None:
                 return
-            if self.learner is None:
-                return
-            self._learn_batch()
-            self.publish()
+            self.learn_batch()
+            self._reserve_and_publish()
             if self.book.pending:
-                log.info("partitions %s revoked: checkpointing", _names(partitions))
+                log.info("partitions %s revoked: checkpointing", partition_names(partitions))
                 self.checkpoint()
             else:
-                log.info("partitions %s revoked (the checkpoint is current)", _names(partitions))
+                log.info(
+                    "partitions %s revoked (the checkpoint is current)", partition_names(partitions)
+                )
         except Exception as error:  # never let kafka-python swallow it silently
             log.exception("saving the state at revocation failed: %s", error)
         finally:
-            if self.shards is not None:
-                self.shards.release(partitions)
+            self.state.released(partitions)
             self._note_publisher(set(self.assigned) - set(partitions))
 
     def on_lost(self, partitions: Sequence[Partition]) -> None:
@@ -1008,17 +729,13 @@ class Daemon(AssignmentHandler):
             "partitions %s lost: the group expelled this member (its session expired, e.g. "
             "after a pause); what it learned of them since their stored state is dropped and "
             "nothing is published, stored or committed for them",
-            _names(partitions),
+            partition_names(partitions),
         )
         self.metrics.state.ready = False
         self.batcher.discard()
         self.guard.reset()
         self.book.lost(lost)
-        if self.shards is not None:
-            self.shards.release(partitions)
-        else:
-            self.learner = None  # restored from the checkpoint at the next assignment
-            self.store = None
+        self.state.lost(partitions)
         self.assigned = tuple(p for p in self.assigned if p not in lost)
         self._note_publisher(self.assigned)
 
@@ -1051,7 +768,7 @@ class Daemon(AssignmentHandler):
                     self.settings.kafka.consumer.auto_offset_reset,
                 )
                 self.book.forget_offset(partition)
-                self.logs.replaced(partition, self._log_id(partition))
+                self.logs.replaced(partition, self.log_id(partition))
                 source.seek(partition, None)
                 lag[partition] = end
                 continue
@@ -1079,13 +796,13 @@ class Daemon(AssignmentHandler):
                 "checkpoint will be read again"
             )
         elif self.learner is not None and self.assigned:
-            self._learn_batch()
-            self.publish()
+            self.learn_batch()
+            self._reserve_and_publish()
             if not self.checkpoint(final=True, settle_timeout=2.0):
                 clean = not self._checkpoint_failed
                 error = self.metrics.state.checkpoint_error
                 why = (
-                    (error if self.shards is not None else f"the state directory failed: {error}")
+                    self.state.failure_detail(error)
                     if not clean
                     else "dead letters not acknowledged"
                     if self.publisher.unsettled_offsets()
@@ -1147,10 +864,6 @@ def _whole_records(batch: MicroBatch, refusals: list[Refusal]) -> list[Refusal]:
         if owner in first_of and index not in refused
     ]
     return sorted([*refusals, *extra], key=lambda refusal: refusal.index)
-
-
-def _names(partitions: Sequence[Partition]) -> str:
-    return ", ".join(f"{topic}/{partition}" for topic, partition in partitions) or "(none)"
 
 
 COLLECTOR_THRESHOLDS = (50_000, 20, 10)

@@ -36,7 +36,15 @@ __all__ = [
     "wait_consumed",
 ]
 
-GROUP_TIMING = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 500}
+# max_poll_interval_ms is also the rebalance timeout the member sends when it joins: a member
+# that dies in the middle of a rebalance (SIGTERM before its SyncGroup) holds Tansu's group until
+# it passes, so the kafka-python default of 300 s stalled chaos schedules with rolling restarts
+# for minutes; 30 s stays far above the longest learning step measured here.
+GROUP_TIMING = {
+    "session_timeout_ms": 2000,
+    "heartbeat_interval_ms": 500,
+    "max_poll_interval_ms": 30_000,
+}
 
 
 def daemon_config(

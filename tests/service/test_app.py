@@ -135,7 +135,7 @@ def test_every_valid_record_is_learned_once_and_every_bad_one_dead_lettered(
     assert metrics("streamem_records_rejected_total", {"reason": "empty"}) > 0
     assert metrics("streamem_model_points_seen") == valid
     assert metrics("streamem_consumer_lag_records", {"topic": TOPIC, "partition": "0"}) == 0
-    checkpoint = harness.daemon.store.load()  # type: ignore[union-attr]
+    checkpoint = harness.daemon.state.store.load()  # type: ignore[union-attr]
     assert checkpoint is not None
     assert checkpoint.offsets == ends
     assert log.committed == ends
@@ -192,7 +192,7 @@ def test_a_stop_learns_the_open_batch_publishes_and_checkpoints_the_exact_versio
     (snapshot,) = _snapshots(sinks)
     assert snapshot["n_seen"] == valid
     assert snapshot["version"] == 1
-    checkpoint = harness.daemon.store.load()  # type: ignore[union-attr]
+    checkpoint = harness.daemon.state.store.load()  # type: ignore[union-attr]
     assert checkpoint is not None
     assert checkpoint.version == 1
     assert harness.source.closed
@@ -237,14 +237,14 @@ def test_unacknowledged_dead_letters_defer_the_checkpoint(
     harness = Harness(_settings(tmp_path), log, sinks)
     sinks.sinks[0].hang = True  # the broker does not answer
     harness.turns(20)
-    assert harness.daemon.store is not None
-    assert harness.daemon.store.load() is None
+    assert harness.daemon.state.store is not None
+    assert harness.daemon.state.store.load() is None
     assert not harness.daemon.checkpoint()
     sinks.sinks[0].hang = False
     for delivery in sinks.sinks[0].deliveries:
         delivery.is_done = True  # the broker answers after all
     assert harness.daemon.checkpoint()
-    assert harness.daemon.store.load() is not None
+    assert harness.daemon.state.store.load() is not None
 
 
 def test_a_delivery_failure_recreates_the_producer_and_nothing_is_lost(

@@ -15,6 +15,7 @@ from streamem.service.codecs import encode_points
 from streamem.service.learner import Learner
 from streamem.service.shards import STATISTICS_REFRESH_SECONDS, Shards
 from streamem.service.source import Partition
+from streamem.service.state import StatisticsTopicState
 from streamem.service.statistics import PartitionStatistics
 from streamem.synthetic import SensorModes
 from tests.service.fakes import FakeLog, FakeSource, FakeStatisticsTopic, SinkFactory
@@ -51,6 +52,13 @@ class Replica:
         assert isinstance(source, FakeSource)
         self.source = source
         source.assign(partitions)
+
+    @property
+    def state(self) -> StatisticsTopicState:
+        """The daemon's scale-out state (its learners, the election, the channel)."""
+        state = self.daemon.state
+        assert isinstance(state, StatisticsTopicState)
+        return state
 
     def turn(self) -> None:
         self.daemon.turn()
@@ -161,8 +169,7 @@ def test_every_partition_starts_and_the_first_start_on_the_topic_wins(
     assert len(candidates) == 2, "both replicas started on their own"
     winner = next(r.lineage for r in records if r.share is not None)
     for replica in (first, second):
-        shards = replica.daemon.shards
-        assert shards is not None
+        shards = replica.state.shards
         assert shards.lineage == winner
         assert all(shards.lineage_of(p) == winner for p in shards.owned)
     assert _n_seen(first) == _n_seen(second) == log.size()
@@ -211,8 +218,7 @@ def test_a_member_unsure_of_its_partitions_writes_nothing_and_a_lost_one_drops_t
     assert log.committed == committed
     zombie.source.lose()
     assert zombie.daemon.assigned == ()
-    assert zombie.daemon.shards is not None
-    assert not zombie.daemon.shards.owned
+    assert not zombie.state.shards.owned
     assert not zombie.daemon.metrics.state.publishing
     heir = Replica(tmp_path / "b", log, topic, sinks, PARTITIONS)
     _run([heir], log)
@@ -258,7 +264,7 @@ def test_an_owner_sends_its_record_again_over_another_members_late_write(
     owner.turn()
     owner.turn()
     newest = [r for r in topic.records() if r.partition == PARTITIONS[1]][-1]
-    assert newest.writer == owner.daemon.statistics.writer  # type: ignore[union-attr]
+    assert newest.writer == owner.state.channel.writer  # type: ignore[union-attr]
     assert newest.offset == stale.offset
     assert newest.share == stale.share
 
@@ -286,8 +292,7 @@ def test_a_partition_restored_from_a_lost_start_is_read_again_from_its_origin(
     stopping.daemon.shutdown()  # its last record carries its own, losing start
     topic.held = False
     heir = Replica(tmp_path / "c", log, topic, sinks, PARTITIONS[:1])
-    assert heir.daemon.shards is not None
-    assert heir.daemon.shards.lineage == other.daemon.shards.lineage_of(PARTITIONS[1])  # type: ignore[union-attr]
+    assert heir.state.shards.lineage == other.state.shards.lineage_of(PARTITIONS[1])
     _run([heir, other], log)
     assert _n_seen(heir) == _n_seen(other) == log.size()
 
@@ -337,8 +342,7 @@ def test_a_revocation_without_the_lease_is_a_loss(tmp_path: Path, rng: np.random
     zombie.daemon.shutdown()  # closing the consumer revokes the partitions
     assert len(topic.values) == sent
     assert len(_published(sinks)) == published
-    assert zombie.daemon.shards is not None
-    assert not zombie.daemon.shards.owned
+    assert not zombie.state.shards.owned
 
 
 def test_a_partition_restored_from_a_lost_warm_up_is_read_from_its_origin_not_its_offset(

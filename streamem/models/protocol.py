@@ -15,13 +15,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any, Literal, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from streamem.engine.monitor import ConvergenceMonitor, MonitorRecord
 from streamem.engine.schedules import Schedule
+
+if TYPE_CHECKING:
+    from streamem.models.results import FamilyResults
 
 FloatArray = NDArray[np.float64]
 
@@ -212,6 +215,10 @@ class FamilySpec:
     structural
         Hyper-parameters whose change makes stored statistics unusable (a checkpoint written
         with other values is refused).
+    results
+        ``"module:NAME"`` of the family's :class:`~streamem.models.results.FamilyResults` (its
+        per-record results on the daemon's results topic), or that object itself; None: the
+        family gives no results.
 
     Examples
     --------
@@ -233,6 +240,7 @@ class FamilySpec:
     sequential: bool = False
     scorable_alone: bool = True
     structural: tuple[str, ...] = ()
+    results: str | FamilyResults | None = None
 
     @property
     def estimator_name(self) -> str:
@@ -248,6 +256,15 @@ class FamilySpec:
         module, _, name = self.estimator.partition(":")
         kind: type[StreamingModel] = getattr(importlib.import_module(module), name)
         return kind
+
+    def result_family(self) -> FamilyResults | None:
+        """The family's :class:`~streamem.models.results.FamilyResults` (imports its module),
+        or None if it gives no results."""
+        if not isinstance(self.results, str):
+            return self.results
+        module, _, name = self.results.partition(":")
+        found: FamilyResults = getattr(importlib.import_module(module), name)
+        return found
 
     def snapshot_branch(self) -> dict[str, Any]:
         """The family's branch of the snapshot schema (read from its package)."""

@@ -169,20 +169,7 @@ def snapshot_schema(base: dict[str, Any]) -> dict[str, Any]:
     """
     schema = copy.deepcopy(base)
     branches = [spec.snapshot_branch() for spec in _specs().values()]
-    family_fields: dict[str, Any] = {}
-    for branch in branches:
-        for field, definition in branch["properties"].items():
-            if family_fields.setdefault(field, definition) != definition:
-                raise ValueError(
-                    f"snapshot field {field!r}: family {branch['title']!r} defines it as "
-                    f"{definition}, another family as {family_fields[field]}"
-                )
-    common = {
-        field: definition
-        for field, definition in base["properties"].items()
-        if field in base["required"]
-    }
-    common["family"] = {**common["family"], "enum": list(_specs())}
+    common = _common_fields(base, list(_specs()))
     schema["oneOf"] = [
         {
             "title": branch["title"],
@@ -191,13 +178,75 @@ def snapshot_schema(base: dict[str, Any]) -> dict[str, Any]:
         }
         for branch in branches
     ]
-    schema["properties"] = {**common, **family_fields}
+    schema["properties"] = {**common, **_family_fields("snapshot", branches)}
     return schema
+
+
+def results_schema(base: dict[str, Any]) -> dict[str, Any]:
+    """The result record's schema with its family parts rebuilt from the declarations.
+
+    ``base`` is the schema document (``streamem/schemas/result.schema.json``); its common
+    fields are kept, and the ``family`` enum, the ``oneOf`` branches (one per family that
+    declares :class:`~streamem.models.results.FamilyResults`: its fields are required once
+    ``warmup`` is false) and the families' field definitions come from the declarations.
+
+    Run ``python -m streamem.models.registry results`` to rewrite the schema file.
+
+    Raises
+    ------
+    ValueError
+        If two families define one field differently.
+    """
+    schema = copy.deepcopy(base)
+    branches = []
+    for spec in _specs().values():
+        results = spec.result_family()
+        if results is not None:
+            branches.append({"title": spec.name, **results.branch})
+    schema["oneOf"] = [
+        {
+            "title": branch["title"],
+            "properties": {"family": {"const": branch["title"]}},
+            "if": {"properties": {"warmup": {"const": False}}},
+            "then": {"required": branch["required"]},
+        }
+        for branch in branches
+    ]
+    common = _common_fields(base, [branch["title"] for branch in branches])
+    schema["properties"] = {**common, **_family_fields("result", branches)}
+    return schema
+
+
+def _common_fields(base: dict[str, Any], families: list[str]) -> dict[str, Any]:
+    """The fields that ``base`` requires of every document, ``family`` naming ``families``."""
+    common = {
+        field: definition
+        for field, definition in base["properties"].items()
+        if field in base["required"]
+    }
+    common["family"] = {**common["family"], "enum": families}
+    return common
+
+
+def _family_fields(what: str, branches: list[dict[str, Any]]) -> dict[str, Any]:
+    """The union of the branches' field definitions; a field defined twice, alike."""
+    family_fields: dict[str, Any] = {}
+    for branch in branches:
+        for field, definition in branch["properties"].items():
+            if family_fields.setdefault(field, definition) != definition:
+                raise ValueError(
+                    f"{what} field {field!r}: family {branch['title']!r} defines it as "
+                    f"{definition}, another family as {family_fields[field]}"
+                )
+    return family_fields
 
 
 if __name__ == "__main__":  # pragma: no cover - a maintainer's tool
     from importlib.resources import files
 
-    path = files("streamem").joinpath("schemas", "model-snapshot.schema.json")
-    rebuilt = snapshot_schema(json.loads(path.read_text()))
+    results = sys.argv[1:] == ["results"]
+    name = "result.schema.json" if results else "model-snapshot.schema.json"
+    path = files("streamem").joinpath("schemas", name)
+    rebuild = results_schema if results else snapshot_schema
+    rebuilt = rebuild(json.loads(path.read_text()))
     sys.stdout.write(json.dumps(rebuilt, indent=2) + "\n")

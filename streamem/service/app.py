@@ -82,6 +82,7 @@ from streamem.service.learner import Learner
 from streamem.service.logwatch import LogReplaced, LogWatch
 from streamem.service.metrics import DaemonMetrics
 from streamem.service.publisher import Publisher, Sink
+from streamem.service.results import ResultStage, result_records
 from streamem.service.snapshot import build_snapshot, encode_snapshot
 from streamem.service.source import AssignmentHandler, Partition, Record, Source
 from streamem.service.state import (
@@ -209,6 +210,12 @@ class Daemon(AssignmentHandler):
             clock=clock,
             connect=False,
         )
+        self.results = (
+            None
+            if settings.output.results_topic is None
+            else ResultStage(settings.output, settings.model.family)
+        )
+        """The results stage (None: ``output.results_topic`` is off)."""
         self.source: Source | None = None
         self._statistics_factory = statistics_factory
         self.state: PartitionState
@@ -230,6 +237,7 @@ class Daemon(AssignmentHandler):
         self._progress_consumed = 0
         self._failures_seen = 0
         self._delivered_seen = 0
+        self._results_seen = 0
         self._checkpoint_failed = False  # the newest attempt could not write the file
         self.logs = LogWatch()
         """Which log each partition's offsets belong to (see :mod:`streamem.service.logwatch`)."""
@@ -459,6 +467,8 @@ class Daemon(AssignmentHandler):
         )
 
     def learn_batch(self) -> None:
+        if self.results is not None:
+            self._publish_scoring_model()
         batch = self.batcher.take()
         shard = next(iter(batch.first_offsets), None)
         learner = self.state.learner_for(shard, batch.first_offsets.get(shard) if shard else None)
@@ -480,8 +490,19 @@ class Daemon(AssignmentHandler):
             keys = None if keys is None else tuple(keys[i] for i in kept.tolist())
         model = learner.model
         n_points = points.shape[0]
+        results = self.results
+        scored = (
+            results.score(model, points, keys, None if self.book.unpublished else self.version)
+            if results is not None and n_points
+            else None
+        )
         isolate = None if self._documents else lambda X, k: isolate_refused(model, X, k)
         outcome = learner.learn(points, keys, isolate=isolate) if n_points else None
+        if results is not None and scored is not None:
+            isolated = outcome.isolated if outcome is not None else []
+            for record, value in result_records(results, batch, kept, scored, isolated):
+                self.publisher.result(results.topic, record, value)
+            self.metrics.anomalies.inc(int(np.count_nonzero(scored.flags)))
         if outcome is not None and outcome.isolated:
             refusals = [
                 *refusals,
@@ -510,6 +531,14 @@ class Daemon(AssignmentHandler):
             drift=outcome is not None and outcome.drift,
         )
         self.state.batch_learned(shard)
+
+    def _publish_scoring_model(self) -> None:
+        """With results on, the model that scores the next batch is published first (when
+        it changed and the group confirmed this member), so that each result names its
+        snapshot's version."""
+        source = self.source
+        if self.book.unpublished and source is not None and source.generation() is not None:
+            self._reserve_and_publish()
 
     def _reject_points(self, batch: MicroBatch, refusals: Sequence[Refusal]) -> int:
         """Dead-letter the records of points the guard kept out; return how many records."""
@@ -602,6 +631,10 @@ class Daemon(AssignmentHandler):
             self.metrics.published.inc(delivered - self._delivered_seen)
             self._delivered_seen = delivered
             self.metrics.state.last_publish = self.wall_clock()
+        results = self.publisher.results_delivered - self._results_seen
+        if results:
+            self.metrics.results_published.inc(results)
+            self._results_seen += results
         self.metrics.state.delivery_problem = self.publisher.problem
         self.metrics.state.version = self.publisher.acknowledged_version
 

@@ -620,6 +620,12 @@ class OutputSettings(_Section):
     consumer group learn one model: each publishes its partitions' statistics there and merges
     the others' (see :mod:`streamem.service.shards`); a compacted topic in production.
 
+    ``results_topic`` (null by default: off) receives one result per valid record, keyed like
+    the record (see :mod:`streamem.service.results`), with the top ``results_top_k`` class
+    probabilities (null: all); a record is flagged as an anomaly when its score is above the
+    running ``anomaly_quantile`` of the stream's earlier scores (0.999: one clean reading in
+    1,000 is flagged).
+
     Examples
     --------
     >>> OutputSettings().topic
@@ -632,6 +638,9 @@ class OutputSettings(_Section):
     publish_every_seconds: PositiveFloat = 5.0
     dead_letter_max_bytes: PositiveInt = 1_000_000
     statistics_topic: TopicName | None = None
+    results_topic: TopicName | None = None
+    results_top_k: PositiveInt | None = 3
+    anomaly_quantile: Annotated[float, Field(gt=0, lt=1)] = 0.999
 
 
 class BatchingSettings(_Section):

@@ -316,6 +316,14 @@ class DaemonMetrics:
             registry=r,
         )
         self.checkpoints = Counter("streamem_checkpoints", "Checkpoints written.", registry=r)
+        self.results_published = Counter(
+            "streamem_results_published",
+            "Result records (output.results_topic) acknowledged by the broker.",
+            registry=r,
+        )
+        self.anomalies = Counter(
+            "streamem_anomalies", "Records whose result flags an anomaly.", registry=r
+        )
         self.published = Counter(
             "streamem_published", "Model snapshots acknowledged by the broker.", registry=r
         )

@@ -230,7 +230,8 @@ def is_permanent(error: BaseException) -> bool:
 
 @dataclass
 class DeadLetter:
-    """A dead letter on its way: what to send, where it came from, and its delivery."""
+    """A dead letter (or a result) on its way: what to send, where it came from, and its
+    delivery; ``topic`` None is the dead-letter topic."""
 
     partition: Partition
     offset: int
@@ -238,6 +239,7 @@ class DeadLetter:
     value: bytes | None
     headers: Headers
     delivery: Delivery | None = None
+    topic: str | None = None
 
     @property
     def acknowledged(self) -> bool:
@@ -340,6 +342,8 @@ class Publisher:
         self._creation_failures = 0
         self.given_up = 0
         """Records dropped because no producer can send them (too large, invalid)."""
+        self.results_delivered = 0
+        """Results (:meth:`result`) acknowledged by the broker so far."""
         self._sink: Sink | None = None
         if connect:
             self.connect()
@@ -432,11 +436,12 @@ class Publisher:
     # ---- sending ------------------------------------------------------------------------------
 
     def _send_dead_letter(self, letter: DeadLetter) -> None:
-        if self._sink is None or self.dead_letter_topic is None:
+        topic = letter.topic or self.dead_letter_topic
+        if self._sink is None or topic is None:
             return
         try:
             letter.delivery = self._sink.send(
-                self.dead_letter_topic, value=letter.value, key=letter.key, headers=letter.headers
+                topic, value=letter.value, key=letter.key, headers=letter.headers
             )
         except Exception as error:  # KafkaTimeoutError, IllegalStateError, ...
             letter.delivery = None
@@ -497,6 +502,16 @@ class Publisher:
         self._pending.append(letter)
         self._send_dead_letter(letter)
 
+    def result(self, topic: str, record: Record, value: bytes) -> None:
+        """Send the result ``value`` of ``record`` to ``topic``, keyed like the record; like a
+        dead letter, it is kept (and sent again after a failure) until acknowledged, and
+        :meth:`unsettled_offsets` counts it."""
+        letter = DeadLetter(
+            (record.topic, record.partition), record.offset, record.key, value, [], topic=topic
+        )
+        self._pending.append(letter)
+        self._send_dead_letter(letter)
+
     def reject(self, record: Record, error: RecordRejected) -> None:
         """:meth:`dead_letter` with the reason and detail of a decoding error."""
         self.dead_letter(record, error.reason.value, error.detail)
@@ -511,8 +526,7 @@ class Publisher:
         """
         pending = self._pending
         while pending and pending[0].acknowledged:
-            pending.popleft()
-            self._delivered_something()
+            self._letter_delivered(pending.popleft())
         if pending:
             self._review()
         self._check_snapshot()
@@ -538,7 +552,7 @@ class Publisher:
         failed: DeadLetter | None = None
         for letter in self._pending:
             if letter.acknowledged:
-                self._delivered_something()
+                self._letter_delivered(letter)
                 continue
             error = letter.delivery.exception if letter.delivery is not None else None
             if letter.failed and error is not None and is_permanent(error):
@@ -552,10 +566,16 @@ class Publisher:
             error = failed.delivery.exception if failed.delivery is not None else None
             self._fail(f"a dead letter of {failed.partition}@{failed.offset}", error)
 
+    def _letter_delivered(self, letter: DeadLetter) -> None:
+        if letter.topic is not None:
+            self.results_delivered += 1
+        self._delivered_something()
+
     def _give_up(self, letter: DeadLetter, error: BaseException) -> None:
         self.given_up += 1
         log.error(
-            "the dead letter of %s/%d@%d cannot be sent and is dropped: %s",
+            "the %s of %s/%d@%d cannot be sent and is dropped: %s",
+            "dead letter" if letter.topic is None else "result",
             letter.partition[0],
             letter.partition[1],
             letter.offset,

@@ -40,6 +40,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "build_snapshot",
     "encode_snapshot",
+    "packaged_schema",
     "snapshot_fields",
     "snapshot_schema",
 ]
@@ -57,11 +58,12 @@ def snapshot_schema() -> dict[str, Any]:
     >>> snapshot_schema()["properties"]["schema_version"]
     {'const': 1, 'description': "Version of this document's layout."}
     """
-    text = (
-        importlib.resources.files("streamem")
-        .joinpath("schemas", "model-snapshot.schema.json")
-        .read_text(encoding="utf-8")
-    )
+    return packaged_schema("model-snapshot.schema.json")
+
+
+def packaged_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema ``streamem/schemas/<name>``."""
+    text = importlib.resources.files("streamem").joinpath("schemas", name).read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 

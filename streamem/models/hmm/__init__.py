@@ -18,6 +18,7 @@ GAUSSIAN_HMM = FamilySpec(
     sequential=True,
     scorable_alone=False,
     structural=("n_components", "covariance_type"),
+    results="streamem.models.hmm.results:HMM_RESULTS",
 )
 """The Gaussian HMM's declaration (see :class:`~streamem.models.protocol.FamilySpec`)."""
 
@@ -32,6 +33,7 @@ def _table_hmm(name: str, estimator: str) -> FamilySpec:
         sequential=True,
         scorable_alone=False,
         structural=("n_components",),
+        results="streamem.models.hmm.results:HMM_RESULTS",
     )
 
 

@@ -17,6 +17,7 @@ GAUSSIAN_MIXTURE = FamilySpec(
     ),
     snapshot="gaussian_mixture.snapshot.json",
     structural=("n_components", "covariance_type"),
+    results="streamem.models.mixture.results:GAUSSIAN_MIXTURE_RESULTS",
 )
 """The Gaussian mixture's declaration (see :class:`~streamem.models.protocol.FamilySpec`)."""
 
@@ -26,5 +27,6 @@ POISSON_MIXTURE = FamilySpec(
     options=("n_components", "init_size", "seed", "schedule", "averaging_start"),
     snapshot="poisson_mixture.snapshot.json",
     structural=("n_components",),
+    results="streamem.models.mixture.results:POISSON_MIXTURE_RESULTS",
 )
 """The Poisson mixture's declaration (counts per interval, independent rows)."""

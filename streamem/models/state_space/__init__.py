@@ -9,6 +9,7 @@ LINEAR_GAUSSIAN_SSM = FamilySpec(
     snapshot="linear_gaussian_ssm.snapshot.json",
     sequential=True,
     scorable_alone=False,
+    results="streamem.models.state_space.results:SSM_RESULTS",
 )
 """The linear-Gaussian state space model's declaration (see
 :class:`~streamem.models.protocol.FamilySpec`)."""

@@ -20,5 +20,6 @@ LDA = FamilySpec(
     input_kind="documents",
     scorable_alone=False,
     structural=("n_components", "vocabulary"),
+    results="streamem.models.topics.results:LDA_RESULTS",
 )
 """Latent Dirichlet allocation's declaration (see :class:`~streamem.models.protocol.FamilySpec`)."""

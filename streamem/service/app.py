@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from streamem.errors import StreamemError
+from streamem.models.protocol import StreamingModel
 from streamem.models.registry import model_class
 from streamem.service.batching import MicroBatch, MicroBatcher
 from streamem.service.bookkeeping import VERSION_RESERVE, Bookkeeping
@@ -238,6 +239,7 @@ class Daemon(AssignmentHandler):
         self._failures_seen = 0
         self._delivered_seen = 0
         self._results_seen = 0
+        self._published_model: tuple[StreamingModel, tuple[Any, ...], int] | None = None
         self._checkpoint_failed = False  # the newest attempt could not write the file
         self.logs = LogWatch()
         """Which log each partition's offsets belong to (see :mod:`streamem.service.logwatch`)."""
@@ -492,7 +494,7 @@ class Daemon(AssignmentHandler):
         n_points = points.shape[0]
         results = self.results
         scored = (
-            results.score(model, points, keys, None if self.book.unpublished else self.version)
+            results.score(model, points, keys, self._version_of(model))
             if results is not None and n_points
             else None
         )
@@ -533,12 +535,24 @@ class Daemon(AssignmentHandler):
         self.state.batch_learned(shard)
 
     def _publish_scoring_model(self) -> None:
-        """With results on, the model that scores the next batch is published first (when
-        it changed and the group confirmed this member), so that each result names its
-        snapshot's version."""
-        source = self.source
-        if self.book.unpublished and source is not None and source.generation() is not None:
+        """With results on, the model that scores the next batch is published first (unless
+        it is the published one, or the group has not confirmed this member), so that each
+        result names its snapshot's version."""
+        learner, source = self.learner, self.source
+        if learner is None or not learner.initialized:
+            return
+        if self._version_of(learner.model) is not None:
+            return
+        if source is not None and source.generation() is not None:
+            self.book.model_changed()  # e.g. restored: published again, under a new version
             self._reserve_and_publish()
+
+    def _version_of(self, model: StreamingModel) -> int | None:
+        """The version of the snapshot published of ``model`` as it stands (None: none)."""
+        published = self._published_model
+        if published is None or published[0] is not model or published[1] != _identity(model):
+            return None
+        return published[2]
 
     def _reject_points(self, batch: MicroBatch, refusals: Sequence[Refusal]) -> int:
         """Dead-letter the records of points the guard kept out; return how many records."""
@@ -616,7 +630,7 @@ class Daemon(AssignmentHandler):
             timestamp=self.wall_clock(),
         )
         self.publisher.publish(encode_snapshot(snapshot), version=book.version + 1)
-        book.published()
+        self._published_model = (learner.model, _identity(learner.model), book.published())
         return True
 
     def _count_failures(self) -> None:
@@ -873,6 +887,12 @@ class Daemon(AssignmentHandler):
         )
         self._last_progress = now
         self._progress_consumed = 0
+
+
+def _identity(model: StreamingModel) -> tuple[Any, ...]:
+    """What changes whenever ``model`` learns, warms up or merges statistics."""
+    status = model.status
+    return (status.n_seen, status.n_warmup, status.n_updates, status.n_refused, status.weights)
 
 
 def _internal(error: Exception) -> RecordRejected:

@@ -51,6 +51,39 @@ def _sklearn_model(snapshot: dict[str, Any]) -> SklearnMixture:
     return model
 
 
+def _check_labels(
+    log: FakeLog, sinks: SinkFactory, results: list[tuple[bytes | None, dict[str, Any]]]
+) -> dict[int, dict[str, Any]]:
+    """Every scored result names a published snapshot whose scikit-learn predict gives its
+    component; return the snapshots by version."""
+    snapshots = {
+        s["version"]: s for s in (json.loads(v) for _, v, _ in sinks.on("streamem.models"))
+    }
+    features = _settings(Path("/unused")).input.features
+    by_version: dict[int, list[dict[str, Any]]] = {}
+    for _, result in results:
+        if not result["warmup"]:
+            by_version.setdefault(result["model_version"], []).append(result)
+    assert set(by_version) <= set(snapshots)
+    for version, mine in by_version.items():
+        rows = np.array(
+            [
+                [
+                    json.loads(
+                        log.partitions[(r["source"]["topic"], r["source"]["partition"])][
+                            r["source"]["offset"]
+                        ]
+                    )[name]
+                    for name in features
+                ]
+                for r in mine
+            ]
+        )
+        labels = _sklearn_model(snapshots[version]).predict(rows)
+        assert [r["component"] for r in mine] == labels.tolist()
+    return snapshots
+
+
 def test_every_valid_record_has_one_result_that_names_the_snapshot_that_scored_it(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:
@@ -70,32 +103,12 @@ def test_every_valid_record_has_one_result_that_names_the_snapshot_that_scored_i
     for key, result in results:
         VALIDATOR.validate(result)
         assert key == b"k"  # keyed like the input record
-    snapshots = {
-        s["version"]: s for s in (json.loads(v) for _, v, _ in sinks.on("streamem.models"))
-    }
+    snapshots = _check_labels(log, sinks, results)
     # The records of the batches learned before the first parameters (init_size 300, batches
     # of 200 points: two batches) were scored by no model, and say so.
     warm = [r for _, r in results if r["warmup"]]
     assert len(warm) == snapshots[1]["n_seen"] == 400
     assert all(r["model_version"] is None and not r["anomaly"] for r in warm)
-    spec = _settings(Path("/unused")).input
-    scored = [r for _, r in results if not r["warmup"]]
-    assert {r["model_version"] for r in scored} <= set(snapshots)
-    for version in {r["model_version"] for r in scored}:
-        mine = [r for r in scored if r["model_version"] == version]
-        rows = np.array(
-            [
-                json.loads(
-                    log.partitions[(r["source"]["topic"], r["source"]["partition"])][
-                        r["source"]["offset"]
-                    ]
-                )[name]
-                for r in mine
-                for name in spec.features
-            ]
-        ).reshape(len(mine), len(spec.features))
-        labels = _sklearn_model(snapshots[version]).predict(rows)
-        assert [r["component"] for r in mine] == labels.tolist()
     metrics = harness.daemon.metrics.registry.get_sample_value
     assert metrics("streamem_results_published_total") == valid
 
@@ -135,6 +148,7 @@ def test_across_crashes_every_valid_record_has_a_result(
     assert len(results) >= valid
     for _, result in results:
         VALIDATOR.validate(result)
+    _check_labels(log, sinks, results)  # a restored model is published before it scores
 
 
 @pytest.mark.parametrize("quantile", [0.99, 0.995])

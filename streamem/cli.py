@@ -230,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --file readings.csv --rate 500\n"
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --count 10000 --change-after 5000\n"
         "  streamem produce --bootstrap-servers kafka:9092 --rate 500 --bad-every 1000\n"
+        "  streamem produce --bootstrap-servers 127.0.0.1:9092 --anomaly-every 1000\n"
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --file r.csv --key-field sensor\n"
         "  streamem produce --bootstrap-servers 127.0.0.1:9092 --topic docs --documents notes.txt\n"
         "A progress line (records sent, rate) is printed every few seconds on stderr.",
@@ -260,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="records to send (default: every row of --file; the synthetic stream: until Ctrl-C)",
     )
     produce.add_argument("--change-after", type=_positive_int, help="synthetic regime change")
+    produce.add_argument(
+        "--anomaly-every",
+        type=_positive_int,
+        help="every N-th synthetic reading an anomaly (humidity 6 sd above its mode's)",
+    )
     produce.add_argument("--seed", type=int, default=0, help="random seed (synthetic)")
     produce.add_argument(
         "--bad-every", type=_positive_int, help="send a malformed record instead of every N-th"
@@ -493,11 +499,14 @@ def _produce(args: argparse.Namespace) -> int:
     if args.file is not None and args.documents is not None:
         raise ValidationError("give --file (readings) or --documents (texts), not both")
     replayed = "--file" if args.file is not None else "--documents" if args.documents else None
-    if replayed and args.change_after is not None:
-        raise ValidationError(
-            f"--change-after is a regime change of the synthetic stream; {replayed} is replayed "
-            "as it is"
-        )
+    for option, value in (
+        ("--change-after", args.change_after),
+        ("--anomaly-every", args.anomaly_every),
+    ):
+        if replayed and value is not None:
+            raise ValidationError(
+                f"{option} changes the synthetic stream; {replayed} is replayed as it is"
+            )
     if args.key_field is not None and args.file is None:
         raise ValidationError("--key-field keys the rows of --file; give --file")
     if args.documents is not None:
@@ -505,7 +514,9 @@ def _produce(args: argparse.Namespace) -> int:
     elif args.file is not None:
         messages = file_records(open_data(args.file, args.features), args.key_field)
     else:
-        stream = SensorStream(change_after=args.change_after, seed=args.seed)
+        stream = SensorStream(
+            change_after=args.change_after, seed=args.seed, anomaly_every=args.anomaly_every
+        )
         messages = synthetic_records(stream)
     messages = with_malformed(messages, args.bad_every)
     _connecting(args)

@@ -53,6 +53,22 @@ class SensorModes:
             names=self.names,
         )
 
+    def anomalous(self, labels: np.ndarray) -> FloatArray:
+        """Readings (n, 3) of the modes ``labels`` (n,) that no mode produces: each mode's mean
+        with its humidity 6 standard deviations above (the modes' humidity falls from mode to
+        mode, so no other mode lies there).
+
+        Examples
+        --------
+        >>> modes = SensorModes.default()
+        >>> modes.anomalous(np.array([0]))[0].round(3).tolist()
+        [21.0, 0.718, 0.5]
+        """
+        hum = self.names.index("hum")
+        rows: FloatArray = self.means[labels].copy()
+        rows[:, hum] += 6.0 * np.sqrt(self.covariances[labels, hum, hum])
+        return rows
+
     def sample(self, n: int, rng: np.random.Generator) -> tuple[FloatArray, np.ndarray]:
         """``n`` readings (n, 3) and the mode each came from (n,)."""
         labels = rng.choice(len(self.weights), size=n, p=self.weights)
@@ -91,7 +107,8 @@ class SensorStream:
     Each reading is ``{"machine": "m2", "ts": 1700000000.5, "temp": 35.1, "hum": 0.41,
     "vib": 2.4}``; machines take turns, every machine runs in the modes of :class:`SensorModes`,
     and after ``change_after`` readings (never, if None) the modes become
-    :meth:`SensorModes.shifted`.
+    :meth:`SensorModes.shifted`. With ``anomaly_every``, every ``anomaly_every``-th reading is
+    an anomaly (:meth:`SensorModes.anomalous`).
 
     Examples
     --------
@@ -105,6 +122,7 @@ class SensorStream:
     n_machines: int = 4
     change_after: int | None = None
     seed: int = 0
+    anomaly_every: int | None = None
     modes: SensorModes = field(default_factory=SensorModes.default)
     n_produced: int = 0
 
@@ -127,7 +145,12 @@ class SensorStream:
             count = n - len(readings)
             if before and self.change_after is not None:
                 count = min(count, self.change_after - self.n_produced)
-            rows, _ = modes.sample(count, self._rng)
+            rows, labels = modes.sample(count, self._rng)
+            if self.anomaly_every:
+                odd = np.flatnonzero(
+                    (self.n_produced + np.arange(count) + 1) % self.anomaly_every == 0
+                )
+                rows[odd] = modes.anomalous(labels[odd])
             for row in rows.round(4).tolist():
                 machine = f"m{self.n_produced % self.n_machines + 1}"
                 readings.append(

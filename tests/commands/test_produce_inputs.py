@@ -13,6 +13,7 @@ from streamem.cli import main
 from streamem.commands.produce import document_records, file_records
 from streamem.datafiles import open_data
 from streamem.errors import ValidationError
+from streamem.synthetic import SensorModes, SensorStream
 
 
 def test_rows_keyed_by_a_text_column_carry_it_as_key_and_field(tmp_path: Path) -> None:
@@ -77,7 +78,8 @@ def test_documents_are_the_lines_of_a_text_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--file", "r.csv", "--change-after", "10"], "--change-after is a regime change of the"),
+        (["--file", "r.csv", "--change-after", "10"], "--change-after changes the synthetic"),
+        (["--file", "r.csv", "--anomaly-every", "10"], "--anomaly-every changes the synthetic"),
         (["--documents", "n.txt", "--change-after", "10"], "--documents is replayed as it is"),
         (["--key-field", "sensor"], "--key-field keys the rows of --file; give --file"),
         (["--file", "r.csv", "--documents", "n.txt"], "give --file (readings) or --documents"),
@@ -88,3 +90,17 @@ def test_produce_refuses_options_that_would_be_ignored(
 ) -> None:
     assert main(["produce", "--bootstrap-servers", "127.0.0.1:1", *extra]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_every_nth_synthetic_reading_is_an_anomaly_no_mode_produces() -> None:
+    stream = SensorStream(n_machines=2, seed=0, anomaly_every=7)
+    readings = stream.take(300) + stream.take(100)  # the count goes on across calls
+    hum = np.array([reading["hum"] for reading in readings])
+    modes = SensorModes.default()
+    highest = float(np.max(modes.anomalous(np.arange(3))[:, 1])) + 1e-4  # rounded to 4 digits
+    lowest = float(np.min(modes.anomalous(np.arange(3))[:, 1])) - 1e-4
+    odd = np.arange(6, 400, 7)  # the 7th, 14th, ... reading
+    assert np.all((hum[odd] >= lowest) & (hum[odd] <= highest))
+    normal = np.delete(hum, odd)
+    # A clean humidity lies 6 sd above its mode's mean with probability 1e-9.
+    assert not np.any([SensorModes.default().means[:, 1].max() + 0.27 < normal])

@@ -179,3 +179,97 @@ def test_the_anomaly_flag_rate_on_clean_data_and_the_recall_of_6_sd_anomalies(
     assert recall >= 0.95
     metrics = harness.daemon.metrics.registry.get_sample_value
     assert metrics("streamem_anomalies_total") == sum(r["anomaly"] for r in results.values())
+
+
+def test_a_packed_record_has_one_result_per_point_with_its_index(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    settings = _settings(
+        tmp_path,
+        input={"format": "packed_f32"},
+        batching={"batch_size": 1000},
+        output={"results_topic": RESULTS},
+    )
+    X, _ = SensorModes.default().sample(6_000, rng)
+    for i, chunk in enumerate(np.split(X, 30)):  # 200 points per record
+        log.append(PARTITIONS[i % 3], [encode_points(chunk, settings.input)])
+    harness = Harness(settings, log, sinks)
+    harness.drain()
+    results = [r for _, r in _results(sinks)]
+    assert len(results) == 6_000
+    points = {tuple(r["source"].values()) for r in results}
+    assert len(points) == 6_000
+    assert {r["source"]["index"] for r in results} == set(range(200))
+    for result in results[:50] + results[-50:]:
+        VALIDATOR.validate(result)
+
+
+def _two_sensors(
+    tmp_path: Path, rng: np.random.Generator, n: int, odd: frozenset[int] = frozenset()
+) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """Keyed readings of two sensors whose regimes cycle 0 -> 1 -> 2 -> 0 (temp 20, 30, 40,
+    sd 1), sensor a moving on every 100 readings and b every 150, through a daemon learning one
+    three-state HMM; at steps ``odd`` sensor a reads the level of the regime before its current
+    one (valid for that regime, impossible from the current one: the cycle never goes back).
+    Return each sensor's regimes and the results."""
+    log, sinks = FakeLog(), SinkFactory()
+    settings = _settings(
+        tmp_path,
+        input={"format": "json", "features": ["temp"], "sequence_key": "sensor"},
+        model={"family": "gaussian_hmm", "n_components": 3, "init_size": 1000},
+        output={"results_topic": RESULTS, "anomaly_quantile": 0.99},
+    )
+    regime = {"a": (np.arange(n) // 100) % 3, "b": (np.arange(n) // 150) % 3}
+    values = []
+    for t in range(n):
+        for sensor in ("a", "b"):
+            level = regime[sensor][t]
+            if sensor == "a" and t in odd:
+                level = (level - 1) % 3
+            temp = 20.0 + 10.0 * level + rng.normal()
+            values.append(json.dumps({"sensor": sensor, "temp": temp}).encode())
+    log.append(PARTITIONS[0], values)
+    Harness(settings, log, sinks).drain()
+    results = [r for _, r in _results(sinks)]
+    assert len(results) == 2 * n
+    for result in results[:20] + results[-20:]:
+        VALIDATOR.validate(result)
+    return regime, results
+
+
+def test_each_sensors_results_continue_its_own_hmm_filter(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """Each result's state follows its own sensor's regime, whatever the other one does."""
+    n = 3_000
+    regime, results = _two_sensors(tmp_path, rng, n)
+    scored = [r for r in results if not r["warmup"]]
+    truth = [
+        int(regime["ab"[r["source"]["offset"] % 2]][r["source"]["offset"] // 2]) for r in scored
+    ]
+    states = [r["state"] for r in scored]
+    # Each state stands for the regime it is most often found in (labels are arbitrary).
+    meaning = {
+        s: np.bincount([t for t, x in zip(truth, states, strict=True) if x == s]).argmax()
+        for s in set(states)
+    }
+    hits = np.mean([meaning[x] == t for x, t in zip(states, truth, strict=True)])
+    print(f"states that follow their sensor's regime: {hits:.4f}")
+    # A filter misreads the first reading or two after each switch: 50 switches of 3,000.
+    assert hits > 0.97
+
+
+def test_a_reading_impossible_from_the_current_regime_is_flagged(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """A dynamic anomaly: once in 1,000 steps (fewer than the regime changes, 1 in 100, so the
+    model does not learn them as usual), in the middle of a regime, sensor a reads the level of
+    the regime before its current one."""
+    n = 20_000
+    odd = frozenset(range(2_050, n, 1_000))
+    _, results = _two_sensors(tmp_path, rng, n, odd)
+    of_a = {r["source"]["offset"] // 2: r for r in results if r["source"]["offset"] % 2 == 0}
+    recall = np.mean([of_a[t]["anomaly"] for t in sorted(odd)])
+    print(f"dynamic anomalies flagged: {recall:.2f} of {len(odd)}")
+    assert recall >= 0.9

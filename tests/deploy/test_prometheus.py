@@ -58,6 +58,7 @@ def test_every_issue_alert_exists_and_has_unit_tests() -> None:
         "StreamemNoModelPublished",
         "StreamemNoPublishingReplica",
         "StreamemCheckpointFailing",
+        "StreamemAnomalyRateHigh",
     }
     tested: dict[str, list[bool]] = {}
     for case in load_yaml(PROMETHEUS / "alerts.test.yml")["tests"]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema
 import numpy as np
+import pytest
 from sklearn.mixture import GaussianMixture as SklearnMixture
 from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
@@ -26,6 +27,7 @@ from tests.integration.daemon import (
     daemon_config,
     readings,
 )
+from tests.integration.test_daemon_sequences import produce_keyed, sensor_records, sequence_config
 
 N_RECORDS = 12_000
 
@@ -123,3 +125,50 @@ def test_every_record_has_a_result_across_three_sigkills_labelled_by_its_snapsho
         )
         labels = _sklearn_model(snapshots[version]).predict(rows)
         assert [r["component"] for r in scored] == labels.tolist(), version
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"family": "gaussian_hmm", "n_components": 2, "init_size": 2000},
+        {"family": "linear_gaussian_ssm", "covariance_type": "diag"},
+    ],
+    ids=lambda model: model["family"],
+)
+def test_a_sequential_familys_results_are_keyed_by_sensor_one_per_reading(
+    broker: EmbeddedBroker,
+    daemons: Callable[..., DaemonProcess],
+    tmp_path: Path,
+    topic_name: str,
+    group_id: str,
+    rng: np.random.Generator,
+    model: dict[str, Any],
+) -> None:
+    results_topic = f"{topic_name}.results"
+    create_daemon_topics(broker, topic_name)
+    broker.create_topics([results_topic], partitions=3)
+    levels = np.cumsum(rng.normal(0.0, 0.5, size=(5, 2_000, 2)), axis=1)
+    records = sensor_records(levels + rng.normal(0.0, 1.0, size=levels.shape))
+    config = sequence_config(
+        tmp_path / "daemon.yaml",
+        broker,
+        topic_name,
+        group_id,
+        output={"results_topic": results_topic},
+        **model,
+    )
+    daemons(config).wait_for_log(" assigned; ", timeout=30)
+    produce_keyed(broker.bootstrap_servers, topic_name, records, 20_000)
+    results = _read_all(
+        broker.bootstrap_servers, results_topic, lambda r: len(_sources(r)), len(records)
+    )
+    assert len(_sources(results)) == len(records)
+    validator = jsonschema.Draft202012Validator(result_schema())
+    for record in results:
+        result = json.loads(record.value)
+        validator.validate(result)
+        assert result["family"] == model["family"]
+        assert record.key in {f"s{s}".encode() for s in range(5)}  # the input record's key
+    scored = sum(not json.loads(record.value)["warmup"] for record in results)
+    print(f"{model['family']}: {len(results)} results, {scored} scored by a model")
+    assert scored > len(records) // 2

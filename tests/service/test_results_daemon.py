@@ -273,3 +273,40 @@ def test_a_reading_impossible_from_the_current_regime_is_flagged(
     recall = np.mean([of_a[t]["anomaly"] for t in sorted(odd)])
     print(f"dynamic anomalies flagged: {recall:.2f} of {len(odd)}")
     assert recall >= 0.9
+
+
+def test_each_document_has_its_top_topics(tmp_path: Path, rng: np.random.Generator) -> None:
+    log, sinks = FakeLog(), SinkFactory()
+    settings = _settings(
+        tmp_path,
+        input={"format": "text", "features": ["text"]},
+        model={
+            "family": "lda",
+            "n_components": 2,
+            "init_size": 200,
+            "n_init": 1,
+            "vocabulary": {"n_features": 256},
+        },
+        batching={"batch_size": 100},
+        output={"results_topic": RESULTS, "results_top_k": 2},
+    )
+    words = [["pump", "valve", "leak", "pressure"], ["belt", "motor", "noise", "bearing"]]
+    for i in range(1_000):
+        topic = words[i % 2]
+        log.append(PARTITIONS[i % 3], [" ".join(rng.choice(topic, size=12)).encode()])
+    log.append(PARTITIONS[0], [b""])  # an empty document: a dead letter, no result
+    harness = Harness(settings, log, sinks)
+    harness.drain()
+    results = [r for _, r in _results(sinks)]
+    assert len(results) == 1_000
+    scored = [r for r in results if not r["warmup"]]
+    assert scored
+    assert all(len(r["topics"]) == 2 and r["score"] is None for r in scored)
+    for result in results[:10] + scored[:10]:
+        VALIDATOR.validate(result)
+    # The two kinds of documents get different main topics.
+    main = {
+        (r["source"]["partition"] + 3 * r["source"]["offset"]) % 2: r["topics"][0][0]
+        for r in scored[-10:]
+    }
+    assert sorted(main.values()) == [0, 1]

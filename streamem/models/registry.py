@@ -188,7 +188,8 @@ def results_schema(base: dict[str, Any]) -> dict[str, Any]:
     ``base`` is the schema document (``streamem/schemas/result.schema.json``); its common
     fields are kept, and the ``family`` enum, the ``oneOf`` branches (one per family that
     declares :class:`~streamem.models.results.FamilyResults`: its fields are required once
-    ``warmup`` is false) and the families' field definitions come from the declarations.
+    ``warmup`` is false, unless ``error`` says why the record could not be scored) and the
+    families' field definitions come from the declarations.
 
     Run ``python -m streamem.models.registry results`` to rewrite the schema file.
 
@@ -207,7 +208,7 @@ def results_schema(base: dict[str, Any]) -> dict[str, Any]:
         {
             "title": branch["title"],
             "properties": {"family": {"const": branch["title"]}},
-            "if": {"properties": {"warmup": {"const": False}}},
+            "if": {"properties": {"warmup": {"const": False}, "error": {"const": None}}},
             "then": {"required": branch["required"]},
         }
         for branch in branches

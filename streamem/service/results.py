@@ -31,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from functools import cache
@@ -39,19 +40,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streamem.errors import ValidationError
+from streamem.errors import StreamemError, ValidationError
 from streamem.models.protocol import StreamingModel
 from streamem.models.registry import family_spec
 from streamem.models.results import FamilyResults, ResultColumns
 from streamem.service.batching import MicroBatch
 from streamem.service.codecs import Decoded
 from streamem.service.config import OutputSettings
+from streamem.service.publisher import DETAIL_MAX_CHARS
 from streamem.service.snapshot import packaged_schema
 from streamem.service.source import Record
 
 __all__ = ["AnomalyThreshold", "ResultStage", "ScoredBatch", "result_records", "result_schema"]
 
 FloatArray = npt.NDArray[np.float64]
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -61,7 +65,7 @@ def result_schema() -> dict[str, Any]:
     Examples
     --------
     >>> result_schema()["required"]
-    ['family', 'source', 'model_version', 'warmup', 'anomaly', 'score']
+    ['family', 'source', 'model_version', 'warmup', 'anomaly', 'score', 'error']
     """
     return packaged_schema("result.schema.json")
 
@@ -125,21 +129,28 @@ class ScoredBatch:
     Attributes
     ----------
     columns
-        The family's fields and scores (None: the model was warming up).
+        The family's fields and scores (None: the model was warming up, or ``error``).
     flags
         The anomaly flag of each point.
     version
         The published version of the scoring model (None: warm-up, or not published).
+    error
+        Why the batch could not be scored (None: it was).
     """
 
-    __slots__ = ("columns", "flags", "version")
+    __slots__ = ("columns", "error", "flags", "version")
 
     def __init__(
-        self, columns: ResultColumns | None, flags: npt.NDArray[np.bool_], version: int | None
+        self,
+        columns: ResultColumns | None,
+        flags: npt.NDArray[np.bool_],
+        version: int | None,
+        error: str | None = None,
     ) -> None:
         self.columns = columns
         self.flags = flags
         self.version = version
+        self.error = error
 
 
 class ResultStage:
@@ -184,7 +195,12 @@ class ResultStage:
         n = points.shape[0]
         if not model.status.initialized:
             return ScoredBatch(None, np.zeros(n, dtype=bool), None)
-        columns = self.results.compute(model, points, keys, self.top_k)
+        try:
+            columns = self.results.compute(model, points, keys, self.top_k)
+        except (StreamemError, ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
+            log.error("a batch of %d points could not be scored: %s", n, error)
+            detail = f"{type(error).__name__}: {error}"[:DETAIL_MAX_CHARS]
+            return ScoredBatch(None, np.zeros(n, dtype=bool), version, detail)
         if columns.scores is None:
             return ScoredBatch(columns, np.zeros(n, dtype=bool), version)
         flags = self.threshold.flags(columns.scores)
@@ -203,16 +219,18 @@ class ResultStage:
         columns = scored.columns
         flags = scored.flags.tolist()
         family = self.family
-        if columns is None:
-            head: dict[str, Any] = {"model_version": None, "warmup": True}
+        if columns is None:  # the warm-up, or an error
+            warmup = scored.error is None
             return [
                 _dumps(
                     {
                         "family": family,
                         "source": _source(source),
-                        **head,
+                        "model_version": scored.version,
+                        "warmup": warmup,
                         "anomaly": False,
                         "score": None,
+                        "error": scored.error,
                     }
                 )
                 for source in sources
@@ -233,6 +251,7 @@ class ResultStage:
                     "warmup": False,
                     "anomaly": flags[row],
                     "score": scores[row],
+                    "error": None,
                     **fields[row],
                 }
             )

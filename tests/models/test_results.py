@@ -70,12 +70,14 @@ def test_every_familys_results_validate_against_the_schema(
             "warmup": False,
             "anomaly": False,
             "score": score,
+            "error": None,
             **fields,
         }
         validator.validate(json.loads(json.dumps(result, allow_nan=False)))
         missing = {k: v for k, v in result.items() if k not in fields}
         with pytest.raises(jsonschema.ValidationError):  # the family's fields are required
             validator.validate(missing)
+        validator.validate({**missing, "error": "ValidationError: why"})  # unless unscored
 
 
 def test_the_gaussian_mixtures_results_are_its_predict_proba_and_score_samples(

@@ -310,3 +310,37 @@ def test_each_document_has_its_top_topics(tmp_path: Path, rng: np.random.Generat
         for r in scored[-10:]
     }
     assert sorted(main.values()) == [0, 1]
+
+
+def test_a_batch_that_cannot_be_scored_gets_results_that_say_why(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """A status code that the categorical HMM's alphabet lacks (learned in the warm-up) makes
+    its micro-batch unscorable: the other records' results carry the error (the engine then
+    learns them without the code, which goes to the dead letters), and the daemon goes on."""
+    log, sinks = FakeLog(), SinkFactory()
+    settings = _settings(
+        tmp_path,
+        input={"format": "json", "features": ["code"]},
+        model={"family": "categorical_hmm", "n_components": 2, "init_size": 200},
+        batching={"batch_size": 100},
+        output={"results_topic": RESULTS},
+    )
+    codes = rng.integers(0, 4, 1_000)
+    codes[:4] = np.arange(4)
+    codes[650] = 9
+    log.append(PARTITIONS[0], [json.dumps({"code": int(c)}).encode() for c in codes])
+    harness = Harness(settings, log, sinks)
+    harness.drain()
+    results = {r["source"]["offset"]: r for _, r in _results(sinks)}
+    assert sorted(results) == [offset for offset in range(1_000) if offset != 650]
+    ((_, _, headers),) = sinks.on("streamem.dead-letter")
+    assert int(headers["source.offset"]) == 650
+    unscored = [offset for offset, r in results.items() if r["error"] is not None]
+    assert 649 in unscored or 651 in unscored
+    assert len(unscored) < 100  # its micro-batch only
+    assert "symbols" in results[unscored[0]]["error"]
+    assert results[999]["error"] is None
+    assert "state" in results[999]
+    for result in results.values():
+        VALIDATOR.validate(result)

@@ -4,6 +4,7 @@ snapshot each result names, delivery before the checkpoint, crashes, the anomaly
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -344,3 +345,27 @@ def test_a_batch_that_cannot_be_scored_gets_results_that_say_why(
     assert "state" in results[999]
     for result in results.values():
         VALIDATOR.validate(result)
+
+
+def test_two_scale_out_replicas_give_every_record_one_result(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """Each replica scores its own partitions' records (with its shard's model, which no
+    snapshot names: model_version null once the warm-up is over)."""
+    from tests.service.fakes import FakeStatisticsTopic
+    from tests.service.test_scaleout import Replica, _run
+
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    valid = _fill(log, rng, 3000, bad_every=50)
+    output = {"results_topic": RESULTS}
+    first = Replica(tmp_path / "a", log, topic, sinks, PARTITIONS[:2], output=output)
+    second = Replica(tmp_path / "b", log, topic, sinks, PARTITIONS[2:], output=output)
+    _run([first, second], log)
+    results = _results(sinks)
+    # At least once: a partition whose start lost to another member's is read again from its
+    # origin, and its records scored again.
+    assert len(_by_source(results)) == valid
+    for _, result in results:
+        VALIDATOR.validate(result)
+    versions = Counter((r["warmup"], r["model_version"]) for _, r in results)
+    print(f"{len(results)} results of {valid} records; (warmup, model_version): {versions}")

@@ -289,6 +289,23 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print the raw JSON document")
     _connect_timeout(inspect)
 
+    follow = _subcommand(
+        commands,
+        "follow",
+        "print the daemon's results (output.results_topic) as they arrive, one line each",
+        "  streamem follow --bootstrap-servers 127.0.0.1:9092 --topic sensors.results\n"
+        "  streamem follow --bootstrap-servers 127.0.0.1:9092 --topic sensors.results "
+        "--anomalies\n"
+        "Starts at the end of the topic (new results) unless --from-beginning; Ctrl-C stops.",
+        _follow,
+    )
+    follow.add_argument("--bootstrap-servers", required=True, help="host:port of a broker")
+    follow.add_argument("--topic", required=True, help="the results topic")
+    follow.add_argument("--anomalies", action="store_true", help="only results flagged anomalies")
+    follow.add_argument("--from-beginning", action="store_true", help="read the topic from start")
+    follow.add_argument("--count", type=_positive_int, help="stop after this many lines")
+    _connect_timeout(follow)
+
     plot = _subcommand(
         commands,
         "plot",
@@ -538,6 +555,22 @@ def _connecting(args: argparse.Namespace) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def _follow(args: argparse.Namespace) -> int:
+    from streamem.commands.follow import follow
+
+    _connecting(args)
+    follow(  # until --count lines, or Ctrl-C (exit 130, as for every command)
+        args.bootstrap_servers,
+        args.topic,
+        write=lambda line: print(line, flush=True),
+        anomalies_only=args.anomalies,
+        from_beginning=args.from_beginning,
+        count=args.count,
+        connect_timeout=args.connect_timeout,
+    )
+    return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:

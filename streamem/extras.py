@@ -47,6 +47,7 @@ COMMAND_EXTRAS = {
     "fit": "service",
     "produce": "service",
     "inspect": "service",
+    "follow": "service",
     "plot": "service",
     "run": "service",
     "quickstart": None,

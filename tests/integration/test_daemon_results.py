@@ -172,3 +172,38 @@ def test_a_sequential_familys_results_are_keyed_by_sensor_one_per_reading(
     scored = sum(not json.loads(record.value)["warmup"] for record in results)
     print(f"{model['family']}: {len(results)} results, {scored} scored by a model")
     assert scored > len(records) // 2
+
+
+def test_follow_prints_a_line_per_result_and_can_keep_only_anomalies(
+    broker: EmbeddedBroker, topic_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kafka import KafkaProducer
+
+    from streamem.cli import main
+
+    broker.create_topics([topic_name], partitions=2)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    for offset, anomaly in enumerate([False, True, False, True]):
+        result = {
+            "family": "gaussian_mixture",
+            "source": {"topic": "sensors", "partition": 0, "offset": offset},
+            "model_version": 3,
+            "warmup": False,
+            "anomaly": anomaly,
+            "score": 2.5 + 10 * anomaly,
+            "error": None,
+            "component": 1,
+            "probabilities": [[1, 1.0]],
+            "log_density": -2.5 - 10 * anomaly,
+        }
+        producer.send(topic_name, json.dumps(result).encode(), partition=0)
+    producer.send(topic_name, b"not a result", partition=1)
+    producer.flush(10)
+    producer.close()
+    command = ["follow", "--bootstrap-servers", broker.bootstrap_servers, "--topic", topic_name]
+    assert main([*command, "--from-beginning", "--count", "2", "--anomalies"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "sensors/0@1 v3 component=1 probabilities=1:1 log_density=-12.5 score=12.5 ANOMALY",
+        "sensors/0@3 v3 component=1 probabilities=1:1 log_density=-12.5 score=12.5 ANOMALY",
+    ]

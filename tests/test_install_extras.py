@@ -92,6 +92,7 @@ def test_every_command_names_the_extra_it_needs(library_alone: Path, tmp_path: P
         "run": ["run", "--config", str(config)],
         "demo": ["demo", "--duration", "1"],
         "produce": ["produce", "--bootstrap-servers", "127.0.0.1:1", "--count", "1"],
+        "follow": ["follow", "--bootstrap-servers", "127.0.0.1:1", "--topic", "results"],
         "broker": ["broker"],
     }
     for name, argv in commands.items():
@@ -120,7 +121,8 @@ def test_import_of_the_river_learner_names_its_extra(library_alone: Path) -> Non
 def test_help_lists_which_commands_need_which_extra(library_alone: Path, tmp_path: Path) -> None:
     done = _run(library_alone, "streamem", "--help", cwd=tmp_path)
     assert done.returncode == 0
-    assert "demo, broker, fit, produce, inspect, plot, run: need the service extra" in done.stdout
+    needs = "demo, broker, fit, produce, inspect, follow, plot, run: need the service extra"
+    assert needs in done.stdout
     assert "quickstart: the library alone" in done.stdout
 
 

@@ -183,8 +183,8 @@ def test_help_says_which_commands_need_which_extra(capsys: pytest.CaptureFixture
         main(["--help"])
     text = capsys.readouterr().out
     assert (
-        "demo, broker, fit, produce, inspect, plot, run: need the service extra, pip install "
-        '"streamem[service]"' in text
+        "demo, broker, fit, produce, inspect, follow, plot, run: need the service extra, "
+        'pip install "streamem[service]"' in text
     )
     assert "quickstart: the library alone" in text
     assert 'import streamem.river: needs the river extra, pip install "streamem[river]"' in text

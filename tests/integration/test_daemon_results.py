@@ -13,8 +13,6 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
-from sklearn.mixture import GaussianMixture as SklearnMixture
-from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
 from streamem.service.broker import EmbeddedBroker
 from streamem.service.results import result_schema
@@ -28,6 +26,7 @@ from tests.integration.daemon import (
     readings,
 )
 from tests.integration.test_daemon_sequences import produce_keyed, sensor_records, sequence_config
+from tests.service.test_results_daemon import _sklearn_model
 
 N_RECORDS = 12_000
 
@@ -42,17 +41,6 @@ def _read_all(bootstrap: str, topic: str, count: Callable[[list[Any]], int], n: 
         return list(reader.records)
     finally:
         reader.close()
-
-
-def _sklearn_model(snapshot: dict[str, Any]) -> SklearnMixture:
-    model = SklearnMixture(snapshot["n_components"], covariance_type=snapshot["covariance_type"])
-    model.weights_ = np.asarray(snapshot["weights"])
-    model.means_ = np.asarray(snapshot["means"])
-    model.covariances_ = np.asarray(snapshot["covariances"])
-    model.precisions_cholesky_ = _compute_precision_cholesky(
-        model.covariances_, snapshot["covariance_type"]
-    )
-    return model
 
 
 def _sources(records: list[Any]) -> set[tuple[str, int, int]]:

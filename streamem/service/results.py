@@ -89,8 +89,8 @@ class AnomalyThreshold:
     def __init__(self, quantile: float) -> None:
         self.quantile = quantile
         tail = 1.0 - quantile
-        self.window = max(1000, math.ceil(100.0 / tail))
-        self.min_scores = math.ceil(10.0 / tail)
+        self.window = max(1000, math.ceil(round(100.0 / tail, 6)))  # 1 - 0.9 is not 0.1
+        self.min_scores = math.ceil(round(10.0 / tail, 6))
         self._scores = np.empty(self.window)
         self._count = 0
         self._threshold: float | None = None

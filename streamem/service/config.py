@@ -982,6 +982,31 @@ class Settings(_Section):
         return self
 
     @_model_validator(mode="after")
+    def _check_results(self) -> Settings:
+        topic = self.output.results_topic
+        if topic is None:
+            return self
+        if family_spec(self.model.family).results is None:
+            raise _rule_error(
+                "output.results_topic",
+                f"expected null for model.family {self.model.family!r} (it declares no "
+                f"results), received {topic!r}",
+            )
+        others: dict[str, set[str | None]] = {
+            "kafka.topics": set(self.kafka.topics),
+            "output.topic": {self.output.topic},
+            "output.dead_letter_topic": {self.output.dead_letter_topic},
+            "output.statistics_topic": {self.output.statistics_topic},
+        }
+        for key, topics in others.items():
+            if topic in topics:
+                raise _rule_error(
+                    "output.results_topic",
+                    f"expected a topic of its own, received {topic!r}, which is also {key}",
+                )
+        return self
+
+    @_model_validator(mode="after")
     def _check_sequences(self) -> Settings:
         if self.input.sequence_key is not None and not family_spec(self.model.family).sequential:
             raise _rule_error(

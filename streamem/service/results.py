@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streamem.errors import StreamemError, ValidationError
+from streamem.errors import StreamemError
 from streamem.models.protocol import StreamingModel
 from streamem.models.registry import family_spec
 from streamem.models.results import FamilyResults, ResultColumns
@@ -163,20 +163,13 @@ class ResultStage:
     family
         ``model.family``.
 
-    Raises
-    ------
-    ValidationError
-        If the family declares no results.
+    The configuration checked that the family declares results.
     """
 
     def __init__(self, output: OutputSettings, family: str) -> None:
         assert output.results_topic is not None
         found = family_spec(family).result_family()
-        if found is None:
-            raise ValidationError(
-                f"output.results_topic needs a family with results, model.family {family!r} "
-                "declares none"
-            )
+        assert found is not None, "Settings checks output.results_topic"
         self.results: FamilyResults = found
         self.topic = output.results_topic
         self.top_k = output.results_top_k

@@ -676,3 +676,38 @@ def test_a_topic_model_reads_text_with_a_vocabulary(tmp_path: Path) -> None:
 def test_topic_model_settings_are_checked(environ: dict[str, str], expected: str) -> None:
     problems = _problems(environ)
     assert any(problem.startswith(expected) for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"STREAMEM_OUTPUT__RESULTS_TOPIC": "sensors"}, "which is also kafka.topics"),
+        ({"STREAMEM_OUTPUT__RESULTS_TOPIC": "streamem.models"}, "which is also output.topic"),
+        (
+            {"STREAMEM_OUTPUT__RESULTS_TOPIC": "r", "STREAMEM_OUTPUT__STATISTICS_TOPIC": "r"},
+            "which is also output.statistics_topic",
+        ),
+        ({"STREAMEM_OUTPUT__ANOMALY_QUANTILE": "1"}, "output.anomaly_quantile"),
+    ],
+)
+def test_the_results_topic_is_a_topic_of_its_own(environment: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, environment)
+    assert load_config(None, {"STREAMEM_OUTPUT__RESULTS_TOPIC": "r"}).output.results_topic == "r"
+
+
+def test_a_family_without_results_has_no_results_topic() -> None:
+    from streamem.models.protocol import FamilySpec
+    from streamem.models.registry import register, unregister
+
+    register(
+        FamilySpec("plain", "streamem.models.mixture.gaussian_mixture:GaussianMixture", (), {})
+    )
+    try:
+        with pytest.raises(ConfigError, match=r"output\.results_topic: expected null for model"):
+            load_config(
+                None,
+                {"STREAMEM_MODEL__FAMILY": "plain", "STREAMEM_OUTPUT__RESULTS_TOPIC": "r"},
+            )
+    finally:
+        unregister("plain")

@@ -54,9 +54,10 @@ PROBABILITIES_FIELD: Mapping[str, Any] = {
 """The schema of a result's class probabilities (mixtures' components, HMMs' states)."""
 
 LOG_DENSITY_FIELD: Mapping[str, Any] = {
-    "type": "number",
+    "type": ["number", "null"],
     "description": "Log density of the reading under the model that scored it (a sequence "
-    "family's: given the key's earlier readings, the one-step predictive density).",
+    "family's: given the key's earlier readings, the one-step predictive density); null for "
+    "minus infinity (a reading the model deems impossible).",
 }
 """The schema of a result's log density (its negative is the anomaly score)."""
 

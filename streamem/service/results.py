@@ -30,13 +30,13 @@ Examples
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -286,4 +286,6 @@ def _source(source: tuple[str, int, int, int | None]) -> dict[str, Any]:
 
 
 def _dumps(result: dict[str, Any]) -> bytes:
-    return json.dumps(result, separators=(",", ":"), allow_nan=False).encode()
+    """Compact JSON; a float that is not finite (a log density of minus infinity) is null."""
+    encoded: bytes = msgspec.json.encode(result)
+    return encoded

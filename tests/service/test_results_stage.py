@@ -36,3 +36,30 @@ def test_the_window_holds_a_hundred_scores_above_the_quantile() -> None:
     threshold = AnomalyThreshold(0.999)
     assert threshold.window == 100_000
     assert threshold.min_scores == 10_000
+
+
+def test_a_reading_the_model_deems_impossible_is_encoded_and_flagged() -> None:
+    import json
+
+    import jsonschema
+
+    from streamem.models.mixture.results import mixture_columns
+    from streamem.service.config import OutputSettings
+    from streamem.service.results import ResultStage, ScoredBatch, result_schema
+
+    stage = ResultStage(OutputSettings(results_topic="r"), "poisson_mixture")
+    stage.threshold.add(np.arange(stage.threshold.min_scores, dtype=float))
+    columns = mixture_columns(
+        np.array([0, 1]),
+        np.array([[1.0, 0.0], [0.2, 0.8]]),
+        np.array([-np.inf, -2.0]),
+        None,
+    )
+    assert columns.scores is not None
+    scored = ScoredBatch(columns, stage.threshold.flags(columns.scores), 4)
+    values = stage.encode(scored, [0, 1], [("t", 0, 7, None), ("t", 0, 8, None)])
+    first, second = (json.loads(value) for value in values)
+    assert (first["log_density"], first["score"], first["anomaly"]) == (None, None, True)
+    assert (second["log_density"], second["score"], second["anomaly"]) == (-2.0, 2.0, False)
+    for result in (first, second):
+        jsonschema.Draft202012Validator(result_schema()).validate(result)

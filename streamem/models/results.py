@@ -110,8 +110,8 @@ def top_pairs(probabilities: FloatArray, top_k: int | None) -> list[list[list[An
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     values = np.take_along_axis(probabilities, order, axis=1)
     return [
-        [list(pair) for pair in zip(classes, row, strict=True)]
-        for classes, row in zip(order.tolist(), values.tolist(), strict=True)
+        [[label, value] for label, value in zip(labels, row, strict=True)]
+        for labels, row in zip(order.tolist(), values.tolist(), strict=True)
     ]
 
 

@@ -242,6 +242,11 @@ class DeadLetter:
     topic: str | None = None
 
     @property
+    def kind(self) -> str:
+        """``dead letter`` or ``result`` (for the logs)."""
+        return "dead letter" if self.topic is None else "result"
+
+    @property
     def acknowledged(self) -> bool:
         """Whether the broker acknowledged it."""
         return self.delivery is not None and self.delivery.is_done and not self.failed
@@ -449,7 +454,7 @@ class Publisher:
                 self._give_up(letter, error)
                 self._pending = deque(p for p in self._pending if p is not letter)
             else:
-                self._fail(f"a dead letter of {letter.partition}@{letter.offset}", error)
+                self._fail(f"a {letter.kind} of {letter.partition}@{letter.offset}", error)
 
     def _send_snapshot(self) -> None:
         if self._sink is None:
@@ -564,7 +569,7 @@ class Publisher:
         self._pending = kept
         if failed is not None and self._retry_at is None:
             error = failed.delivery.exception if failed.delivery is not None else None
-            self._fail(f"a dead letter of {failed.partition}@{failed.offset}", error)
+            self._fail(f"a {failed.kind} of {failed.partition}@{failed.offset}", error)
 
     def _letter_delivered(self, letter: DeadLetter) -> None:
         if letter.topic is not None:
@@ -575,7 +580,7 @@ class Publisher:
         self.given_up += 1
         log.error(
             "the %s of %s/%d@%d cannot be sent and is dropped: %s",
-            "dead letter" if letter.topic is None else "result",
+            letter.kind,
             letter.partition[0],
             letter.partition[1],
             letter.offset,

@@ -1,4 +1,4 @@
-"""A family of waiting times: a mixture of exponential distributions (the guide of docs/architecture.md)."""
+"""A family of waiting times: a mixture of exponential distributions (docs/architecture.md)."""
 
 from typing import Any, ClassVar
 

@@ -179,18 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
         "  streamem fit notes.txt --family lda --components 3 --max-words 500\n"
         "  streamem fit 'history/*.csv' --components 6 --workers 2\n"
         "  streamem fit history.parquet --components 6 --scheduler tcp://10.0.0.5:8786\n"
-        "Rows families (mixtures) read CSV, NDJSON or .npy rows; sequence families (HMMs, state\n"
-        "space) read them in file order, each row continuing its --sequence-key's sequence;\n"
-        "lda reads a text file, one document per line. With --workers or --scheduler (a\n"
-        "gaussian_mixture): batch EM on a Dask cluster (the dask extra), over CSV files (a\n"
-        "glob) or Parquet, one progress line per EM iteration. An existing --out file is\n"
-        "replaced, with a notice.",
+        "Rows families (mixtures) read CSV, NDJSON, .npy or Parquet rows; sequence families\n"
+        "(HMMs, state space) read them in file order, each row continuing the sequence of its\n"
+        "--sequence-key. lda reads a text file, one document per line. With --workers or\n"
+        "--scheduler (a gaussian_mixture): batch EM on a Dask cluster (the dask extra), over CSV\n"
+        "files (a glob) or Parquet, one progress line per EM iteration. An existing --out file\n"
+        "is replaced, with a notice.",
         _fit,
     )
     fit.add_argument(
         "file",
-        help="CSV (with a header), NDJSON/.jsonl or .npy; lda: a text file; on a cluster: CSV"
-        " files (glob), Parquet (a path or URL the workers can read)",
+        help="CSV (with a header), NDJSON/.jsonl, .npy or .parquet; lda: a text file; on a"
+        " cluster: CSV files (glob), Parquet (a path or URL the workers can read)",
     )
     fit.add_argument(
         "--family",
@@ -276,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     produce.add_argument("--bootstrap-servers", required=True, help="host:port of a broker")
     produce.add_argument("--topic", default="sensors", help="topic")
-    produce.add_argument("--file", type=Path, help="CSV/NDJSON/.npy to replay (default: synthetic)")
+    produce.add_argument(
+        "--file", type=Path, help="CSV/NDJSON/.npy/Parquet to replay (default: synthetic)"
+    )
     produce.add_argument("--features", type=_names, help="columns of --file to send")
     produce.add_argument(
         "--key-field",

@@ -263,3 +263,19 @@ def test_the_readmes_fit_commands_run_as_written(
     for name in ("machines", "levels", "notes"):
         assert (tmp_path / f"{name}.model.json").is_file()
     assert "top words" in printed  # inspect of the topics
+
+
+def test_a_sequence_family_reads_a_parquet_file_as_it_reads_the_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pandas as pd
+
+    samples = [_gaussian_hmm(seed) for seed in (1, 2)]
+    csv = _write_csv(tmp_path / "machines.csv", ["machine", "temp", "vib"], _keyed(samples))
+    parquet = tmp_path / "machines.parquet"
+    pd.read_csv(csv).to_parquet(parquet, row_group_size=700)
+    options = "--family gaussian_hmm --components 2 --sequence-key machine --init-size 1000"
+    from_csv, _ = _fit(tmp_path, capsys, str(csv), *options.split())
+    from_parquet, printed = _fit(tmp_path, capsys, str(parquet), *options.split())
+    assert "learned 4,000 rows of temp, vib in 2 sequences of machine" in printed
+    assert from_parquet["state"] == from_csv["state"]

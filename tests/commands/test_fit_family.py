@@ -117,6 +117,10 @@ def test_a_poisson_mixture_chooses_its_components_by_bic(
     # 0.6%, 1.3%, 2.4%, 2.6%, 6.9% (K=3 chosen for all five), so 10%
     np.testing.assert_allclose(fitted.lambdas_[order], rates, rtol=0.1)
     assert choose_components(counts.astype(float), range(1, 6), family="poisson_mixture")[0] == 3
+    settings = ModelSettings(
+        family="poisson_mixture", n_components=3, initial=tmp_path / "model.json"
+    )
+    assert initial_model(settings, ("calls", "faults")).status.n_seen == 3_000
 
 
 @pytest.mark.parametrize("family", ["poisson_hmm", "categorical_hmm"])
@@ -147,6 +151,8 @@ def test_a_table_hmm_learns_its_emissions_from_one_sequence(
     # 6,000 steps, ~300 switches: the largest error within ``tolerance``
     np.testing.assert_allclose(learned[order], expected[np.argsort(expected[:, 0])], atol=tolerance)
     assert main(["inspect", str(tmp_path / "model.json")]) == 0
+    settings = ModelSettings(family=family, n_components=2, initial=tmp_path / "model.json")
+    assert initial_model(settings, tuple(header)).status.n_seen == 6_000
 
 
 def test_a_state_space_model_per_tank_loads_as_the_daemons_initial_model(

@@ -1,7 +1,7 @@
-"""The README's "write your own family" guide, run: the toy family of ``tests/guide_family.py``
-(shown whole in the README) registered as a plug-in, then used by the library, by the daemon's
-in-memory stages (config, decode, guard, learn, publish, checkpoint, restart) and by the
-snapshot schema, without a change anywhere else."""
+"""The "write your own family" guide of docs/architecture.md, run: the toy family of
+``tests/guide_family.py`` (shown whole in the guide) registered as a plug-in, then used by the
+library, by the daemon's in-memory stages (config, decode, guard, learn, publish, checkpoint,
+restart) and by the snapshot schema, without a change anywhere else."""
 
 from __future__ import annotations
 
@@ -38,10 +38,10 @@ def _waits(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.exponential(1.0 / RATES[labels])[:, np.newaxis]
 
 
-def test_the_readme_shows_the_guide_family_whole() -> None:
+def test_the_guide_shows_the_guide_family_whole() -> None:
     code = (ROOT / "tests" / "guide_family.py").read_text()
-    readme = (ROOT / "README.md").read_text()
-    assert f"```python\n# tests/guide_family.py\n{code}```" in readme
+    guide = (ROOT / "docs" / "architecture.md").read_text()
+    assert f"```python\n# tests/guide_family.py\n{code}```" in guide
 
 
 def test_the_library_face_learns_the_rates(rng: np.random.Generator) -> None:

@@ -374,3 +374,20 @@ def test_a_partition_restored_from_a_lost_warm_up_is_read_from_its_origin_not_it
     heir = Replica(tmp_path / "c", log, topic, sinks, PARTITIONS[:1], **slow_start)
     _run([heir, winner], log)
     assert _n_seen(heir) == _n_seen(winner) == log.size()
+
+
+def test_a_new_owner_reads_a_recreated_input_log_from_its_start(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """The input topic was recreated (a memory-only broker restarted) and its new log grew
+    past the offsets in the statistics records: the fingerprint of the last settled record
+    in each record tells the new owner, which reads every new record once."""
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    valid = _fill(log, rng, 1500)
+    _run([Replica(tmp_path / "a", log, topic, sinks, PARTITIONS)], log)
+    assert all(record.log is not None for record in topic.records() if record.offset)
+    new_log = FakeLog()
+    more = _fill(new_log, rng, 3000)  # longer than the old log, other records
+    heir = Replica(tmp_path / "b", new_log, topic, sinks, PARTITIONS)
+    _run([heir], new_log)
+    assert _n_seen(heir) == valid + more

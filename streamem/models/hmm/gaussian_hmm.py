@@ -271,7 +271,6 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
         self.means_ = params.means
         self.covariances_ = params.covariances
         self.n_features = params.means.shape[1]
-        self.n_seen_ = self.engine_.n_seen
 
     def _draw(self, states: NDArray[np.intp], rng: np.random.Generator) -> FloatArray:
         full = self.covars_

@@ -109,7 +109,6 @@ class TableHMM(HMMEstimator):
         self.startprob_ = params.startprob
         self.transmat_ = params.transmat
         setattr(self, self._table_attribute, params.table)
-        self.n_seen_ = self.engine_.n_seen
 
     def _draw(self, states: NDArray[np.intp], rng: np.random.Generator) -> NDArray[Any]:
         table = given_array(self._table_attribute, getattr(self, self._table_attribute))

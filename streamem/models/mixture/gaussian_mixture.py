@@ -169,6 +169,8 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
     """
 
     engine_: MixtureEngine
+    warmup_: NDArray[np.floating]
+    warmup_repeats_: NDArray[np.int64]
     family = "gaussian_mixture"
     """The family's name in documents and configs (the model protocol)."""
     FORMAT = FORMAT
@@ -277,6 +279,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         self.engine_ = self._streaming_engine(engine.params)
         if engine.stats is not None:
             self.engine_.initialize(engine.params, engine.stats, n_units=len(X_checked))
+        self._clear_warmup()
         self._reset_counters()
         self._publish(from_fit=True)
         return self
@@ -293,13 +296,9 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         if first_call:
             self._check_parameters(X_checked.shape[1])
             self.engine_ = self._streaming_engine(None)
-            self.warmup_ = np.empty((0, X_checked.shape[1]))
+            self._clear_warmup()
             self._reset_counters()
-        if not self.engine_.initialized:
-            self._warm_up(X_checked)
-        else:
-            self._stepwise_update(X_checked)
-        return self
+        return self._step(X_checked)
 
     def learn(self, X: NDArray[np.floating]) -> Self:
         """:meth:`partial_fit` for an already validated float array (n, d): no checks.
@@ -309,11 +308,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         """
         if not hasattr(self, "engine_"):
             return self.partial_fit(X)
-        if not self.engine_.initialized:
-            self._warm_up(X)
-        else:
-            self._stepwise_update(X)
-        return self
+        return self._step(X)
 
     def learn_row(self, x: NDArray[np.floating]) -> Self:
         """:meth:`learn` of one validated row ``x`` (d,): one online-EM step, by the compiled
@@ -335,21 +330,52 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
             self._numpy_update(x[np.newaxis])
         return self
 
-    def _warm_up(self, X: NDArray[np.floating]) -> None:
-        """Buffer rows until ``init_size`` of them (at least K distinct) are there, then
-        initialise on them and make the first update with all of them."""
-        self.warmup_ = np.concatenate([self.warmup_, X]) if len(self.warmup_) else np.array(X)
-        needed = max(self._warmup_size(), self.n_components)
-        if len(self.warmup_) < needed:
-            if self.init_size is None:
-                self._check_enough_rows(len(self.warmup_))
-            return
-        distinct = np.unique(self.warmup_, axis=0)
-        if len(distinct) < self.n_components:
-            # Too few distinct rows (a stuck sensor): keep those and the newest rows, bounded.
-            keep = max(needed - len(distinct), 0)
-            self.warmup_ = np.concatenate([distinct, self.warmup_[len(self.warmup_) - keep :]])
-            return
+    def _buffer(self, X: NDArray[np.floating]) -> NDArray[np.floating]:
+        """Add the rows X to the warm-up buffer; all buffered rows, repeats expanded.
+
+        While the buffer holds fewer than K distinct rows (a stuck sensor), it keeps each
+        distinct row once with the count of its repeats (``warmup_repeats_``): its memory
+        stays bounded and no row is lost.
+        """
+        rows = np.concatenate([self.warmup_, X]) if len(self.warmup_) else np.array(X)
+        repeats = np.concatenate([self._warmup_repeats(), np.zeros(len(X), dtype=np.int64)])
+        if len(rows) + int(repeats.sum()) >= self._warmup_size():
+            distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
+            if len(distinct) < self.n_components:
+                counts = np.bincount(inverse.ravel(), weights=repeats + 1, minlength=len(distinct))
+                rows, repeats = distinct, counts.astype(np.int64) - 1
+        self.warmup_, self.warmup_repeats_ = rows, repeats
+        return np.repeat(rows, repeats + 1, axis=0) if repeats.any() else rows
+
+    def _warmup_repeats(self) -> NDArray[np.int64]:
+        """Extra copies of each buffered row (zeros unless a stuck sensor was collapsed)."""
+        repeats = getattr(self, "warmup_repeats_", None)
+        return np.zeros(len(self.warmup_), dtype=np.int64) if repeats is None else repeats
+
+    def _clear_warmup(self) -> None:
+        self.warmup_ = np.empty((0, self.n_features_in_))
+        self.warmup_repeats_ = np.zeros(0, dtype=np.int64)
+
+    def _cannot_start(self, buffered: NDArray[np.floating]) -> str | None:
+        if not self._warmup_repeats().any():
+            return None  # repeats are collapsed only while fewer than K rows are distinct
+        n_distinct = len(np.unique(self.warmup_, axis=0))
+        if n_distinct >= self.n_components:
+            return None
+        if n_distinct == 1:
+            return (
+                f"all {len(buffered):,} buffered rows are identical; "
+                f"{self.n_components} components need {self.n_components} distinct rows"
+            )
+        return (
+            f"the {len(buffered):,} buffered rows hold only {n_distinct} distinct rows; "
+            f"{self.n_components} components need {self.n_components}"
+        )
+
+    def _start(self, buffered: NDArray[np.floating]) -> GaussianParams:
+        """The best of ``n_init`` candidate starts (k-means, then up to ``init_em_iter`` EM
+        iterations) on the buffered rows, by their log-likelihood there; the stream's anchor
+        is its k-means start."""
         rng = np.random.default_rng(self.random_state)
         family = self._family(0.0)
         best: tuple[float, GaussianParams, GaussianParams] | None = None
@@ -357,41 +383,32 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         n_candidates = STREAMING_N_INIT if self.n_init is None else self.n_init
         for _ in range(n_candidates):
             try:
-                start = family.initial_params(self.warmup_, rng)
+                start = family.initial_params(buffered, rng)
             except DegenerateUpdateError as error:
                 failure = error
                 continue
-            refined = self._refine(start, self.warmup_)
-            fit = float(_logsumexp(family.log_joint(refined, self.warmup_)).mean())
+            refined = self._refine(start, buffered)
+            fit = float(_logsumexp(family.log_joint(refined, buffered)).mean())
             # A later candidate must be better by more than tol: two starts that reach the
             # same optimum keep the first one, whatever rounding does to their scores.
             if best is None or fit > best[0] + self.tol:
                 best = (fit, refined, start)
         if best is None:
-            # The first rows give no valid mixture (e.g. collinear): wait for the next rows.
-            self.warmup_ = self.warmup_[-needed:]
-            warnings.warn(
-                f"the mixture could not be initialised on the first {len(self.warmup_)} rows, "
-                f"it will try again with the next rows: {failure}",
-                RefusedUpdateWarning,
-                stacklevel=3,
-            )
-            return
+            assert failure is not None
+            raise failure
         _, refined, start = best
-        self.engine_.initialize(refined)
         self._gaussian_family.anchor = start
-        batch, self.warmup_ = self.warmup_, np.empty((0, X.shape[1]))
-        self._stepwise_update(batch)
+        return refined
 
     def _warmup_size(self) -> int:
-        """``init_size``; None: 3 K (d + 1) rows when starting values are estimated from the
-        rows, the first mini-batch when all of them are given."""
+        """Rows buffered before a start: ``init_size`` and at least K; None: ``3 K (d + 1)``
+        when starting values are estimated from the rows, K when all of them are given."""
         if self.init_size is not None:
-            return int(self.init_size)
+            return max(int(self.init_size), self.n_components)
         given = (self.weights_init, self.means_init, self._given_covariances())
         if all(value is not None for value in given):
-            return 0
-        return WARMUP_PER_PARAMETER * self.n_components * (self.warmup_.shape[1] + 1)
+            return self.n_components
+        return WARMUP_PER_PARAMETER * int(self.n_components) * (self.n_features_in_ + 1)
 
     def _refine(self, start: GaussianParams, X: NDArray[np.floating]) -> GaussianParams:
         """Up to ``init_em_iter`` batch EM iterations on the first points (until ``tol``), if
@@ -629,7 +646,6 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         self.means_ = params.means
         self.covariances_ = params.covariances
         self.precisions_cholesky_ = params.precisions_cholesky
-        self.n_seen_ = engine.n_seen
         if not from_fit:
             monitor = engine.monitor
             smoothed = monitor.smoothed_log_likelihood
@@ -654,7 +670,9 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         return np.asarray(self.weights_, dtype=np.float64)
 
     def _n_warmup(self) -> int:
-        return len(getattr(self, "warmup_", ()))
+        if not hasattr(self, "warmup_"):
+            return 0
+        return len(self.warmup_) + int(self._warmup_repeats().sum())
 
     def _has_parameters(self) -> bool:
         return hasattr(self, "weights_")
@@ -805,6 +823,8 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
                 "n_iter": int(getattr(self, "n_iter_", 0)),
                 "lower_bound": finite_or_none(getattr(self, "lower_bound_", None)),
             }
+            if hasattr(self, "warmup_") and self._warmup_repeats().any():
+                document["state"]["warmup_repeats"] = self._warmup_repeats().tolist()
         return document
 
     @classmethod
@@ -839,6 +859,9 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         model.warmup_ = np.array(
             [[np.nan if v is None else v for v in row] for row in state["warmup"]], dtype=float
         ).reshape(-1, model.n_features_in_)
+        model.warmup_repeats_ = np.asarray(
+            state.get("warmup_repeats", [0] * len(model.warmup_)), dtype=np.int64
+        )
         model.n_reseeded_ = state["n_reseeded"]
         model.n_refused_ = state["n_refused"]
         if model.engine_.initialized:

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 
 from streamem.engine import PowerDecay, Schedule, StepwiseEM
 from streamem.engine.records import FloatArray
-from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, ValidationError
+from streamem.errors import DegenerateUpdateError, ValidationError
 from streamem.models.base import (
     ConvergenceWarning,
     EngineBackedModel,
@@ -321,22 +321,23 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
         if not hasattr(self, "engine_"):
             self.engine_ = self._streaming_engine(batch.observations.shape[1])
             self.n_refused_ = 0
-        engine = self.engine_
-        if not engine.initialized:
-            engine.initialize(self._starting_values(self._state_space_family, batch))
-        try:
-            engine.update(batch)
-        except DegenerateUpdateError as error:
-            self.n_refused_ += 1
-            warnings.warn(
-                f"partial_fit refused a degenerate block of {len(batch.observations)} steps "
-                f"and kept the previous parameters: {error}",
-                RefusedUpdateWarning,
-                stacklevel=2,
-            )
-            return self
-        self._publish(from_fit=False)
-        return self
+        return self._step(batch)
+
+    _UNITS = "steps"
+
+    def _buffer(self, batch: SequenceBatch) -> SequenceBatch:
+        """No buffer: the first block, whatever its length, starts the model."""
+        return batch
+
+    def _clear_warmup(self) -> None:
+        """Nothing is buffered (see :meth:`_buffer`)."""
+
+    def _start(self, batch: SequenceBatch) -> StateSpaceParams:
+        return self._starting_values(self._state_space_family, batch)
+
+    def _stepwise_update(self, batch: SequenceBatch) -> None:
+        if self._update_or_refuse(batch, f"block of {len(batch.observations)} steps"):
+            self._publish(from_fit=False)
 
     def _starting_values(self, family: StateSpaceFamily, batch: SequenceBatch) -> StateSpaceParams:
         """Up to ``init_em_iter`` batch EM iterations on the first batch (its sequences from
@@ -469,7 +470,6 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
         params = self.engine_.output_params
         for name, field in PARAMETER_NAMES.items():
             setattr(self, f"{name}_", getattr(params, field))
-        self.n_seen_ = self.engine_.n_seen
         carry = self.engine_.carry or {}
         if DEFAULT_KEY in carry:
             self.filter_state_ = carry[DEFAULT_KEY]

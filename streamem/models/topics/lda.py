@@ -271,6 +271,7 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
             for _ in range(self.max_iter):
                 for begin in range(0, counts.shape[0], size):
                     self.engine_.update(counts[begin : begin + size])
+        self._clear_warmup()
         self._publish()
         self.n_iter_ = int(self.max_iter)
         self.bound_ = self._perplexity(counts)
@@ -291,26 +292,30 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         counts, e.g. from :meth:`documents_batch`): no checks (the model protocol)."""
         if not hasattr(self, "engine_"):
             return self.partial_fit(batch)
-        if not self.engine_.initialized:
-            if self.init_size is not None or self.n_init is not None:
-                return self._warm_up(batch)
-            rng = np.random.default_rng(self.random_state)
-            self.engine_.initialize(self._family().initial_params(batch, rng))
-        self.engine_.update(batch)
-        self._publish()
-        self.n_iter_ = int(self.engine_.step)
-        return self
+        return self._step(batch)
 
-    def _warm_up(self, batch: Documents) -> Self:
-        """Buffer documents until ``init_size`` are there, start from the best of ``n_init``
-        batch-refined random starts, and make the first update with the buffer."""
+    _UNITS = "documents"
+
+    def _warmup_size(self) -> int:
+        return int(self.init_size or 0)
+
+    def _buffer(self, batch: Documents) -> Documents:
         buffered = getattr(self, "warmup_", None)
-        buffer = batch if buffered is None else sp.vstack([buffered, batch], format="csr")
-        if buffer.shape[0] < (self.init_size or 0):
-            self.warmup_ = buffer
-            return self
+        self.warmup_ = batch if buffered is None else sp.vstack([buffered, batch], format="csr")
+        return self.warmup_
+
+    def _clear_warmup(self) -> None:
+        self.warmup_ = None
+
+    def _start(self, buffer: Documents) -> TopicWordParams:
+        """Without ``init_size`` and ``n_init``, random topics (as scikit-learn); else the
+        best of ``n_init`` random starts refined by ``init_em_iter`` batch iterations on the
+        buffered documents, by their evidence lower bound there."""
         rng = np.random.default_rng(self.random_state)
         family = self._family()
+        if self.init_size is None and self.n_init is None:
+            start: TopicWordParams = family.initial_params(buffer, rng)
+            return start
         best: tuple[float, TopicWordParams] | None = None
         for _ in range(WARMUP_N_INIT if self.n_init is None else int(self.n_init)):
             start = family.initial_params(buffer, rng)
@@ -320,9 +325,12 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
             if best is None or bound > best[0]:
                 best = (bound, params)
         assert best is not None
-        self.engine_.initialize(best[1])
-        self.warmup_ = None
-        return self.learn(buffer)
+        return best[1]
+
+    def _stepwise_update(self, batch: Documents) -> None:
+        self.engine_.update(batch)
+        self._publish()
+        self.n_iter_ = int(self.engine_.step)
 
     def _batch_iterations(
         self, start: TopicWordParams, counts: Documents, iterations: int
@@ -553,7 +561,6 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         self.components_ = engine.output_params.components
         self.doc_topic_prior_, self.topic_word_prior_ = self._priors()
         self.effective_documents_ = float(engine.effective_count)
-        self.n_seen_ = int(engine.n_seen)
         self.n_batch_iter_ = int(engine.step)
 
     # ---- checks ------------------------------------------------------------------------------

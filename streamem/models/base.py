@@ -69,8 +69,9 @@ class ConvergenceWarning(StreamemWarning):
 
 @dataclasses.dataclass(frozen=True)
 class Bound:
-    """A hyper-parameter that must be a number (an integer with ``integer``) >= ``low``, or
-    None when ``optional`` (scikit-learn's ``_parameter_constraints``, as data).
+    """A hyper-parameter that must be a number (an integer with ``integer``) >= ``low`` (>
+    ``low`` with ``strict``), or None when ``optional`` (scikit-learn's
+    ``_parameter_constraints``, as data).
 
     Examples
     --------
@@ -78,24 +79,53 @@ class Bound:
     Traceback (most recent call last):
     ...
     streamem.errors.ValidationError: n_components must be an integer >= 1, got 0
-    >>> Bound(1, optional=True).check("init_size", None)
+    >>> Bound(1, integer=True, optional=True).check("init_size", None)
+    >>> Bound(0, strict=True, optional=True).check("doc_topic_prior", 0)
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ValidationError: doc_topic_prior must be a number > 0 or None, got 0
     """
 
     low: float
     integer: bool = False
     optional: bool = False
+    strict: bool = False
 
     def check(self, name: str, value: Any) -> None:
         """Raise :class:`~streamem.errors.ValidationError` naming ``name``, the bound and
         ``value`` if ``value`` breaks the constraint."""
-        if self.optional:
-            if value is not None and value < self.low:
-                raise ValidationError(f"{name} must be >= {self.low} or None, got {value!r}")
+        if self.optional and value is None:
             return
         kinds = (int, np.integer) if self.integer else (int, float, np.number)
-        if not isinstance(value, kinds) or not value >= self.low:
+        if not isinstance(value, kinds) or not (
+            value > self.low if self.strict else value >= self.low
+        ):
             kind = "an integer" if self.integer else "a number"
-            raise ValidationError(f"{name} must be {kind} >= {self.low}, got {value!r}")
+            relation = ">" if self.strict else ">="
+            empty = " or None" if self.optional else ""
+            raise ValidationError(
+                f"{name} must be {kind} {relation} {self.low}{empty}, got {value!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+    """A hyper-parameter that must be one of ``choices``.
+
+    Examples
+    --------
+    >>> OneOf(("batch", "online")).check("learning_method", "fast")
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ValidationError: learning_method must be one of ('batch', 'online'), got 'fast'
+    """
+
+    choices: tuple[str, ...]
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise :class:`~streamem.errors.ValidationError` if ``value`` is not a choice."""
+        if value not in self.choices:
+            raise ValidationError(f"{name} must be one of {self.choices}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +149,10 @@ class Letters:
             raise ValidationError(f"{name} must be letters among {self.alphabet!r}, got {value!r}")
 
 
+Constraint = Bound | OneOf | Letters
+"""A declared constraint on one hyper-parameter."""
+
+
 class EngineBackedModel:
     """Mixin of the engine-backed parts of :class:`~streamem.models.protocol.StreamingModel`.
 
@@ -139,7 +173,7 @@ class EngineBackedModel:
     patience: int
     history_size: int
 
-    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+    def _parameter_constraints(self) -> dict[str, Constraint]:
         """Hyper-parameter name -> its constraint (checked in this order)."""
         return {}
 

@@ -21,13 +21,15 @@ from streamem.engine import (
 from streamem.engine.records import FloatArray
 from streamem.errors import (
     DegenerateUpdateError,
-    RefusedUpdateWarning,
     ValidationError,
     input_error,
 )
 from streamem.models.base import (
+    Bound,
+    Constraint,
     ConvergenceWarning,
     EngineBackedModel,
+    OneOf,
     as_float_array,
     finite_or_none,
     jsonable,
@@ -429,19 +431,9 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
     def _numpy_update(self, X: NDArray[np.floating]) -> None:
         """The update with the mini-batch X by the engine (the reference path)."""
-        try:
-            self.engine_.update(X)
-        except DegenerateUpdateError as error:
-            self.n_refused_ += 1
-            warnings.warn(
-                f"partial_fit refused a degenerate mini-batch of {len(X)} rows and kept the "
-                f"previous parameters: {error}",
-                RefusedUpdateWarning,
-                stacklevel=3,
-            )
-            return
-        self._reseed_collapsed(X)
-        self._publish(from_fit=False)
+        if self._update_or_refuse(X, f"mini-batch of {len(X)} rows"):
+            self._reseed_collapsed(X)
+            self._publish(from_fit=False)
 
     def _compiled_step(self, x: NDArray[np.floating]) -> bool:
         """The update with one row ``x`` (d,) by the compiled step, where it applies (see
@@ -586,30 +578,27 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
                 f"{self.n_components}, n_samples = {n_samples}"
             )
 
+    def _parameter_constraints(self) -> dict[str, Constraint]:
+        return {
+            "n_components": Bound(1, integer=True),
+            "tol": Bound(0.0),
+            "reg_covar": Bound(0.0),
+            "max_iter": Bound(0),
+            "n_init": Bound(1, optional=True),
+            "init_em_iter": Bound(0),
+            "init_params": OneOf(INIT_METHODS),
+            "init_size": Bound(1, optional=True),
+        }
+
     def _check_parameters(self, d: int) -> None:
-        """Validate the hyper-parameters and starting values; errors name the parameter."""
+        """Validate the hyper-parameters (:meth:`_parameter_constraints`) and the starting
+        values; errors name the parameter."""
         k = self.n_components
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ValidationError(f"n_components must be an integer >= 1, got {k!r}")
+        self._validate_parameters()
         covariance_type = cov.check_covariance_type(self.covariance_type)
-        for name, value, low in (
-            ("tol", self.tol, 0.0),
-            ("reg_covar", self.reg_covar, 0.0),
-            ("max_iter", self.max_iter, 0),
-            ("n_init", 1 if self.n_init is None else self.n_init, 1),
-            ("init_em_iter", self.init_em_iter, 0),
-        ):
-            if not isinstance(value, int | float | np.number) or not value >= low:
-                raise ValidationError(f"{name} must be a number >= {low}, got {value!r}")
-        if self.init_params not in INIT_METHODS:
-            raise ValidationError(
-                f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}"
-            )
         unknown = [name for name in self.fixed if name not in FIXABLE]
         if unknown or isinstance(self.fixed, str):
             raise ValidationError(f"fixed must hold names among {FIXABLE}, got {self.fixed!r}")
-        if self.init_size is not None and self.init_size < 1:
-            raise ValidationError(f"init_size must be >= 1 or None, got {self.init_size!r}")
         if self.covariances_init is not None and self.precisions_init is not None:
             raise ValidationError("give covariances_init or precisions_init, not both")
         if self.weights_init is not None:

@@ -16,9 +16,9 @@ from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError, input_error
 from streamem.models.base import (
     Bound,
+    Constraint,
     ConvergenceWarning,
     EngineBackedModel,
-    Letters,
     given_array,
 )
 from streamem.models.mixture.gaussian_mixture import STREAMING_ALPHA
@@ -183,7 +183,7 @@ class TableMixture(EngineBackedModel):
         checked: FloatArray = self._emission().check_rows(rows, width)
         return checked
 
-    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+    def _parameter_constraints(self) -> dict[str, Constraint]:
         return {
             "n_components": Bound(1, integer=True),
             "tol": Bound(0),

@@ -21,7 +21,10 @@ from streamem.engine import (
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError, input_error
 from streamem.models.base import (
+    Bound,
+    Constraint,
     EngineBackedModel,
+    OneOf,
     as_float_array,
     document_hyperparameters,
     jsonable,
@@ -593,37 +596,27 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         counts.eliminate_zeros()
         return counts
 
+    def _parameter_constraints(self) -> dict[str, Constraint]:
+        return {
+            "n_components": Bound(1, integer=True),
+            "learning_method": OneOf(LEARNING_METHODS),
+            "max_iter": Bound(0),
+            "batch_size": Bound(1),
+            "max_doc_update_iter": Bound(1),
+            "mean_change_tol": Bound(0.0),
+            "snapshot_top_words": Bound(1),
+            "init_em_iter": Bound(0, integer=True),
+            "init_size": Bound(1, integer=True, optional=True),
+            "n_init": Bound(1, integer=True, optional=True),
+            "doc_topic_prior": Bound(0, strict=True, optional=True),
+            "topic_word_prior": Bound(0, strict=True, optional=True),
+        }
+
     def _check_parameters(self, n_features: int) -> None:
-        """Validate the hyper-parameters and starting values; errors name the parameter."""
+        """Validate the hyper-parameters (:meth:`_parameter_constraints`) and the starting
+        values; errors name the parameter."""
         k = self.n_components
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ValidationError(f"n_components must be an integer >= 1, got {k!r}")
-        if self.learning_method not in LEARNING_METHODS:
-            raise ValidationError(
-                f"learning_method must be one of {LEARNING_METHODS}, got {self.learning_method!r}"
-            )
-        for name, value, low in (
-            ("max_iter", self.max_iter, 0),
-            ("batch_size", self.batch_size, 1),
-            ("max_doc_update_iter", self.max_doc_update_iter, 1),
-            ("mean_change_tol", self.mean_change_tol, 0.0),
-            ("snapshot_top_words", self.snapshot_top_words, 1),
-        ):
-            if not isinstance(value, int | float | np.number) or not value >= low:
-                raise ValidationError(f"{name} must be a number >= {low}, got {value!r}")
-        if not isinstance(self.init_em_iter, int | np.integer) or self.init_em_iter < 0:
-            raise ValidationError(
-                f"init_em_iter must be an integer >= 0, got {self.init_em_iter!r}"
-            )
-        for name, count in (("init_size", self.init_size), ("n_init", self.n_init)):
-            if count is not None and (not isinstance(count, int | np.integer) or count < 1):
-                raise ValidationError(f"{name} must be an integer >= 1 or None, got {count!r}")
-        for name, prior in (
-            ("doc_topic_prior", self.doc_topic_prior),
-            ("topic_word_prior", self.topic_word_prior),
-        ):
-            if prior is not None and (not isinstance(prior, int | float) or not prior > 0.0):
-                raise ValidationError(f"{name} must be a number > 0 or None, got {prior!r}")
+        self._validate_parameters()
         if self.components_init is not None:
             given = as_float_array(self.components_init)
             if given.shape != (k, n_features):

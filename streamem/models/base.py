@@ -438,14 +438,13 @@ class EngineBackedModel:
 
     def _document_head(self, fmt: str, version: int) -> dict[str, Any]:
         """The start of :meth:`to_dict`'s document: format, version and the hyper-parameters
-        as JSON data (a schedule as its document, arrays as lists)."""
+        as JSON data (:func:`jsonable`: a schedule as its document, arrays as lists)."""
         hyper: dict[str, Any] = getattr(self, "get_params")(deep=False)  # noqa: B009
-        if hyper.get("schedule") is not None:
-            hyper["schedule"] = hyper["schedule"].to_dict()
-        for name, value in hyper.items():
-            if isinstance(value, np.ndarray):
-                hyper[name] = value.tolist()
-        return {"format": fmt, "format_version": version, "hyperparameters": hyper}
+        return {
+            "format": fmt,
+            "format_version": version,
+            "hyperparameters": {name: jsonable(value) for name, value in hyper.items()},
+        }
 
     def _state_head(self, anchor: ArrayRecord | None) -> dict[str, Any]:
         """The start of the document's state: input width, the engine's state, the anchor."""

@@ -16,7 +16,6 @@ from streamem.engine import (
     PowerDecay,
     Schedule,
     StepwiseEM,
-    schedule_from_dict,
 )
 from streamem.engine.records import FloatArray
 from streamem.errors import (
@@ -31,8 +30,6 @@ from streamem.models.base import (
     EngineBackedModel,
     OneOf,
     as_float_array,
-    finite_or_none,
-    jsonable,
 )
 from streamem.models.common import covariance as cov
 from streamem.models.mixture.document import FORMAT, FORMAT_VERSION, validate_model_document
@@ -786,31 +783,16 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
         ``from_dict(model.to_dict())`` continues learning exactly where ``model`` was.
         """
-        document: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "hyperparameters": {
-                name: jsonable(value) for name, value in self.get_params(deep=False).items()
-            },
-        }
+        document = self._document_head(FORMAT, FORMAT_VERSION)
         if hasattr(self, "engine_"):
             document["state"] = {
-                "n_features_in": int(self.n_features_in_),
+                **self._state_head(self._gaussian_family.anchor),
                 "feature_names_in": (
                     self.feature_names_in_.tolist() if hasattr(self, "feature_names_in_") else None
                 ),
-                "engine": self.engine_.state_dict(),
-                "anchor": (
-                    None
-                    if self._gaussian_family.anchor is None
-                    else self._gaussian_family.anchor.to_dict()
-                ),
                 "warmup": _nan_to_none(getattr(self, "warmup_", np.empty((0, 0)))),
                 "n_reseeded": self.n_reseeded_,
-                "n_refused": self.n_refused_,
-                "converged": bool(getattr(self, "converged_", False)),
-                "n_iter": int(getattr(self, "n_iter_", 0)),
-                "lower_bound": finite_or_none(getattr(self, "lower_bound_", None)),
+                **self._counters_document(),
             }
             if hasattr(self, "warmup_") and self._warmup_repeats().any():
                 document["state"]["warmup_repeats"] = self._warmup_repeats().tolist()
@@ -830,21 +812,13 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
             Naming the first field that is wrong; nothing is built.
         """
         validate_model_document(document)
-        hyper = dict(document["hyperparameters"])
-        if hyper.get("schedule") is not None:
-            hyper["schedule"] = schedule_from_dict(hyper["schedule"])
-        hyper["fixed"] = tuple(hyper.get("fixed", ()))
-        model = cls(**hyper)
-        state = document.get("state")
+        document = dict(document, hyperparameters=dict(document["hyperparameters"]))
+        document["hyperparameters"]["fixed"] = tuple(document["hyperparameters"].get("fixed", ()))
+        model, state = cls._from_document(document, FORMAT_VERSION, GaussianParams)
         if state is None:
             return model
-        model.n_features_in_ = state["n_features_in"]
         if state["feature_names_in"] is not None:
             model.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
-        model.engine_ = model._streaming_engine(None)
-        model.engine_.load_state_dict(state["engine"])
-        if state["anchor"] is not None:
-            model._gaussian_family.anchor = GaussianParams.from_dict(state["anchor"])
         model.warmup_ = np.array(
             [[np.nan if v is None else v for v in row] for row in state["warmup"]], dtype=float
         ).reshape(-1, model.n_features_in_)
@@ -852,12 +826,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
             state.get("warmup_repeats", [0] * len(model.warmup_)), dtype=np.int64
         )
         model.n_reseeded_ = state["n_reseeded"]
-        model.n_refused_ = state["n_refused"]
-        if model.engine_.initialized:
-            model._publish(from_fit=True)
-            model.converged_ = state["converged"]
-            model.n_iter_ = state["n_iter"]
-            model.lower_bound_ = -np.inf if state["lower_bound"] is None else state["lower_bound"]
+        model._load_counters(state)
         return model
 
 

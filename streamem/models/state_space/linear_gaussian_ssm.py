@@ -552,18 +552,7 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
     def to_dict(self) -> dict[str, Any]:
         """The whole model (hyper-parameters, parameters, statistics, carry, counters) as JSON
         data; ``from_dict(model.to_dict())`` continues learning exactly where it was."""
-        hyper = {}
-        for name, value in self.get_params(deep=False).items():
-            if hasattr(value, "to_dict"):
-                value = value.to_dict()
-            elif value is not None and not isinstance(value, str | int | float):
-                value = np.asarray(value, dtype=object if name == "em_vars" else float).tolist()
-            hyper[name] = value
-        document: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "hyperparameters": hyper,
-        }
+        document = self._document_head(FORMAT, FORMAT_VERSION)
         if hasattr(self, "engine_"):
             trace = getattr(self, "log_likelihood_trace_", np.empty(0))
             document["state"] = {

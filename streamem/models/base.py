@@ -120,7 +120,7 @@ class OneOf:
     streamem.errors.ValidationError: learning_method must be one of ('batch', 'online'), got 'fast'
     """
 
-    choices: tuple[str, ...]
+    choices: tuple[Any, ...]
 
     def check(self, name: str, value: Any) -> None:
         """Raise :class:`~streamem.errors.ValidationError` if ``value`` is not a choice."""

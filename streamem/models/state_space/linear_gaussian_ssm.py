@@ -14,8 +14,11 @@ from streamem.engine import PowerDecay, Schedule, StepwiseEM
 from streamem.engine.records import FloatArray
 from streamem.errors import DegenerateUpdateError, ValidationError
 from streamem.models.base import (
+    Bound,
+    Constraint,
     ConvergenceWarning,
     EngineBackedModel,
+    OneOf,
     document_hyperparameters,
 )
 from streamem.models.protocol import StreamingOptions
@@ -495,19 +498,17 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
             )
         return frozenset(names)
 
+    def _parameter_constraints(self) -> dict[str, Constraint]:
+        return {
+            "transition_covariance_type": OneOf(COVARIANCE_TYPES),
+            "observation_covariance_type": OneOf(COVARIANCE_TYPES),
+            "acceleration": OneOf(ACCELERATIONS),
+            "tol": Bound(0.0),
+            "max_iter": Bound(0),
+        }
+
     def _family(self, n_dim_obs: int) -> StateSpaceFamily:
-        for name in ("transition_covariance_type", "observation_covariance_type"):
-            if getattr(self, name) not in COVARIANCE_TYPES:
-                raise ValidationError(
-                    f"{name} must be one of {COVARIANCE_TYPES}, got {getattr(self, name)!r}"
-                )
-        if self.acceleration not in ACCELERATIONS:
-            raise ValidationError(
-                f"acceleration must be one of {ACCELERATIONS}, got {self.acceleration!r}"
-            )
-        for name, value, low in (("tol", self.tol, 0.0), ("max_iter", self.max_iter, 0)):
-            if not isinstance(value, int | float | np.number) or not value >= low:
-                raise ValidationError(f"{name} must be a number >= {low}, got {value!r}")
+        self._validate_parameters()
         given = {name: getattr(self, name) for name in PARAMETER_NAMES}
         start = default_parameters(given, self.n_dim_state, self.n_dim_obs or n_dim_obs)
         if start.n_dim_obs != n_dim_obs:

@@ -27,7 +27,6 @@ from streamem.models.base import (
     OneOf,
     as_float_array,
     document_hyperparameters,
-    jsonable,
 )
 from streamem.models.common.compact import decode_fields, encode_fields
 from streamem.models.common.vocabulary import Vocabulary, documents_matrix, vocabulary_from
@@ -640,16 +639,10 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
 
         ``from_dict(model.to_dict())`` continues learning exactly where ``model`` was.
         """
-        hyper = {name: jsonable(value) for name, value in self.get_params(deep=False).items()}
+        document = self._document_head(FORMAT, FORMAT_VERSION)
         if self.components_init is not None:
-            hyper["components_init"] = encode_fields({"a": as_float_array(self.components_init)})[
-                "a"
-            ]
-        document: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "hyperparameters": hyper,
-        }
+            given = as_float_array(self.components_init)
+            document["hyperparameters"]["components_init"] = encode_fields({"a": given})["a"]
         if hasattr(self, "engine_"):
             engine = self.engine_.state_dict(lambda record: encode_fields(record.arrays()))
             document["state"] = {

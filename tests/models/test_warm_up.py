@@ -160,3 +160,16 @@ def test_every_family_reports_its_warm_up(spec: FamilySpec, rng: np.random.Gener
 def test_a_fresh_model_still_asks_for_fit() -> None:
     with pytest.raises(ModelNotFittedError, match=r"not fitted yet\. Call 'fit' or 'partial_fit'"):
         GaussianMixture(2).predict(np.ones((1, 2)))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[spec.name for spec in SPECS])
+def test_fit_after_a_warm_up_counts_its_own_rows(
+    spec: FamilySpec, rng: np.random.Generator
+) -> None:
+    """``fit`` starts afresh: the rows that waited in a warm-up are not in its ``n_seen_``."""
+    model = _streaming(spec)
+    X = rows_for(spec.name, rng, 100, n_features=20 if spec.input_kind == "documents" else 2)
+    model.learn(model.batch_from_rows(X[:10]))
+    fitted = model.fit(X)  # type: ignore[attr-defined]
+    assert fitted.status.n_warmup == 0
+    assert fitted.n_seen_ == 100

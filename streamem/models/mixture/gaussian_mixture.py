@@ -278,7 +278,6 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         self.engine_ = self._streaming_engine(engine.params)
         if engine.stats is not None:
             self.engine_.initialize(engine.params, engine.stats, n_units=len(X_checked))
-        self._clear_warmup()
         self._reset_counters()
         self._publish(from_fit=True)
         return self
@@ -295,7 +294,6 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         if first_call:
             self._check_parameters(X_checked.shape[1])
             self.engine_ = self._streaming_engine(None)
-            self._clear_warmup()
             self._reset_counters()
         return self._step(X_checked)
 
@@ -618,6 +616,9 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
     # ---- results -----------------------------------------------------------------------------
 
     def _reset_counters(self) -> None:
+        """An empty warm-up buffer and no re-seeded component or refused update (a new
+        stream, or the model of a fit)."""
+        self._clear_warmup()
         self.n_reseeded_ = 0
         self.n_refused_ = 0
 

@@ -38,9 +38,9 @@ def main() -> int:
                 shutil.copytree(workdir, kept, dirs_exist_ok=True)
         faults += len(outcome.faults)
         failed += bool(outcome.violations)
-        kinds = ", ".join(f"{f.kind}@{f.at:.1f}" for f in outcome.faults)
+        applied = ", ".join(f"{f.kind}@{f.at:.1f}" for f in outcome.faults)
         print(
-            f"| {seed} | {kinds} | {outcome.versions} | {outcome.final_n_seen} | "
+            f"| {seed} | {applied} | {outcome.versions} | {outcome.final_n_seen} | "
             f"{outcome.seconds:.0f} | {'; '.join(outcome.violations) or 0} |",
             flush=True,
         )

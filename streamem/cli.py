@@ -97,6 +97,12 @@ def _extras_epilog() -> str:
     return "\n".join(lines)
 
 
+def _family_names() -> list[str]:
+    from streamem.models.registry import family_names
+
+    return list(family_names())
+
+
 def _version() -> str:
     from streamem import __version__
 
@@ -163,51 +169,84 @@ def build_parser() -> argparse.ArgumentParser:
     fit = _subcommand(
         commands,
         "fit",
-        "learn a mixture from a CSV, NDJSON or .npy file by stepwise EM, in chunks",
+        "learn a model of any family from a data file by stepwise EM, in chunks",
         "  streamem fit readings.csv --components 3 --out model.json\n"
         "  streamem fit readings.csv --components auto --max-components 6\n"
         "  streamem fit readings.ndjson --features temp,vib --covariance-type diag\n"
+        "  streamem fit counts.csv --family poisson_mixture --components auto\n"
+        "  streamem fit machines.csv --family gaussian_hmm --components 2 --sequence-key machine\n"
+        "  streamem fit levels.csv --family linear_gaussian_ssm --sequence-key tank\n"
+        "  streamem fit notes.txt --family lda --components 3 --max-words 500\n"
         "  streamem fit 'history/*.csv' --components 6 --workers 2\n"
         "  streamem fit history.parquet --components 6 --scheduler tcp://10.0.0.5:8786\n"
-        "With --workers or --scheduler: batch EM on a Dask cluster (the dask extra), over CSV\n"
-        "files (a glob) or Parquet, one progress line per EM iteration.",
+        "Rows families (mixtures) read CSV, NDJSON, .npy or Parquet rows; sequence families\n"
+        "(HMMs, state space) read them in file order, each row continuing the sequence of its\n"
+        "--sequence-key. lda reads a text file, one document per line. With --workers or\n"
+        "--scheduler (a gaussian_mixture): batch EM on a Dask cluster (the dask extra), over CSV\n"
+        "files (a glob) or Parquet, one progress line per EM iteration. An existing --out file\n"
+        "is replaced, with a notice.",
         _fit,
     )
     fit.add_argument(
         "file",
-        help="CSV (with a header), NDJSON/.jsonl or .npy; on a cluster: CSV files (glob), Parquet"
-        " (a path or URL the workers can read)",
+        help="CSV (with a header), NDJSON/.jsonl, .npy or .parquet; lda: a text file; on a"
+        " cluster: CSV files (glob), Parquet (a path or URL the workers can read)",
+    )
+    fit.add_argument(
+        "--family",
+        default="gaussian_mixture",
+        metavar="NAME",
+        help="model family: " + ", ".join(_family_names()),
     )
     fit.add_argument(
         "--components",
         type=_components,
-        default="auto",
-        help="number of components, or 'auto' to choose it by BIC",
+        help="number of components (states, topics), or 'auto' to choose it by BIC (default:"
+        " auto for a mixture; required for an HMM or lda; none for the state space model)",
     )
     fit.add_argument(
         "--max-components", type=_positive_int, default=8, help="largest K tried by 'auto'"
     )
     fit.add_argument(
         "--covariance-type",
-        default="full",
         choices=["full", "diag", "spherical", "tied"],
-        help="shape of the covariances",
+        help="shape of the covariances of a Gaussian family (default: full)",
     )
     fit.add_argument("--features", type=_names, help="comma-separated columns (default: numeric)")
-    fit.add_argument("--batch-size", type=_positive_int, default=1_000, help="rows per partial_fit")
+    fit.add_argument(
+        "--sequence-key",
+        metavar="COLUMN",
+        help="a sequence family: the column naming each row's sequence (default: the whole file"
+        " is one sequence)",
+    )
+    fit.add_argument(
+        "--vocabulary",
+        type=Path,
+        metavar="FILE",
+        help="lda: the words, one per line (default: the --max-words most frequent of FILE)",
+    )
+    fit.add_argument(
+        "--max-words",
+        type=_positive_int,
+        default=5_000,
+        help="lda: words of a vocabulary built from the file",
+    )
+    fit.add_argument(
+        "--batch-size", type=_positive_int, default=1_000, help="rows (documents) per update"
+    )
     fit.add_argument(
         "--init-size",
         type=_positive_int,
-        default=10_000,
-        help="rows before initialising (a smaller file gets batch EM)",
+        help="rows before initialising (default: 10000); a mixture's smaller file gets batch EM;"
+        " other families: their warm-up's size by default",
     )
     fit.add_argument(
         "--n-init",
         type=_positive_int,
-        default=5,
-        help="k-means++ restarts (on a cluster: EM runs from as many starts, the best kept)",
+        help="k-means++ restarts (default: 5); on a cluster: EM runs from as many starts, the"
+        " best kept",
     )
-    fit.add_argument("--seed", type=int, default=0, help="random seed")
+    fit.add_argument("--seed", type=int, help="random seed (default: 0)")
     fit.add_argument(
         "--out", type=Path, help="model JSON (default: ./<FILE without extension>.model.json)"
     )
@@ -238,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     produce.add_argument("--bootstrap-servers", required=True, help="host:port of a broker")
     produce.add_argument("--topic", default="sensors", help="topic")
-    produce.add_argument("--file", type=Path, help="CSV/NDJSON/.npy to replay (default: synthetic)")
+    produce.add_argument(
+        "--file", type=Path, help="CSV/NDJSON/.npy/Parquet to replay (default: synthetic)"
+    )
     produce.add_argument("--features", type=_names, help="columns of --file to send")
     produce.add_argument(
         "--key-field",
@@ -391,19 +432,79 @@ def _quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+_FIT_OPTIONS = {
+    "components": "n_components",
+    "covariance_type": "covariance_type",
+    "init_size": "init_size",
+    "n_init": "n_init",
+    "seed": "seed",
+}
+"""``fit``'s options of the model protocol: the ``StreamingOptions`` field each one sets."""
+
+
+def _fit_path(args: argparse.Namespace) -> str:
+    """Which way ``fit`` learns the family (``rows``, ``sequences`` or ``documents``), after
+    refusing the options that have no meaning for it."""
+    from streamem.errors import ValidationError
+    from streamem.models.registry import family_spec, model_class
+
+    spec = family_spec(args.family)
+    path = (
+        "documents"
+        if spec.input_kind == "documents"
+        else "sequences"
+        if spec.sequential
+        else "rows"
+    )
+    takes = set(spec.options) | ({"n_init", "seed"} if path == "rows" else set())
+    extra = {
+        "rows": {"features", "max_components"},
+        "sequences": {"features", "sequence_key"},
+        "documents": {"vocabulary", "max_words"},
+    }[path]
+    given = [name for name, option in _FIT_OPTIONS.items() if option not in takes]
+    given += [name for name in ("features", "sequence_key", "vocabulary") if name not in extra]
+    wrong = [name for name in given if getattr(args, name) is not None]
+    if wrong:
+        flag = "--" + wrong[0].replace("_", "-")
+        raise ValidationError(
+            f"{flag} has no meaning for --family {spec.name} (a {path.rstrip('s')} family); "
+            f"received {getattr(args, wrong[0])!r}"
+        )
+    has_bic = path == "rows" and hasattr(model_class(spec.name), "bic")
+    if args.components == "auto" and not has_bic:
+        raise ValidationError(
+            f"--components auto chooses K by BIC, which --family {spec.name} has not; give a number"
+        )
+    if args.components is None and "n_components" in takes and path != "rows":
+        raise ValidationError(f"--components: give the number for --family {spec.name}")
+    if (args.scheduler is not None or args.workers is not None) and spec.name != "gaussian_mixture":
+        option = "--scheduler" if args.scheduler is not None else "--workers"
+        raise ValidationError(
+            f"{option}: batch EM on a Dask cluster learns --family gaussian_mixture, received "
+            f"{spec.name!r} (streamem.dask.fit takes any family from Python)"
+        )
+    return path
+
+
 def _fit(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from streamem.commands.fit import fit_file
-    from streamem.commands.summary import MixtureSummary
+    from streamem.commands.fit import fit_documents, fit_file, fit_sequences
     from streamem.datafiles import open_data
 
+    path = _fit_path(args)
     if args.scheduler is not None or args.workers is not None:
         return _fit_on_cluster(args)
-    data = open_data(args.file, args.features)
-    out = _writable(args.out or Path(data.path.stem + ".model.json"), "--out")
-    passes = 2 if args.components == "auto" else 1
+    seed = 0 if args.seed is None else args.seed
     console = _console()
+    data = None if path == "documents" else open_data(args.file, args.features)
+    if data is not None and args.sequence_key is not None and args.features is None:
+        features = [name for name in data.features if name != args.sequence_key]
+        data = open_data(args.file, features) if features != list(data.features) else data
+    out = _model_out(console, args.out or Path(Path(args.file).stem + ".model.json"))
+    size = _text_size(Path(args.file)) if data is None else data.size
+    passes = 2 if args.components == "auto" or (path == "documents" and not args.vocabulary) else 1
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -413,42 +514,139 @@ def _fit(args: argparse.Namespace) -> int:
         transient=True,
         disable=not console.is_terminal,
     ) as bar:
-        task = bar.add_task(f"reading {data.path.name}", total=passes * data.size)
-        result = fit_file(
-            data,
-            args.components,
-            covariance_type=args.covariance_type,
-            batch_size=args.batch_size,
-            init_size=args.init_size,
-            n_init=args.n_init,
-            seed=args.seed,
-            candidates=range(1, args.max_components + 1),
-            progress=lambda position: bar.update(task, completed=position),
-        )
+        task = bar.add_task(f"reading {Path(args.file).name}", total=passes * size)
+
+        def progress(position: int) -> None:
+            bar.update(task, completed=position)
+
+        def candidate(k: int, bic: float, seconds: float) -> None:
+            console.print(f"K={k}: BIC {bic:,.1f} on a sample ({seconds:.1f} s)")
+
+        if data is not None and path == "rows":
+            result = fit_file(
+                data,
+                "auto" if args.components is None else args.components,
+                family=args.family,
+                covariance_type=args.covariance_type or "full",
+                batch_size=args.batch_size,
+                init_size=args.init_size or 10_000,
+                n_init=args.n_init or 5,
+                seed=seed,
+                candidates=range(1, args.max_components + 1),
+                progress=progress,
+                on_candidate=candidate,
+            )
+        elif data is not None:
+            result = fit_sequences(
+                data,
+                args.family,
+                args.components,
+                sequence_key=args.sequence_key,
+                covariance_type=args.covariance_type or "full",
+                batch_size=args.batch_size,
+                init_size=args.init_size,
+                seed=seed,
+                progress=progress,
+            )
+        else:
+            result = fit_documents(
+                Path(args.file),
+                args.components,
+                vocabulary=None if args.vocabulary is None else _words(args.vocabulary),
+                max_words=args.max_words,
+                batch_size=args.batch_size,
+                init_size=args.init_size,
+                n_init=args.n_init,
+                seed=seed,
+                progress=progress,
+            )
     _print_bic(console, result.bic, result.n_components)
+    _print_learned(console, args, data, result)
+    _write_model(console, result.model, out)
+    return 0
+
+
+def _print_learned(console: Any, args: argparse.Namespace, data: Any, result: Any) -> None:
+    """What ``fit`` learned, and what it left out."""
+    if data is None:
+        words = len(result.model.vocabulary)
+        source = f"from {args.vocabulary}" if args.vocabulary else "built from the file"
+        console.print(
+            f"learned {result.n_rows:,} documents by stepwise EM, vocabulary of {words:,} words "
+            f"({source})"
+        )
+        if result.n_skipped:
+            console.print(f"skipped {result.n_skipped:,} documents without a word of it")
+        return
     how = "batch EM (fewer rows than --init-size)" if result.batch_em else "stepwise EM"
-    console.print(f"learned {result.n_rows:,} rows of {', '.join(data.features)} by {how}")
+    where = ""
+    if args.sequence_key is not None:
+        where = f" in {result.n_sequences:,} sequences of {args.sequence_key}"
+    console.print(f"learned {result.n_rows:,} rows of {', '.join(data.features)}{where} by {how}")
     if data.text_columns:
-        console.print(f"left out the text column(s) {', '.join(data.text_columns)}")
+        left = [name for name in data.text_columns if name != args.sequence_key]
+        if left:
+            console.print(f"left out the text column(s) {', '.join(left)}")
     if result.n_skipped:
         console.print(f"skipped {result.n_skipped:,} rows without any value")
-    out.write_text(result.model.to_json(), encoding="utf-8")
-    console.print(MixtureSummary.from_model(result.model, name=out.stem).table())
+
+
+def _model_out(console: Any, out: Path) -> Path:
+    """``fit``'s ``--out``, checked before the work; an existing file is replaced as ``plot``
+    and ``demo`` replace theirs, but a model may have taken long to learn: said at once, so
+    that Ctrl-C keeps it."""
+    out = _writable(out, "--out")
+    if out.exists():
+        console.print(f"{out} exists: the new model will replace it", soft_wrap=True)
+    return out
+
+
+def _write_model(console: Any, model: Any, out: Path) -> None:
+    """Write ``fit``'s model and print its summary."""
+    from streamem.commands.summary import MixtureSummary
+    from streamem.commands.views import ModelView
+
+    out.write_text(model.to_json(), encoding="utf-8")
+    if model.family == "gaussian_mixture":
+        console.print(MixtureSummary.from_model(model, name=out.stem).table())
+    else:
+        _print_view(ModelView.from_model(model, name=out.stem))
     console.print(f"model written to {out}", soft_wrap=True)
-    return 0
+
+
+def _text_size(path: Path) -> int:
+    from streamem.errors import ValidationError
+
+    if not path.is_file():
+        raise ValidationError(f"no such text file: {str(path)!r}")
+    return path.stat().st_size
+
+
+def _words(path: Path) -> list[str]:
+    """The words of a vocabulary file, one per line (blank lines skipped)."""
+    from streamem.errors import ValidationError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValidationError(f"--vocabulary {str(path)!r} cannot be read: {error}") from None
+    words = [line.strip() for line in text.splitlines() if line.strip()]
+    if not words:
+        raise ValidationError(f"--vocabulary {str(path)!r} holds no word")
+    return words
 
 
 def _fit_on_cluster(args: argparse.Namespace) -> int:
     from streamem.commands.fit import fit_on_cluster
-    from streamem.commands.summary import MixtureSummary
 
     stem = Path(args.file).name.split("*")[0].split(".")[0] or "model"
-    out = _writable(args.out or Path(stem + ".model.json"), "--out")
     console = _console()
+    out = _model_out(console, args.out or Path(stem + ".model.json"))
+    n_init = args.n_init or 5
     where = args.scheduler or f"{args.workers} local worker{'s' if args.workers > 1 else ''}"
 
     def iteration(step: Any) -> None:
-        run = f"start {step.run}, " if args.n_init > 1 else ""
+        run = f"start {step.run}, " if n_init > 1 else ""
         console.print(
             f"{run}iteration {step.number}: mean log-likelihood "
             f"{step.log_likelihood / step.n_units:.6f} over {step.n_units:,} rows "
@@ -458,11 +656,11 @@ def _fit_on_cluster(args: argparse.Namespace) -> int:
     console.print(f"batch EM on {where}, reading {args.file}", soft_wrap=True)
     result = fit_on_cluster(
         args.file,
-        args.components,
+        "auto" if args.components is None else args.components,
         features=args.features,
-        covariance_type=args.covariance_type,
-        n_init=args.n_init,
-        seed=args.seed,
+        covariance_type=args.covariance_type or "full",
+        n_init=n_init,
+        seed=0 if args.seed is None else args.seed,
         max_iter=args.max_iter,
         candidates=range(1, args.max_components + 1),
         scheduler=args.scheduler,
@@ -473,9 +671,7 @@ def _fit_on_cluster(args: argparse.Namespace) -> int:
     model = result.model
     state = "converged" if model.converged_ else "stopped at --max-iter"
     console.print(f"learned {result.n_rows:,} rows by batch EM: {state} after {model.n_iter_}")
-    out.write_text(model.to_json(), encoding="utf-8")
-    console.print(MixtureSummary.from_model(model, name=out.stem).table())
-    console.print(f"model written to {out}", soft_wrap=True)
+    _write_model(console, model, out)
     return 0
 
 

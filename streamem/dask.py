@@ -566,6 +566,7 @@ def _topics(model: Any, blocks: Blocks, sample: Any) -> Any:
     _iterate(engine, blocks, int(model.max_iter))
     model.engine_ = model._streaming_engine()
     _warm(model.engine_, engine.params, engine.stats, blocks.n_units)
+    model._clear_warmup()
     model._publish()
     model.n_iter_ = int(model.max_iter)
     bound, words = blocks.reduce(_document_bound, model._lda_family, model.engine_.output_params)

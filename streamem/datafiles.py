@@ -1,4 +1,5 @@
-"""Numeric data files read in chunks: CSV, NDJSON and ``.npy``, larger than memory if need be.
+"""Numeric data files read in chunks: CSV, NDJSON, ``.npy`` and Parquet, larger than memory if
+need be.
 
 :func:`open_data` looks at a file's extension and returns a :class:`DataFile` whose
 :meth:`~DataFile.chunks` yields ``(rows, features)`` float64 arrays of at most ``chunk_rows`` rows,
@@ -12,7 +13,9 @@ so that only one chunk is in memory at a time:
   refused with the line of the first cell that is not a number;
 - ``.ndjson`` / ``.jsonl``: one JSON object per line (fields read by name; the numeric fields of
   the first object by default) or one JSON array of numbers per line; null is missing;
-- ``.npy``: a 2-D numeric array, memory-mapped (never unpickled).
+- ``.npy``: a 2-D numeric array, memory-mapped (never unpickled);
+- ``.parquet`` / ``.pq``: one Parquet file (pyarrow, the ``dask`` extra), read by row batches;
+  its numeric columns by default (a text column is left out and listed), null is missing.
 
 A value that is not a number, or an infinite one (``inf``, ``1e400``), is a
 :class:`~streamem.errors.ValidationError` naming the file, the line or row, and the column.
@@ -58,9 +61,9 @@ MISSING_TEXTS = ["", "nan", "NaN", "NAN", "NA", "null"]
 class DataFile:
     """A numeric data file and the features (columns) read from it.
 
-    Use :func:`open_data` to make one; :attr:`kind` is ``"csv"``, ``"ndjson"`` or ``"npy"``;
-    :attr:`named` says whether the features have names in the file (CSV columns, NDJSON object
-    fields) or are positions (``x0, x1, ...``).
+    Use :func:`open_data` to make one; :attr:`kind` is ``"csv"``, ``"ndjson"``, ``"npy"`` or
+    ``"parquet"``; :attr:`named` says whether the features have names in the file (CSV and
+    Parquet columns, NDJSON object fields) or are positions (``x0, x1, ...``).
     """
 
     path: Path
@@ -68,7 +71,8 @@ class DataFile:
     features: tuple[str, ...]
     named: bool
     text_columns: tuple[str, ...] = ()
-    """The columns of a CSV file that hold text only, left out of the default features."""
+    """The columns of a CSV file that hold text only, or of a Parquet file that are not
+    numeric: left out of the default features."""
 
     @property
     def _positions(self) -> list[int]:
@@ -85,7 +89,12 @@ class DataFile:
 
         ``progress``, if given, is called with the number of bytes read so far after each chunk.
         """
-        reader = {"csv": self._csv_chunks, "ndjson": self._ndjson_chunks, "npy": self._npy_chunks}
+        reader = {
+            "csv": self._csv_chunks,
+            "ndjson": self._ndjson_chunks,
+            "npy": self._npy_chunks,
+            "parquet": self._parquet_chunks,
+        }
         first_row = 0
         for chunk, done in reader[self.kind](chunk_rows):
             self._check_finite(chunk, first_row)
@@ -109,6 +118,8 @@ class DataFile:
         """
         if self.kind == "csv":
             values: Iterator[Any] = self._csv_texts(field)
+        elif self.kind == "parquet":
+            values = self._parquet_values(field)
         elif self.kind == "ndjson" and self.named:
             values = self._ndjson_values(field)
         elif field in self.features:
@@ -190,9 +201,34 @@ class DataFile:
             chunk = np.array(array[start : start + chunk_rows, self._positions], dtype=float)
             yield chunk, min(self.size, (start + len(chunk)) * bytes_per_row)
 
+    def _parquet_chunks(self, chunk_rows: int) -> Iterator[tuple[np.ndarray, int]]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(self.path)
+        total, done = max(table.metadata.num_rows, 1), 0
+        for batch in table.iter_batches(batch_size=chunk_rows, columns=list(self.features)):
+            columns = [
+                column.cast(pa.float64()).to_numpy(zero_copy_only=False) for column in batch.columns
+            ]
+            done += batch.num_rows
+            yield (
+                np.column_stack(columns).reshape(-1, len(self.features)),
+                self.size * done // total,
+            )
+
+    def _parquet_values(self, field: str) -> Iterator[Any]:
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(self.path)
+        if field not in table.schema_arrow.names:
+            raise ValidationError(f"{str(self.path)!r} has no column {field!r}")
+        for batch in table.iter_batches(batch_size=CHUNK_ROWS, columns=[field]):
+            yield from batch.column(0).to_pylist()
+
 
 def open_data(path: str | Path, features: Sequence[str] | None = None) -> DataFile:
-    """Open a CSV, NDJSON or ``.npy`` file of numeric rows (see the module docstring).
+    """Open a CSV, NDJSON, ``.npy`` or Parquet file of numeric rows (see the module docstring).
 
     Parameters
     ----------
@@ -219,9 +255,11 @@ def open_data(path: str | Path, features: Sequence[str] | None = None) -> DataFi
         kind, (names, numeric, named) = "ndjson", _ndjson_features(path)
     elif name.endswith(".csv"):
         kind, (names, numeric, named) = "csv", _csv_features(path)
+    elif name.endswith((".parquet", ".pq")):
+        kind, (names, numeric, named) = "parquet", _parquet_features(path)
     else:
         raise ValidationError(
-            f"{str(path)!r}: unknown data file kind; use .csv, .ndjson/.jsonl or .npy"
+            f"{str(path)!r}: unknown data file kind; use .csv, .ndjson/.jsonl, .npy or .parquet"
         )
     if features is not None:
         missing = [feature for feature in features if feature not in names]
@@ -230,6 +268,14 @@ def open_data(path: str | Path, features: Sequence[str] | None = None) -> DataFi
     if kind == "csv":
         numeric, text = _csv_column_kinds(path, names, features)
         return DataFile(path, kind, tuple(features or numeric), named, text)
+    if kind == "parquet":
+        other = [name for name in names if name not in numeric]
+        wrong = [name for name in features or () if name in other]
+        if wrong:
+            raise ValidationError(f"{str(path)!r}: column(s) {wrong} are not numeric")
+        if features is None and not numeric:
+            raise ValidationError(f"{str(path)!r}: no numeric column")
+        return DataFile(path, kind, tuple(features or numeric), named, tuple(other))
     if features is None:
         if not numeric:
             raise ValidationError(f"{str(path)!r}: no numeric column")
@@ -380,6 +426,22 @@ def _ndjson_features(path: Path) -> _Names:
         raise ValidationError(f"{str(path)!r} line {number}: expected a JSON object or array")
     numeric = (key for key, value in first.items() if value is None or _is_json_number(value))
     return tuple(first), tuple(numeric), True
+
+
+def _parquet_features(path: Path) -> _Names:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.ParquetFile(path).schema_arrow
+    except (pa.ArrowException, OSError) as error:
+        raise ValidationError(f"{str(path)!r} is not a Parquet file: {error}") from None
+    numeric = (
+        field.name
+        for field in schema
+        if pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
+    )
+    return tuple(schema.names), tuple(numeric), True
 
 
 def _npy_features(path: Path) -> _Names:

@@ -1,4 +1,4 @@
-"""A family of waiting times: a mixture of exponential distributions (the README's guide)."""
+"""A family of waiting times: a mixture of exponential distributions (docs/architecture.md)."""
 
 from typing import Any, ClassVar
 

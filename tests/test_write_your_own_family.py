@@ -1,7 +1,8 @@
-"""The README's "write your own family" guide, run: the toy family of ``tests/guide_family.py``
-(shown whole in the README) registered as a plug-in, then used by the library, by the daemon's
-in-memory stages (config, decode, guard, learn, publish, checkpoint, restart) and by the
-snapshot schema, without a change anywhere else."""
+"""The "write your own family" guide of docs/architecture.md, run: the toy family of
+``tests/guide_family.py`` (shown whole in the guide) registered as a plug-in, then used by the
+library, by the daemon's in-memory stages (config, decode, guard, learn, publish, checkpoint,
+restart), by the snapshot schema and by river's ``FamilyDetector``, without a change anywhere
+else."""
 
 from __future__ import annotations
 
@@ -38,10 +39,10 @@ def _waits(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.exponential(1.0 / RATES[labels])[:, np.newaxis]
 
 
-def test_the_readme_shows_the_guide_family_whole() -> None:
+def test_the_guide_shows_the_guide_family_whole() -> None:
     code = (ROOT / "tests" / "guide_family.py").read_text()
-    readme = (ROOT / "README.md").read_text()
-    assert f"```python\n# tests/guide_family.py\n{code}```" in readme
+    guide = (ROOT / "docs" / "architecture.md").read_text()
+    assert f"```python\n# tests/guide_family.py\n{code}```" in guide
 
 
 def test_the_library_face_learns_the_rates(rng: np.random.Generator) -> None:
@@ -86,3 +87,19 @@ def test_the_daemon_learns_it_across_a_crash(
     rates = np.sort(np.asarray(final["rates"])[:, 0])[::-1]
     print(f"rates {rates.tolist()} (true {RATES.tolist()})")
     np.testing.assert_allclose(rates, RATES, rtol=0.15)  # measured: 5.6% (6,000 waits)
+
+
+def test_the_river_face_detects_an_absurd_wait(registered: None, rng: np.random.Generator) -> None:
+    from streamem.river import FamilyDetector
+
+    detector = FamilyDetector(ExponentialMixture(2, random_state=0, init_size=400))
+    for wait in _waits(rng, 6000)[:, 0].tolist():
+        detector.learn_one({"wait": wait})
+    model = detector.model
+    assert model.n_seen_ == 6000
+    rates = np.sort(model.rates_[:, 0])[::-1]
+    print(f"rates {rates.tolist()} (true {RATES.tolist()})")
+    np.testing.assert_allclose(rates, RATES, rtol=0.15)  # measured: 5.1% (6,000 waits, one pass)
+    usual, absurd = detector.score_one({"wait": 0.5}), detector.score_one({"wait": 500.0})
+    assert usual == pytest.approx(-model.score_samples(np.array([[0.5]]))[0])
+    assert absurd > usual + 40  # exp(-0.1 * 500): 50 nats less likely than a half-second wait

@@ -30,6 +30,10 @@ Examples
 
 from __future__ import annotations
 
+import collections
+import itertools
+import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +45,18 @@ from threadpoolctl import threadpool_limits
 
 from streamem.datafiles import DataFile, Rebatcher
 from streamem.errors import ValidationError
-from streamem.models.mixture.gaussian_mixture import GaussianMixture
+from streamem.models.protocol import StreamingOptions
+from streamem.models.registry import family_spec, model_class
 
-__all__ = ["FitResult", "choose_components", "fit_file", "fit_on_cluster", "uniform_sample"]
+__all__ = [
+    "FitResult",
+    "choose_components",
+    "fit_documents",
+    "fit_file",
+    "fit_on_cluster",
+    "fit_sequences",
+    "uniform_sample",
+]
 
 SAMPLE_SIZE = 100_000
 """Rows of the sample on which ``--components auto`` compares the candidates."""
@@ -54,6 +67,9 @@ SAMPLE_STREAM = 0x5A4D
 Progress = Callable[[int], None]
 """Called with the bytes read so far, over both passes of ``"auto"`` (for a progress bar)."""
 
+Candidate = Callable[[int, float, float], None]
+"""Called after each candidate K of ``"auto"`` with K, its BIC and the seconds its fit took."""
+
 
 @dataclass(frozen=True)
 class FitResult:
@@ -61,18 +77,20 @@ class FitResult:
     whether batch EM was used (a file smaller than ``init_size``), and the rows skipped because
     every feature was missing."""
 
-    model: GaussianMixture
+    model: Any
     n_components: int
     n_rows: int
     bic: dict[int, float]
     batch_em: bool
     n_skipped: int = 0
+    n_sequences: int = 0
 
 
 def fit_file(
     data: DataFile,
     n_components: int | str,
     *,
+    family: str = "gaussian_mixture",
     covariance_type: str = "full",
     batch_size: int = 1_000,
     init_size: int = 10_000,
@@ -82,8 +100,9 @@ def fit_file(
     sample_size: int = SAMPLE_SIZE,
     chunk_rows: int | None = None,
     progress: Progress | None = None,
+    on_candidate: Candidate | None = None,
 ) -> FitResult:
-    """Learn a Gaussian mixture from a data file by stepwise EM (see the module docstring).
+    """Learn a mixture from a data file by stepwise EM (see the module docstring).
 
     Parameters
     ----------
@@ -91,8 +110,12 @@ def fit_file(
         The file (:func:`streamem.datafiles.open_data`).
     n_components
         The number of components, or ``"auto"`` to choose it by BIC among ``candidates``.
+    family
+        A family of independent rows with a ``bic``: ``"gaussian_mixture"`` or
+        ``"poisson_mixture"`` (see :func:`_mixture_family`).
     covariance_type, n_init, seed
-        As in :class:`~streamem.GaussianMixture` (``seed`` is ``random_state``).
+        As in :class:`~streamem.GaussianMixture` (``seed`` is ``random_state``);
+        ``covariance_type`` is a Gaussian mixture's only.
     batch_size
         Rows per ``partial_fit``.
     init_size
@@ -104,6 +127,8 @@ def fit_file(
     progress
         Called with the bytes read so far, after each chunk; with ``"auto"`` the second pass
         continues from the file's size, so a bar of ``2 * data.size`` fills once.
+    on_candidate
+        Called after each candidate K of ``"auto"`` (see :data:`Candidate`).
     """
     chunk_rows = chunk_rows or max(batch_size, 100_000)
     skipped = _RowsWithoutValues()
@@ -115,9 +140,10 @@ def fit_file(
         ),
         candidates,
         dict(covariance_type=covariance_type, n_init=n_init, random_state=seed),
+        family=family,
+        on_candidate=on_candidate,
         init_size=init_size,
     )
-    n_components = model.n_components
     n_rows, skipped.count = 0, 0
     with threadpool_limits(1):
         second_pass = None if progress is None else _after(read_before, progress)
@@ -126,12 +152,230 @@ def fit_file(
             n_rows += len(batch)
         if n_rows == 0:
             raise ValidationError(f"{str(data.path)!r} has no row with a value")
-        batch_em = not model.engine_.initialized
+        batch_em = not model.status.initialized
         if batch_em:  # the whole file is in the warm-up buffer: a fresh model, fitted on it
-            model = clone(model).fit(model.warmup_)
+            model = clone(model).fit(np.vstack(model.warmup_))
     if data.named:
         model.feature_names_in_ = np.asarray(data.features, dtype=object)
-    return FitResult(model, n_components, n_rows, bic, batch_em, skipped.count)
+    return FitResult(model, model.n_components, n_rows, bic, batch_em, skipped.count)
+
+
+def fit_sequences(
+    data: DataFile,
+    family: str,
+    n_components: int | None,
+    *,
+    sequence_key: str | None = None,
+    covariance_type: str = "full",
+    batch_size: int = 1_000,
+    init_size: int | None = None,
+    seed: int = 0,
+    chunk_rows: int | None = None,
+    progress: Progress | None = None,
+) -> FitResult:
+    """Learn a sequential family (hidden Markov models, state space) from a data file by
+    stepwise EM, as the daemon learns its records: batches of ``batch_size`` rows in file
+    order, each row continuing the sequence of its ``sequence_key`` value (a column of the
+    file; None: the whole file is one sequence).
+
+    Parameters
+    ----------
+    data
+        The file (:func:`streamem.datafiles.open_data`), read in its ``features``; the key
+        column must not be one of them.
+    family
+        A sequential family of the registry (``gaussian_hmm``, ``poisson_hmm``,
+        ``categorical_hmm``, ``linear_gaussian_ssm``).
+    n_components
+        Hidden states (None for a family without them, the state space model).
+    covariance_type, init_size, seed
+        The model protocol's options (:class:`~streamem.models.protocol.StreamingOptions`);
+        ``init_size`` None is the family's warm-up.
+    batch_size, chunk_rows, progress
+        As in :func:`fit_file` (one pass: ``progress`` ends at ``data.size``).
+
+    Raises
+    ------
+    ValidationError
+        If the family does not learn sequences, the key is a feature, or the file ends before
+        the model's warm-up does.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from streamem.datafiles import open_data
+    >>> rng = np.random.default_rng(0)
+    >>> states = np.repeat(rng.integers(2, size=40), 50)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "level.csv"
+    >>> rows = [f"{s * 10 + rng.normal():.3f},m{i % 2}" for i, s in enumerate(states)]
+    >>> _ = path.write_text("temp,machine\\n" + "\\n".join(rows) + "\\n")
+    >>> data = open_data(path)  # the text column machine is left out of the features
+    >>> result = fit_sequences(data, "gaussian_hmm", 2, sequence_key="machine", init_size=500)
+    >>> result.n_rows, result.n_sequences, sorted(np.round(result.model.means_.ravel()).tolist())
+    (2000, 2, [0.0, 10.0])
+    """
+    spec = family_spec(family)
+    if not spec.sequential:
+        raise ValidationError(f"family must be a sequential family, got {family!r}")
+    if sequence_key is not None and sequence_key in data.features:
+        raise ValidationError(
+            f"--sequence-key {sequence_key!r} is one of the features {list(data.features)}; "
+            "a key column is not learned"
+        )
+    model = _new_model(family, n_components, covariance_type, init_size, None, seed)
+    chunk_rows = chunk_rows or max(batch_size, 100_000)
+    keys = None if sequence_key is None else (str(key) for key in data.keys(sequence_key))
+    n_rows, seen = 0, set[str]()
+    with threadpool_limits(1):
+        for batch in Rebatcher(batch_size)(data.chunks(chunk_rows, progress)):
+            batch_keys = None if keys is None else tuple(itertools.islice(keys, len(batch)))
+            model.learn(model.batch_from_rows(batch, batch_keys))
+            seen.update(batch_keys or ("",))
+            n_rows += len(batch)
+    _check_warmed_up(model, n_rows, "rows", data.path)
+    if data.named:
+        model.feature_names_in_ = np.asarray(data.features, dtype=object)
+    return FitResult(model, n_components or 0, n_rows, {}, False, n_sequences=len(seen))
+
+
+def fit_documents(
+    path: Path,
+    n_components: int,
+    *,
+    vocabulary: Sequence[str] | None = None,
+    max_words: int = 5_000,
+    batch_size: int = 1_000,
+    init_size: int | None = None,
+    n_init: int | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> FitResult:
+    """Learn a topic model (``lda``) from a text file, one document per line, by stepwise EM.
+
+    A line is tokenised as the daemon's ``input.format: text`` does
+    (:class:`~streamem.service.documents.DocumentDecoder`); blank lines are not documents,
+    and a document without a word of the vocabulary is skipped and counted (``n_skipped``).
+
+    Parameters
+    ----------
+    path
+        The UTF-8 text file.
+    n_components
+        Topics.
+    vocabulary
+        The words (the columns); None builds it from the file: its ``max_words`` most
+        frequent tokens (ties in alphabetical order), in a first pass.
+    batch_size
+        Documents per update.
+    init_size, n_init, seed
+        The model protocol's options (None: the family's warm-up).
+    progress
+        Called with the bytes read so far; a bar of ``2 * size`` fills once when the
+        vocabulary is built (two passes), of ``size`` otherwise.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> rng = np.random.default_rng(0)
+    >>> topics = [["pump", "valve", "leak"], ["motor", "belt", "noise"]]
+    >>> lines = [" ".join(rng.choice(topics[i % 2], 8)) for i in range(400)]
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> _ = path.write_text("\\n".join(lines) + "\\n")
+    >>> result = fit_documents(path, 2, init_size=100, batch_size=100)
+    >>> result.n_rows, sorted(result.model.vocabulary)
+    (400, ['belt', 'leak', 'motor', 'noise', 'pump', 'valve'])
+    """
+    from streamem.commands.produce import document_records
+    from streamem.models.common.vocabulary import FixedVocabulary
+    from streamem.service.documents import TOKEN_PATTERN, DocumentDecoder
+
+    size = path.stat().st_size if path.is_file() else 0
+    read_before = 0
+    if vocabulary is None:
+        counts = collections.Counter(
+            token
+            for text in _reading(document_records(path), progress)
+            for token in re.findall(TOKEN_PATTERN, text.decode("utf-8").lower())
+        )
+        if not counts:
+            raise ValidationError(f"{str(path)!r} has no word (two or more letters or digits)")
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        vocabulary = [word for word, _ in ranked[:max_words]]
+        read_before = size
+    decode = DocumentDecoder(FixedVocabulary(vocabulary), max_bytes=max(size, 1))
+    model = _new_model("lda", n_components, "full", init_size, n_init, seed, tuple(vocabulary))
+    unknown = _Rejected()
+    second_pass = None if progress is None else _after(read_before, progress)
+    lines = _reading(document_records(path), second_pass)
+    documents, n_documents = unknown(decode, lines), 0
+    with threadpool_limits(1):
+        while batch := list(itertools.islice(documents, batch_size)):
+            model.learn(model.batch_from_rows(decode.batch(batch)))
+            n_documents += len(batch)
+    _check_warmed_up(model, n_documents, "documents", path)
+    return FitResult(model, n_components, n_documents, {}, False, unknown.count)
+
+
+class _Rejected:
+    """Decodes documents, leaving out (and counting) those the decoder rejects: a document
+    with no word of a fixed vocabulary."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, decode: Any, lines: Iterator[bytes]) -> Iterator[dict[int, float]]:
+        from streamem.service.codecs import RecordRejected
+
+        for text in lines:
+            try:
+                yield decode(text)
+            except RecordRejected:
+                self.count += 1
+
+
+def _reading(records: Iterator[tuple[Any, bytes]], progress: Progress | None) -> Iterator[bytes]:
+    """The lines of :func:`~streamem.commands.produce.document_records`, ``progress`` called
+    with the bytes read so far (each line and its end counted)."""
+    done = 0
+    for _, text in records:
+        done += len(text) + 1
+        if progress is not None:
+            progress(done)
+        yield text
+
+
+def _new_model(
+    family: str,
+    n_components: int | None,
+    covariance_type: str,
+    init_size: int | None,
+    n_init: int | None,
+    seed: int,
+    vocabulary: Sequence[str] | None = None,
+) -> Any:
+    """A new streaming model of ``family`` from the model protocol's options."""
+    options = StreamingOptions(
+        n_components=n_components or 1,
+        covariance_type=covariance_type,
+        init_size=init_size,
+        n_init=n_init,
+        seed=seed,
+        vocabulary=vocabulary,
+    )
+    return model_class(family).from_options(options)
+
+
+def _check_warmed_up(model: Any, n_units: int, units: str, path: Path) -> None:
+    status = model.status
+    if n_units == 0:
+        raise ValidationError(f"{str(path)!r} has no {units[:-1]}")
+    if not status.initialized:
+        wanted = getattr(model, "init_size", None)
+        needs = f"{wanted:,}" if isinstance(wanted, int) else "more"
+        raise ValidationError(
+            f"--init-size: the model starts after {needs} {units} of warm-up, {str(path)!r} "
+            f"has {n_units:,} ({status.n_warmup:,} buffered); give a smaller --init-size"
+        )
 
 
 def _after(offset: int, progress: Progress) -> Progress:
@@ -190,24 +434,54 @@ def choose_components(
     sample: np.ndarray,
     candidates: Iterable[int],
     *,
+    family: str = "gaussian_mixture",
     covariance_type: str = "full",
     n_init: int = 5,
     seed: int = 0,
+    on_candidate: Candidate | None = None,
 ) -> tuple[int, dict[int, float]]:
     """The K of the lowest BIC among ``candidates``, each fitted by batch EM on ``sample``.
 
-    Returns the chosen K and the BIC of every candidate that the sample can support.
+    Returns the chosen K and the BIC of every candidate that the sample can support;
+    ``on_candidate`` hears of each as soon as it is fitted (a long sweep shows its progress).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> counts = np.concatenate([rng.poisson(2, (300, 2)), rng.poisson(20, (300, 2))])
+    >>> choose_components(counts, range(1, 4), family="poisson_mixture")[0]
+    2
     """
+    kind = _mixture_family(family)
+    common = dict(covariance_type=covariance_type, n_init=n_init, random_state=seed)
     bic: dict[int, float] = {}
     with threadpool_limits(1):
         for k in _supported(candidates, len(sample)):
-            model = GaussianMixture(
-                k, covariance_type=covariance_type, n_init=n_init, random_state=seed
-            )
+            began = time.perf_counter()
+            model = kind(k, **_accepted(kind, common))
             bic[k] = model.fit(sample).bic(sample)
+            if on_candidate is not None:
+                on_candidate(k, bic[k], time.perf_counter() - began)
     if not bic:
         raise ValidationError(f"no candidate number of components fits {len(sample)} rows")
     return min(bic, key=bic.__getitem__), bic
+
+
+def _mixture_family(family: str) -> Any:
+    """The estimator class of a family of independent rows with a ``bic`` (the families
+    that ``fit_file`` learns and ``"auto"`` compares)."""
+    kind = model_class(family)
+    if family_spec(family).sequential or family_spec(family).input_kind != "rows":
+        raise ValidationError(f"family must be a family of independent rows, got {family!r}")
+    if not hasattr(kind, "bic"):
+        raise ValidationError(f"family {family!r} has no BIC to choose components by")
+    return kind
+
+
+def _accepted(kind: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The ``options`` that the estimator class ``kind`` takes."""
+    names = set(kind._get_param_names())
+    return {name: value for name, value in options.items() if name in names}
 
 
 def _supported(candidates: Iterable[int], n_rows: int) -> Sequence[int]:
@@ -274,25 +548,32 @@ def _mixture(
     sample: Callable[[], np.ndarray],
     candidates: Iterable[int],
     common: dict[str, Any],
+    *,
+    family: str = "gaussian_mixture",
+    on_candidate: Candidate | None = None,
     **options: Any,
-) -> tuple[GaussianMixture, dict[int, float]]:
-    """The mixture to learn and the BIC of each candidate K: with ``"auto"`` the K of the
-    lowest BIC on ``sample()``. ``common`` holds ``covariance_type``, ``n_init`` and
-    ``random_state`` (shared with the candidates), ``options`` the learned model's others."""
+) -> tuple[Any, dict[int, float]]:
+    """The mixture of ``family`` to learn and the BIC of each candidate K: with ``"auto"``
+    the K of the lowest BIC on ``sample()``. ``common`` holds ``covariance_type``, ``n_init``
+    and ``random_state`` (shared with the candidates; those the family takes), ``options``
+    the learned model's others."""
+    kind = _mixture_family(family)
     bic: dict[int, float] = {}
     if n_components == "auto":
         n_components, bic = choose_components(
             sample(),
             candidates,
+            family=family,
             covariance_type=common["covariance_type"],
             n_init=common["n_init"],
             seed=common["random_state"],
+            on_candidate=on_candidate,
         )
     if not isinstance(n_components, int) or n_components < 1:
         raise ValidationError(
             f"components must be a positive integer or 'auto', got {n_components!r}"
         )
-    return GaussianMixture(n_components, **common, **options), bic
+    return kind(n_components, **_accepted(kind, {**common, **options})), bic
 
 
 def _read_frame(path: Path | str, features: Sequence[str] | None) -> tuple[Any, list[str]]:

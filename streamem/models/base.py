@@ -5,8 +5,15 @@ streaming hyper-parameters under their common names (``schedule``, ``averaging_s
 ``parameter_tol``, ``smoothing``, ``patience``, ``history_size``) gets from
 :class:`EngineBackedModel` the model protocol's ``status``, ``monitor_``, ``next_step_size``
 and ``restart_schedule``, the fitted check, and its streaming engine. It says what its latent
-classes weigh (``_class_weights``), and may say how many units wait in a warm-up buffer
-(``_n_warmup``) and whether its fitted attributes are there yet (``_has_parameters``).
+classes weigh (``_class_weights``) and whether its fitted attributes are there yet
+(``_has_parameters``).
+
+The stream's warm-up is one template, :meth:`EngineBackedModel._warm_up`: buffer the units
+given (``_buffer``) until ``_warmup_size`` of them are there, ask the family whether they allow
+a start (``_cannot_start``), make its start (``_start``: candidate starts, refinement) and the
+first update with every buffered unit (``_stepwise_update``). No unit given is lost: ``n_seen_``
+counts the buffered ones too, and ``status.warmup`` and the not-fitted error say what the
+warm-up holds and what it waits for.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -62,8 +69,9 @@ class ConvergenceWarning(StreamemWarning):
 
 @dataclasses.dataclass(frozen=True)
 class Bound:
-    """A hyper-parameter that must be a number (an integer with ``integer``) >= ``low``, or
-    None when ``optional`` (scikit-learn's ``_parameter_constraints``, as data).
+    """A hyper-parameter that must be a number (an integer with ``integer``) >= ``low`` (>
+    ``low`` with ``strict``), or None when ``optional`` (scikit-learn's
+    ``_parameter_constraints``, as data).
 
     Examples
     --------
@@ -71,24 +79,53 @@ class Bound:
     Traceback (most recent call last):
     ...
     streamem.errors.ValidationError: n_components must be an integer >= 1, got 0
-    >>> Bound(1, optional=True).check("init_size", None)
+    >>> Bound(1, integer=True, optional=True).check("init_size", None)
+    >>> Bound(0, strict=True, optional=True).check("doc_topic_prior", 0)
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ValidationError: doc_topic_prior must be a number > 0 or None, got 0
     """
 
     low: float
     integer: bool = False
     optional: bool = False
+    strict: bool = False
 
     def check(self, name: str, value: Any) -> None:
         """Raise :class:`~streamem.errors.ValidationError` naming ``name``, the bound and
         ``value`` if ``value`` breaks the constraint."""
-        if self.optional:
-            if value is not None and value < self.low:
-                raise ValidationError(f"{name} must be >= {self.low} or None, got {value!r}")
+        if self.optional and value is None:
             return
         kinds = (int, np.integer) if self.integer else (int, float, np.number)
-        if not isinstance(value, kinds) or not value >= self.low:
+        if not isinstance(value, kinds) or not (
+            value > self.low if self.strict else value >= self.low
+        ):
             kind = "an integer" if self.integer else "a number"
-            raise ValidationError(f"{name} must be {kind} >= {self.low}, got {value!r}")
+            relation = ">" if self.strict else ">="
+            empty = " or None" if self.optional else ""
+            raise ValidationError(
+                f"{name} must be {kind} {relation} {self.low}{empty}, got {value!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+    """A hyper-parameter that must be one of ``choices``.
+
+    Examples
+    --------
+    >>> OneOf(("batch", "online")).check("learning_method", "fast")
+    Traceback (most recent call last):
+    ...
+    streamem.errors.ValidationError: learning_method must be one of ('batch', 'online'), got 'fast'
+    """
+
+    choices: tuple[Any, ...]
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise :class:`~streamem.errors.ValidationError` if ``value`` is not a choice."""
+        if value not in self.choices:
+            raise ValidationError(f"{name} must be one of {self.choices}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +149,10 @@ class Letters:
             raise ValidationError(f"{name} must be letters among {self.alphabet!r}, got {value!r}")
 
 
+Constraint = Bound | OneOf | Letters
+"""A declared constraint on one hyper-parameter."""
+
+
 class EngineBackedModel:
     """Mixin of the engine-backed parts of :class:`~streamem.models.protocol.StreamingModel`.
 
@@ -132,7 +173,7 @@ class EngineBackedModel:
     patience: int
     history_size: int
 
-    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+    def _parameter_constraints(self) -> dict[str, Constraint]:
         """Hyper-parameter name -> its constraint (checked in this order)."""
         return {}
 
@@ -147,12 +188,120 @@ class EngineBackedModel:
         return hasattr(self, "engine_") and self.engine_.initialized
 
     def _check_fitted(self) -> None:
-        """Raise :class:`ModelNotFittedError` if the model has not learned yet."""
+        """Raise :class:`ModelNotFittedError` if the model has not learned yet (saying what
+        its warm-up holds and waits for, once ``partial_fit`` was called)."""
         if not self.__sklearn_is_fitted__():
+            warmup = self._warmup_description()
             raise ModelNotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' or "
+                f"This {type(self).__name__} instance is not fitted yet: {warmup}"
+                if warmup
+                else f"This {type(self).__name__} instance is not fitted yet. Call 'fit' or "
                 "'partial_fit' first."
             )
+
+    @property
+    def n_seen_(self) -> int:
+        """Units given to the model: those learned and those waiting in the warm-up buffer
+        (the units of refused updates are not learned)."""
+        if not hasattr(self, "engine_"):
+            raise AttributeError(f"{type(self).__name__} has no n_seen_ before it learns")
+        return int(self.engine_.n_seen) + self._n_warmup()
+
+    # ---- the warm-up template ----------------------------------------------------------------
+
+    _UNITS: ClassVar[str] = "rows"
+    """What the family's units are called in messages (rows, steps, documents)."""
+
+    def _step(self, batch: Any) -> Self:
+        """The warm-up with ``batch`` or, once the model is initialised, a stepwise update."""
+        if self.engine_.initialized:
+            self._stepwise_update(batch)
+        else:
+            self._warm_up(batch)
+        return self
+
+    def _warm_up(self, batch: Any) -> None:
+        """The stream's warm-up: buffer ``batch``; once ``_warmup_size`` units are buffered
+        and they allow a start, start from them and make the first update with all of them.
+        While they do not, the reason is kept (``status.warmup``) and, when it first
+        appears, a :class:`~streamem.errors.RefusedUpdateWarning` says it; the units stay
+        buffered."""
+        buffered = self._buffer(batch)
+        if self._n_warmup() < self._warmup_size():
+            return
+        reason = self._cannot_start(buffered)
+        if reason is None:
+            try:
+                start = self._start(buffered)
+            except DegenerateUpdateError as error:
+                reason = f"they give no valid start ({error})"
+        if reason is not None:
+            self._wait(reason)
+            return
+        self.__dict__.pop("warmup_blocked_", None)
+        self.engine_.initialize(start)
+        self._clear_warmup()
+        self._stepwise_update(buffered)
+
+    def _wait(self, reason: str) -> None:
+        """Keep ``reason`` as why the buffered units cannot start the model; warn when a
+        start is refused for the first time."""
+        first = getattr(self, "warmup_blocked_", None) is None
+        self.warmup_blocked_: str | None = reason
+        if first:
+            n = self._n_warmup()
+            warnings.warn(
+                f"{type(self).__name__} could not be initialised on the first {n:,} "
+                f"{self._UNITS}: {reason}; they stay buffered and it will try again with the "
+                "next ones",
+                RefusedUpdateWarning,
+                stacklevel=5,  # partial_fit's caller: partial_fit > learn > _step > _warm_up > here
+            )
+
+    def _warmup_description(self) -> str:
+        """What the warm-up holds and waits for, in words ("" when there is no warm-up)."""
+        if not hasattr(self, "engine_") or self.engine_.initialized:
+            return ""
+        n, units = self._n_warmup(), self._UNITS
+        blocked = getattr(self, "warmup_blocked_", None)
+        if blocked is not None:
+            return f"warming up, {n:,} {units} buffered, which cannot start it yet: {blocked}"
+        needed = self._warmup_size()
+        if n < needed:
+            return (
+                f"warming up, {n:,} of {needed:,} {units} buffered (partial_fit starts the "
+                f"model when {needed:,} are there)"
+            )
+        return f"warming up, {n:,} {units} buffered; the next partial_fit starts the model"
+
+    def _n_warmup(self) -> int:
+        """Units waiting in the warm-up buffer (none by default)."""
+        return 0
+
+    def _warmup_size(self) -> int:
+        """Units the warm-up buffers before it tries a start (none by default)."""
+        return 0
+
+    def _buffer(self, batch: Any) -> Any:
+        """Add ``batch`` to the warm-up buffer and return everything buffered as one batch."""
+        raise NotImplementedError(f"{type(self).__name__} has no warm-up buffer")
+
+    def _clear_warmup(self) -> None:
+        """Empty the warm-up buffer (its units are about to be learned)."""
+        raise NotImplementedError(f"{type(self).__name__} has no warm-up buffer")
+
+    def _cannot_start(self, buffered: Any) -> str | None:
+        """Why the ``buffered`` units cannot start the model yet (None: they may)."""
+        return None
+
+    def _start(self, buffered: Any) -> Any:
+        """The starting parameters from the ``buffered`` units (candidate starts and their
+        refinement); a :class:`~streamem.errors.DegenerateUpdateError` if there is none."""
+        raise NotImplementedError(f"{type(self).__name__} has no warm-up start")
+
+    def _stepwise_update(self, batch: Any) -> None:
+        """One stepwise update of the initialised model with ``batch``."""
+        raise NotImplementedError(f"{type(self).__name__} has no stepwise update")
 
     def _class_weights(self) -> FloatArray:
         """The weight of each latent class (components, states, topics); none by default."""
@@ -165,10 +314,6 @@ class EngineBackedModel:
         if stats is None:
             return np.empty(0)
         return np.asarray(stats.resp / stats.resp.sum())
-
-    def _n_warmup(self) -> int:
-        """Units waiting in a warm-up buffer (none by default)."""
-        return 0
 
     def _has_parameters(self) -> bool:
         """Whether the fitted attributes are set (an initialised engine sets them by default)."""
@@ -191,6 +336,7 @@ class EngineBackedModel:
             initialized=initialized,
             n_seen=int(engine.n_seen),
             n_warmup=self._n_warmup(),
+            warmup=self._warmup_description(),
             n_updates=int(engine.step),
             n_refused=int(getattr(self, "n_refused_", 0)),
             record=engine.monitor.last,
@@ -256,7 +402,7 @@ class EngineBackedModel:
                 f"partial_fit refused a degenerate {description} and kept the previous "
                 f"parameters: {error}",
                 RefusedUpdateWarning,
-                stacklevel=5,  # the caller of partial_fit: partial_fit > learn > update > here
+                stacklevel=6,  # partial_fit's caller: partial_fit > learn > _step > update > here
             )
             return False
         return True
@@ -292,14 +438,13 @@ class EngineBackedModel:
 
     def _document_head(self, fmt: str, version: int) -> dict[str, Any]:
         """The start of :meth:`to_dict`'s document: format, version and the hyper-parameters
-        as JSON data (a schedule as its document, arrays as lists)."""
+        as JSON data (:func:`jsonable`: a schedule as its document, arrays as lists)."""
         hyper: dict[str, Any] = getattr(self, "get_params")(deep=False)  # noqa: B009
-        if hyper.get("schedule") is not None:
-            hyper["schedule"] = hyper["schedule"].to_dict()
-        for name, value in hyper.items():
-            if isinstance(value, np.ndarray):
-                hyper[name] = value.tolist()
-        return {"format": fmt, "format_version": version, "hyperparameters": hyper}
+        return {
+            "format": fmt,
+            "format_version": version,
+            "hyperparameters": {name: jsonable(value) for name, value in hyper.items()},
+        }
 
     def _state_head(self, anchor: ArrayRecord | None) -> dict[str, Any]:
         """The start of the document's state: input width, the engine's state, the anchor."""

@@ -41,6 +41,9 @@ class ModelStatus:
         Units (rows, time steps, documents) learned.
     n_warmup
         Units waiting in the warm-up buffer.
+    warmup
+        What the warm-up holds and waits for, in words ("10 of 500 steps buffered ...", or
+        why the buffered units cannot start the model yet); empty once initialised.
     n_updates
         Stepwise updates made.
     n_refused
@@ -57,6 +60,7 @@ class ModelStatus:
     initialized: bool = False
     n_seen: int = 0
     n_warmup: int = 0
+    warmup: str = ""
     n_updates: int = 0
     n_refused: int = 0
     record: MonitorRecord | None = None

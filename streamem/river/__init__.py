@@ -4,8 +4,9 @@
 module (:mod:`streamem.river.mixture` for the Gaussian mixture, :mod:`streamem.river.hmm` for
 the Gaussian hidden Markov model, :mod:`streamem.river.counts` for the Poisson and categorical
 ones, :mod:`streamem.river.state_space` for the linear-Gaussian
-state space model, :mod:`streamem.river.topics` for the topic model); this package exports their
-estimators.
+state space model, :mod:`streamem.river.topics` for the topic model), and
+:mod:`streamem.river.family` gives any family whose rows can be scored alone (a family of your
+own too) an anomaly detector from the model protocol; this package exports their estimators.
 """
 
 from streamem.river.counts import (
@@ -13,6 +14,7 @@ from streamem.river.counts import (
     PoissonHMMDetector,
     PoissonMixtureDetector,
 )
+from streamem.river.family import FamilyDetector
 from streamem.river.hmm import GaussianHMMClusterer, GaussianHMMDetector
 from streamem.river.mixture import GaussianMixtureClusterer, GaussianMixtureDetector
 from streamem.river.state_space import KalmanDetector
@@ -20,6 +22,7 @@ from streamem.river.topics import LDATransformer
 
 __all__ = [
     "CategoricalHMMDetector",
+    "FamilyDetector",
     "GaussianHMMClusterer",
     "GaussianHMMDetector",
     "GaussianMixtureClusterer",

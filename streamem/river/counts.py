@@ -32,9 +32,9 @@ from streamem.models.hmm.estimator import HMMEstimator
 from streamem.models.hmm.poisson_hmm import PoissonHMM
 from streamem.models.hmm.table_hmm import TableHMM
 from streamem.models.mixture.poisson_mixture import PoissonMixture
+from streamem.river.family import FamilyDetector
 from streamem.river.hmm import _HMMCore, _HMMFace
 from streamem.river.mixture import HISTORY_SIZE
-from streamem.river.rows import Rows
 
 __all__ = ["CategoricalHMMDetector", "PoissonHMMDetector", "PoissonMixtureDetector"]
 
@@ -180,14 +180,14 @@ class CategoricalHMMDetector(_CountHMMDetector):
     _MODEL = CategoricalHMM
 
 
-class PoissonMixtureDetector(base.AnomalyDetector):
+class PoissonMixtureDetector(FamilyDetector):
     """Anomaly detection on independent count rows by their density under a Poisson mixture
     learned online: ``score_one(x)`` is ``-log p(x)`` (0.0 during the warm-up).
 
-    Every ``batch_size`` rows make one stepwise update of the :class:`streamem.PoissonMixture`
-    (the first ``init_size`` rows, None: ``10 * n_components``, start it). Values are counts
-    (finite numbers >= 0), checked by the model before anything changes; a known feature
-    absent from ``x`` is an error.
+    A :class:`~streamem.river.FamilyDetector` of a :class:`streamem.PoissonMixture`: every
+    ``batch_size`` rows make one stepwise update (the first ``init_size`` rows, None:
+    ``10 * n_components``, start it). Values are counts (finite numbers >= 0), checked by the
+    model before anything changes; a known feature absent from ``x`` is an error.
 
     Parameters
     ----------
@@ -223,46 +223,25 @@ class PoissonMixtureDetector(base.AnomalyDetector):
         seed: int | None = None,
     ) -> None:
         self.n_components = n_components
-        self.batch_size = batch_size
         self.init_size = init_size
         self.schedule = schedule
         self.seed = seed
         _check_sizes(n_components, batch_size, init_size)
         warmup = 10 * n_components if init_size is None else init_size
-        self.mixture = PoissonMixture(
+        mixture = PoissonMixture(
             n_components,
             random_state=seed,
             schedule=schedule,
             init_size=max(warmup, batch_size),
             history_size=HISTORY_SIZE,
         )
-        self._rows = Rows()
-        self._pending: list[np.ndarray] = []
-
-    def _checked(self, x: dict[Hashable, Any], learning: bool) -> np.ndarray:
-        row = self._rows.learn_vector(x) if learning else self._rows.vector(x)
-        self.mixture.batch_from_rows(row[np.newaxis])  # the model's checks, no state change
-        return row
-
-    def learn_one(self, x: dict[Hashable, Any]) -> None:
-        """Buffer ``x``; every ``batch_size`` rows make one stepwise update."""
-        self._pending.append(self._checked(x, learning=True))
-        if len(self._pending) >= self.batch_size:
-            rows, self._pending = np.array(self._pending), []
-            self.mixture.learn(self.mixture.batch_from_rows(rows))
-
-    def score_one(self, x: dict[Hashable, Any]) -> float:
-        """``-log p(x)`` under the current mixture (0.0 during the warm-up)."""
-        if not self.mixture.status.initialized:
-            self._rows.vector(x)  # the input checks still apply
-            return 0.0
-        row = self._checked(x, learning=False)
-        return -float(self.mixture.log_density(row[np.newaxis])[0])
+        super().__init__(mixture, batch_size)
 
     @property
-    def feature_names(self) -> tuple[Hashable, ...]:
-        """The features the mixture models, in its order (empty before the first row)."""
-        return self._rows.features
+    def mixture(self) -> PoissonMixture:
+        """The Poisson mixture it learns."""
+        assert isinstance(self.model, PoissonMixture)
+        return self.model
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:

@@ -472,12 +472,16 @@ class Learner:
         model: ModelSettings,
         drift: DriftSettings,
         features: list[str] | tuple[str, ...],
+        *,
+        stored_in: str = "the checkpoint",
+        start_over: str = "delete the checkpoint to start the model over",
     ) -> Learner:
         """Rebuild a learner from :meth:`state_dict`'s output.
 
         The stored hyper-parameters win over ``model`` (a warning lists the differences), except
         that a different number of components, covariance type or feature list is an error:
-        the stored statistics cannot be used with them.
+        the stored statistics cannot be used with them. ``stored_in`` names where the state was
+        kept and ``start_over`` what the operator does to start the model over, in the errors.
 
         Raises
         ------
@@ -492,9 +496,9 @@ class Learner:
             )
         if list(state["features"]) != list(features):
             raise LearnerStateError(
-                f"input.features: the checkpoint was written for {state['features']}, the "
-                f"configuration says {list(features)}; restore the configuration or delete "
-                f"the checkpoint to start the model over"
+                f"input.features: {stored_in} was written for {state['features']}, the "
+                f"configuration says {list(features)}; restore the configuration or "
+                f"{start_over}"
             )
         stored = dict(state["estimator"]["hyperparameters"])
         wanted = learner.model.to_dict()["hyperparameters"]
@@ -503,9 +507,9 @@ class Learner:
         for name in family_spec(model.family).structural:
             if stored.get(name) != wanted.get(name):
                 raise LearnerStateError(
-                    f"model.{name}: the checkpoint was written with {stored.get(name)!r}, the "
+                    f"model.{name}: {stored_in} was written with {stored.get(name)!r}, the "
                     f"configuration says {wanted.get(name)!r}; restore the configuration or "
-                    f"delete the checkpoint to start the model over"
+                    f"{start_over}"
                 )
         changed = {k: (stored.get(k), v) for k, v in wanted.items() if stored.get(k) != v}
         if changed:
@@ -516,9 +520,9 @@ class Learner:
             )
         if state["estimator"].get("format") != learner.model.FORMAT:
             raise LearnerStateError(
-                f"model.family: the checkpoint holds a {state['estimator'].get('format')!r} "
+                f"model.family: {stored_in} holds a {state['estimator'].get('format')!r} "
                 f"model, the configuration says {model.family!r}; restore the configuration or "
-                f"delete the checkpoint to start the model over"
+                f"{start_over}"
             )
         try:
             learner.model = type(learner.model).from_dict(state["estimator"])

@@ -89,7 +89,15 @@ class Shards:
 
     def _restore(self, state: dict[str, object]) -> Learner:
         s = self.settings
-        return Learner.from_state(dict(state), s.model, s.drift, s.input.features)
+        return Learner.from_state(
+            dict(state),
+            s.model,
+            s.drift,
+            s.input.features,
+            stored_in=f"the statistics topic {s.output.statistics_topic!r}",
+            start_over="give output.statistics_topic (or model.name) a new value to start the "
+            "model over (the state of a scale-out group lives in that topic, not in a file)",
+        )
 
     @property
     def decided(self) -> bool:

@@ -43,7 +43,13 @@ from streamem.service.statistics import PartitionStatistics, StatisticsChannel
 if TYPE_CHECKING:
     from streamem.service.app import Daemon
 
-__all__ = ["CheckpointFileState", "PartitionState", "StatisticsTopicState", "partition_names"]
+__all__ = [
+    "CheckpointFileState",
+    "PartitionState",
+    "StatisticsTopicState",
+    "partition_names",
+    "stored_positions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,28 @@ def partition_names(partitions: Sequence[Partition]) -> str:
     'sensors/0, sensors/1'
     """
     return ", ".join(f"{topic}/{partition}" for topic, partition in partitions) or "(none)"
+
+
+def stored_positions(
+    daemon: Daemon,
+    partitions: Sequence[Partition],
+    marks: Mapping[Partition, Mapping[str, Any] | None],
+) -> dict[Partition, int]:
+    """Where an assignment reads each of ``partitions``: its restored offset, checked against
+    the mark of the log it belongs to (one record earlier, to compare that record); a
+    partition whose log was recreated is read from ``auto_offset_reset`` (left out)."""
+    seek: dict[Partition, int] = {}
+    for partition in partitions:
+        stored = daemon.book.next_offsets.get(partition)
+        if stored is None:
+            continue
+        try:
+            seek[partition] = daemon.logs.expect(
+                partition, marks.get(partition), stored, daemon.log_id(partition)
+            )
+        except LogReplaced as why:
+            daemon.log_replaced(partition, str(why))
+    return seek
 
 
 class PartitionState(Protocol):
@@ -181,18 +209,7 @@ class CheckpointFileState:
             marks = {p: daemon.logs.current_mark(p) for p in partitions}
         else:
             marks = self._load(partitions)
-        seek: dict[Partition, int] = {}
-        for partition in partitions:
-            stored = daemon.book.next_offsets.get(partition)
-            if stored is None:
-                continue
-            try:
-                seek[partition] = daemon.logs.expect(
-                    partition, marks.get(partition), stored, daemon.log_id(partition)
-                )
-            except LogReplaced as why:
-                daemon.log_replaced(partition, str(why))
-        return seek
+        return stored_positions(daemon, partitions, marks)
 
     def _load(self, partitions: tuple[Partition, ...]) -> dict[Partition, dict[str, Any]]:
         """Restore the partition set's file (or start a new model); return the log marks it
@@ -401,8 +418,12 @@ class StatisticsTopicState:
         daemon.restart(version, seek)
         if shards.leader in partitions and shards.merged is not None:
             daemon.book.model_changed()  # a takeover publishes what it restored
+        marks = {}
         for partition in partitions:
             daemon.logs.forget(partition)
+            record = shards.latest.get(partition)
+            marks[partition] = None if record is None else record.log
+        seek = stored_positions(daemon, partitions, marks)
         log.info(
             "partitions %s assigned; restored from the statistics topic: global n_seen=%d, "
             "version=%d, offsets %s",
@@ -493,6 +514,11 @@ class StatisticsTopicState:
         sent again (:meth:`Shards.needs_sending`)."""
         daemon, shards, channel = self.daemon, self.shards, self._channel()
         now = daemon.wall_clock()
+        marks = daemon.logs.marks(
+            {p: o for p, o in offsets.items() if p in shards.owned},
+            daemon.batcher.first_offsets,
+            {partition: daemon.log_id(partition) for partition in shards.owned},
+        )
         records = []
         for partition, learner in sorted(shards.owned.items()):
             offset = offsets.get(partition)
@@ -511,6 +537,7 @@ class StatisticsTopicState:
                     origin=shards.origin_of(partition),
                     lineage=shards.lineage_of(partition) or "",
                     writer=channel.writer,
+                    log=marks.get(partition),
                 )
             )
         state = daemon.metrics.state

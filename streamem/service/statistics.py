@@ -84,6 +84,10 @@ class PartitionStatistics:
         The id of the channel that wrote it (:attr:`KafkaStatisticsChannel.writer`): the owner
         of a partition recognises a record of its partition written by someone else (a member
         that had not noticed yet that it lost the partition) and sends its own again.
+    log
+        The mark of the input log that ``offset`` belongs to (its topic id and the fingerprint
+        of the last settled record, :mod:`streamem.service.logwatch`): a new owner notices a
+        recreated input topic before it reads a record (None: unknown).
 
     Examples
     --------
@@ -102,6 +106,7 @@ class PartitionStatistics:
     origin: int | None = None
     lineage: str = ""
     writer: str = ""
+    log: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -125,6 +130,7 @@ class PartitionStatistics:
                 "origin": self.origin,
                 "lineage": self.lineage,
                 "writer": self.writer,
+                "log": self.log,
             },
             allow_nan=False,
             separators=(",", ":"),
@@ -158,9 +164,29 @@ class PartitionStatistics:
                 origin=None if data.get("origin") is None else int(data["origin"]),
                 lineage=str(data.get("lineage", "")),
                 writer=str(data.get("writer", "")),
+                log=_log_mark(data.get("log")),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(f"not a statistics record: {error}") from error
+
+
+def _log_mark(value: object) -> dict[str, Any] | None:
+    """A record's log mark, checked for shape: ``{"topic_id": str | None, "last": [offset,
+    timestamp, crc] | None}``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"topic_id", "last"}:
+        raise ValueError(f"log: expected {{topic_id, last}}, got {value!r}"[:200])
+    topic_id, last = value["topic_id"], value["last"]
+    if topic_id is not None and not isinstance(topic_id, str):
+        raise ValueError(f"log.topic_id: expected a string or null, got {topic_id!r}"[:200])
+    if last is not None and (
+        not isinstance(last, list)
+        or len(last) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in last)
+    ):
+        raise ValueError(f"log.last: expected [offset, timestamp, crc], got {last!r}"[:200])
+    return {"topic_id": topic_id, "last": last}
 
 
 CHUNK_HEADER = "chunk"

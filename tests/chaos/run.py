@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tests.chaos.nemesis import run_schedule
+from tests.chaos.nemesis import BROKER_RESTART, KINDS, run_schedule
 
 
 def main() -> int:
@@ -20,21 +20,27 @@ def main() -> int:
     parser.add_argument("--schedules", type=int, default=10, help="how many seeds to run")
     parser.add_argument("--first-seed", type=int, default=100, help="seeds from this one on")
     parser.add_argument("--faults", type=int, default=3, help="faults per schedule")
+    parser.add_argument(
+        "--broker-restarts",
+        action="store_true",
+        help="also restart the (memory-only) broker, refilled with the rest of the stream",
+    )
     args = parser.parse_args()
+    kinds = (*KINDS, BROKER_RESTART) if args.broker_restarts else KINDS
     failed = faults = 0
     print("| seed | faults | versions | final n_seen | seconds | violations |")
     print("|---:|---|---:|---:|---:|---|")
     for seed in range(args.first_seed, args.first_seed + args.schedules):
         with tempfile.TemporaryDirectory(prefix="streamem-chaos-") as workdir:
-            outcome = run_schedule(seed, Path(workdir), args.faults)
+            outcome = run_schedule(seed, Path(workdir), args.faults, kinds)
             if outcome.violations:  # keep the replicas' logs of a failed schedule
                 kept = Path(tempfile.gettempdir()) / "streamem-chaos-failures" / str(seed)
                 shutil.copytree(workdir, kept, dirs_exist_ok=True)
         faults += len(outcome.faults)
         failed += bool(outcome.violations)
-        kinds = ", ".join(f"{f.kind}@{f.at:.1f}" for f in outcome.faults)
+        applied = ", ".join(f"{f.kind}@{f.at:.1f}" for f in outcome.faults)
         print(
-            f"| {seed} | {kinds} | {outcome.versions} | {outcome.final_n_seen} | "
+            f"| {seed} | {applied} | {outcome.versions} | {outcome.final_n_seen} | "
             f"{outcome.seconds:.0f} | {'; '.join(outcome.violations) or 0} |",
             flush=True,
         )

@@ -78,7 +78,8 @@ def test_npy_is_memory_mapped_and_never_unpickled(tmp_path: Path) -> None:
         ("empty.csv", "", "is empty"),
         ("empty.ndjson", "\n\n", "is empty"),
         ("text.csv", "a,b\nx,y\n", "no numeric column"),
-        ("rows.parquet", "PAR1", "unknown data file kind"),
+        ("rows.xlsx", "PK", "unknown data file kind"),
+        ("rows.parquet", "PAR1", "is not a Parquet file"),
         # issue 32, item 12: inf or 1e400 reached scikit-learn, whose error names no line
         ("big.csv", "a,b\n1,2\n3,1e400\n", "line 3: column 'b' is inf, not a finite number"),
         ("big.csv", "a,b\n1,2\n-inf,4\n", "line 3: column 'a' is -inf, not a finite number"),
@@ -213,3 +214,45 @@ def test_fit_says_which_text_columns_it_left_out(
     printed = " ".join(capsys.readouterr().out.split())
     assert "learned 300 rows of temp, hum" in printed
     assert "left out the text column(s) machine" in printed
+
+
+def test_a_parquet_file_is_read_by_row_batches_in_its_numeric_columns(tmp_path: Path) -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "machine": [f"m{i % 3}" for i in range(1_000)],
+            "temp": rng.normal(size=1_000),
+            "count": rng.integers(0, 5, 1_000),
+        }
+    )
+    frame.loc[3, "temp"] = np.nan
+    frame["count"] = frame["count"].astype("Int64")
+    frame.loc[5, "count"] = pd.NA  # a null integer: missing
+    path = tmp_path / "readings.parquet"
+    frame.to_parquet(path, row_group_size=300)
+    data = open_data(path)
+    assert (data.kind, data.features, data.text_columns) == (
+        "parquet",
+        ("temp", "count"),
+        ("machine",),
+    )
+    positions: list[int] = []
+    chunks = list(data.chunks(400, progress=positions.append))
+    assert [len(chunk) for chunk in chunks] == [400, 400, 200]
+    expected = frame[["temp", "count"]].astype(float).to_numpy()
+    np.testing.assert_array_equal(np.concatenate(chunks), expected)  # NaN where null
+    assert positions[-1] == path.stat().st_size
+    assert list(data.keys("machine"))[:4] == ["m0", "m1", "m2", "m0"]
+    with pytest.raises(ValidationError, match=r"column\(s\) \['machine'\] are not numeric"):
+        open_data(path, ["temp", "machine"])
+
+
+def test_an_infinite_value_in_a_parquet_file_is_named_by_row(tmp_path: Path) -> None:
+    import pandas as pd
+
+    path = tmp_path / "bad.pq"
+    pd.DataFrame({"a": [1.0, 2.0, np.inf]}).to_parquet(path)
+    with pytest.raises(ValidationError, match="row 2: column 'a' is inf"):
+        list(open_data(path).chunks())

@@ -144,3 +144,56 @@ def test_command_errors_are_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert message in err
+
+
+def test_the_bic_sweep_prints_one_line_per_candidate_without_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    X = old_faithful_like(np.random.default_rng(7))
+    path = _csv(tmp_path / "faithful.csv", X, ("eruptions", "waiting"))
+    argv = ["fit", str(path), "--max-components", "3", "--out", str(tmp_path / "m.json")]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    swept = [line for line in lines if line.startswith("K=") and ": BIC " in line]
+    assert [line.split(":")[0] for line in swept] == ["K=1", "K=2", "K=3"]
+    expected = {
+        k: SklearnGaussianMixture(k, n_init=5, random_state=0).fit(X).bic(X) for k in (1, 2)
+    }
+    for k, value in expected.items():  # the sample is every row: scikit-learn's BIC, to 0.1
+        assert f"K={k}: BIC {value:,.1f} on a sample" in swept[k - 1]
+
+
+def test_the_bic_sweep_prints_its_lines_above_the_progress_bar_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import re
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=100)
+    monkeypatch.setattr("streamem.cli._console", lambda: terminal)
+    X = old_faithful_like(np.random.default_rng(7))
+    path = _csv(tmp_path / "faithful.csv", X, ("eruptions", "waiting"))
+    argv = ["fit", str(path), "--max-components", "3", "--out", str(tmp_path / "m.json")]
+    assert main(argv) == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())  # colours, cursor moves
+    assert "reading faithful.csv" in text  # the bar was drawn
+    for k in (1, 2, 3):
+        assert f"K={k}: BIC" in text
+
+
+def test_an_existing_model_file_is_named_before_it_is_replaced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _csv(tmp_path / "rows.csv", np.random.default_rng(0).normal(size=(300, 2)), ("a", "b"))
+    out = tmp_path / "model.json"
+    argv = ["fit", str(path), "--components", "1", "--out", str(out)]
+    assert main(argv) == 0
+    assert "exists" not in capsys.readouterr().out
+    out.write_text("an older model")
+    assert main(argv) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert printed.startswith(f"{out} exists: the new model will replace it")
+    assert GaussianMixture.from_json(out.read_text()).n_components == 1

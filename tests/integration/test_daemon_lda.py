@@ -20,6 +20,11 @@ from tests.integration.daemon import (
     crash_mid_stream,
     create_daemon_topics,
     daemon_config,
+    daemon_config_with_metrics,
+    http_get,
+    metric_sample,
+    produce,
+    wait_consumed,
 )
 from tests.integration.servers import read_records
 
@@ -152,3 +157,57 @@ def test_topics_survive_three_sigkills_with_n_seen_exact(
     print(f"dead letters: {len(dead)} ({len(distinct)} distinct records, {len(bad_at)} bad)")
     assert Counter(distinct.values()) == expected_reasons  # each bad record, with its reason
     print(f"test ran {time.monotonic() - started:.0f} s")
+
+
+def test_a_snapshot_too_large_to_send_is_counted_and_makes_readyz_fail(
+    broker: EmbeddedBroker,
+    daemons: Callable[..., DaemonProcess],
+    tmp_path: Path,
+    topic_name: str,
+    group_id: str,
+    rng: np.random.Generator,
+) -> None:
+    """A topic model's snapshot (10 topics x 3,000 words, with the components: ~0.5 MB) above
+    the producer's 128 KiB limit: no producer can send it, so it is a counted delivery failure
+    and ``/readyz`` says why, while the daemon goes on learning (before the fix it was dropped
+    with an ERROR line, ``/readyz`` 200 and ``streamem_delivery_failures_total`` 0)."""
+    n_words, n_documents = 3_000, 1_500
+    create_daemon_topics(broker, topic_name)
+    corpus = TopicCorpus.random(N_TOPICS, n_words, rng)
+    X, _ = corpus.sample(n_documents, DOC_LENGTH, rng)
+    words = [f"w{j}" for j in range(n_words)]
+    config, port = daemon_config_with_metrics(
+        tmp_path / "daemon.yaml",
+        bootstrap=broker.bootstrap_servers,
+        topic=topic_name,
+        group=group_id,
+        name="topics",
+        kafka={"producer": {"max_request_size": 128 * 1024}},
+        input={"format": "text", "features": ["text"], "max_record_bytes": MAX_BYTES},
+        batching={"batch_size": 250, "max_wait_ms": 200},
+        model={
+            "family": "lda",
+            "n_components": N_TOPICS,
+            "init_size": 500,
+            "n_init": 1,
+            "vocabulary": {"words": words},
+            "snapshot_components": True,
+        },
+        drift={"enabled": False},
+    )
+    daemon = daemons(config)
+    produce(broker.bootstrap_servers, topic_name, _texts(X.toarray(), words, rng))
+    wait_consumed(port, n_documents, timeout=120)
+    deadline = time.monotonic() + 60
+    while (failures := metric_sample(port, "streamem_delivery_failures_total") or 0) < 1:
+        assert time.monotonic() < deadline, "no delivery failure counted within 60 s"
+        time.sleep(0.2)
+    # /readyz fails once the problem outlasts the session timeout (2 s here; a transient one
+    # does not make a pod unready)
+    while (answer := http_get(port, "/readyz"))[0] == 200:
+        assert time.monotonic() < deadline, "/readyz stayed 200 for 60 s"
+        time.sleep(0.2)
+    print(f"failures {failures}; /readyz {answer}")
+    assert answer[0] == 503
+    assert "too large" in answer[1]
+    assert daemon.running

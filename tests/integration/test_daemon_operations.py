@@ -144,6 +144,7 @@ def test_a_rolling_restart_right_after_traffic_ends_publishes_every_record(
         reader.close()
 
 
+@pytest.mark.parametrize("n_replicas", [1, 2], ids=["one-daemon", "scale-out"])
 def test_a_broker_restart_refilled_beyond_the_stored_offsets_loses_and_repeats_nothing(
     own_broker: EmbeddedBroker,
     daemons: Callable[..., DaemonProcess],
@@ -151,23 +152,30 @@ def test_a_broker_restart_refilled_beyond_the_stored_offsets_loses_and_repeats_n
     topic_name: str,
     group_id: str,
     rng: np.random.Generator,
+    n_replicas: int,
 ) -> None:
-    """One daemon: the broker loses every topic (a memory-only broker restarts), and the new
-    input log grows past the offsets the daemon stored before the daemon reads it: each record
-    of the new log is learned once, on every partition, and the producers recover."""
+    """The broker loses every topic (a memory-only broker restarts), and the new input log
+    grows past the offsets the daemons stored before they read it: each record of the new log
+    is learned once, on every partition, the producers recover, and (scale-out) the replicas
+    keep the model that only their memory still holds."""
     before, after = 20_000, 40_000
     broker = own_broker
-    configs = [
-        daemon_config(
-            tmp_path / "daemon.yaml",
-            bootstrap=broker.bootstrap_servers,
-            topic=topic_name,
-            group=group_id,
-            state={"checkpoint_every_seconds": 1.0},
-        )
-    ]
-    broker.create_topics([topic_name], partitions=N_PARTITIONS)
-    broker.create_topics([f"{topic_name}.models", f"{topic_name}.dead"], partitions=1)
+    if n_replicas == 1:
+        configs = [
+            daemon_config(
+                tmp_path / "daemon.yaml",
+                bootstrap=broker.bootstrap_servers,
+                topic=topic_name,
+                group=group_id,
+                state={"checkpoint_every_seconds": 1.0},
+            )
+        ]
+        topics = [f"{topic_name}.models", f"{topic_name}.dead"]
+        broker.create_topics([topic_name], partitions=N_PARTITIONS)
+        broker.create_topics(topics, partitions=1)
+    else:
+        configs = _replicas(tmp_path, broker, topic_name, group_id, n_replicas)
+        topics = [f"{topic_name}.models", f"{topic_name}.dead", f"{topic_name}.statistics"]
     _, values = readings(before + after, rng)
     running = [daemons(config, name=f"replica{i}") for i, config in enumerate(configs)]
     for daemon in running:
@@ -181,7 +189,7 @@ def test_a_broker_restart_refilled_beyond_the_stored_offsets_loses_and_repeats_n
     broker.stop()
     broker.restart()  # same port, no topics, no data, no groups
     broker.create_topics([topic_name], partitions=N_PARTITIONS)
-    broker.create_topics([f"{topic_name}.models", f"{topic_name}.dead"], partitions=1)
+    broker.create_topics(topics, partitions=1)
     produce(broker.bootstrap_servers, topic_name, values[before:], partitions=N_PARTITIONS)
     reader = SnapshotReader(broker.bootstrap_servers, f"{topic_name}.models")
     try:

@@ -88,7 +88,7 @@ def test_a_recreated_topic_grown_past_the_offsets_is_learned_exactly_once(
 def _owns(member: DaemonProcess) -> bool | None:
     """Whether the member's newest assignment gave it partitions (None: none yet)."""
     lines = [line for line in member.log().splitlines() if "assigned" in line]
-    lines = [line for line in lines if "streamem.service.app" in line and "revoked" not in line]
+    lines = [line for line in lines if "streamem.service." in line and "revoked" not in line]
     return None if not lines else "no partition assigned" not in lines[-1]
 
 

@@ -45,9 +45,10 @@ def test_empty_batch_is_rejected(fitted: GaussianMixture) -> None:
         fitted.partial_fit(np.empty((0, 3)))
 
 
-def test_more_components_than_the_first_batch() -> None:
+def test_more_components_than_rows_in_fit() -> None:
+    # partial_fit buffers such a batch instead (tests/models/test_warm_up.py)
     with pytest.raises(ValidationError, match="n_components = 5, n_samples = 3"):
-        GaussianMixture(5).partial_fit(np.ones((3, 2)))
+        GaussianMixture(5).fit(np.ones((3, 2)))
 
 
 @pytest.mark.parametrize(

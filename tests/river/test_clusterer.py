@@ -332,15 +332,21 @@ def test_numpy_and_int_values_are_numbers(rng: np.random.Generator) -> None:
     assert isinstance(model.predict_one({"a": np.int64(0), "b": np.float64(8.0)}), int)
 
 
-def test_constant_stream_keeps_a_bounded_warm_up() -> None:
+def test_constant_stream_keeps_a_bounded_warm_up_and_every_row() -> None:
     model = GaussianMixtureClusterer(n_components=3, init_size=5)
-    for _ in range(1_000):
+    for _ in range(4):
+        model.learn_one({"a": 1.0, "b": 2.0})
+    with pytest.warns(RefusedUpdateWarning, match="all 5 buffered rows are identical"):
+        model.learn_one({"a": 1.0, "b": 2.0})
+    for _ in range(995):
         model.learn_one({"a": 1.0, "b": 2.0})
     assert not model.initialized
-    assert model.mixture.status.n_warmup <= 5
+    assert len(model.mixture.warmup_) <= 5  # the repeated row is held once, with its count
+    assert model.mixture.status.n_warmup == 1_000
     for value in (3.0, 4.0):
         model.learn_one({"a": value, "b": 2.0})
     assert model.initialized
+    assert model.mixture.n_seen_ == 1_002
 
 
 def test_degenerate_first_rows_warn_and_wait_for_more() -> None:

@@ -38,6 +38,27 @@ def test_points_are_seen_buffered_or_dropped_never_lost(rng: np.random.Generator
     assert sum(status.weights) == pytest.approx(1.0)
 
 
+def test_one_point_batches_and_a_stuck_sensor_start_without_a_drop(
+    rng: np.random.Generator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A first batch of one point is buffered, not an error; a stuck sensor's identical
+    points wait in the warm-up and are learned once the mixture can start."""
+    learner = Learner(ModelSettings(n_components=3, seed=0), DriftSettings(), FEATURES)
+    X = _stream(rng, 200)
+    with caplog.at_level(logging.WARNING):
+        learner.learn(X[:1])
+        for _ in range(300):
+            learner.learn(X[1:2])  # the same reading, again and again
+        for begin in range(2, 200, 2):
+            learner.learn(X[begin : begin + 2])
+    status = learner.status
+    assert status.initialized
+    assert status.n_dropped == 0
+    assert status.n_seen == 1 + 300 + 198
+    assert "dropped" not in caplog.text
+    assert "failed" not in caplog.text
+
+
 def test_a_failed_update_drops_its_points_and_logs(
     rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

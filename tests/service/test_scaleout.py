@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from streamem.models.sharing import share_of
 from streamem.service.app import Daemon
 from streamem.service.codecs import encode_points
-from streamem.service.learner import Learner
+from streamem.service.learner import Learner, LearnerStateError
 from streamem.service.shards import STATISTICS_REFRESH_SECONDS, Shards
 from streamem.service.source import Partition
 from streamem.service.state import StatisticsTopicState
@@ -374,3 +375,36 @@ def test_a_partition_restored_from_a_lost_warm_up_is_read_from_its_origin_not_it
     heir = Replica(tmp_path / "c", log, topic, sinks, PARTITIONS[:1], **slow_start)
     _run([heir, winner], log)
     assert _n_seen(heir) == _n_seen(winner) == log.size()
+
+
+def test_a_new_owner_reads_a_recreated_input_log_from_its_start(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """The input topic was recreated (a memory-only broker restarted) and its new log grew
+    past the offsets in the statistics records: the fingerprint of the last settled record
+    in each record tells the new owner, which reads every new record once."""
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    valid = _fill(log, rng, 1500)
+    _run([Replica(tmp_path / "a", log, topic, sinks, PARTITIONS)], log)
+    assert all(record.log is not None for record in topic.records() if record.offset)
+    new_log = FakeLog()
+    more = _fill(new_log, rng, 3000)  # longer than the old log, other records
+    heir = Replica(tmp_path / "b", new_log, topic, sinks, PARTITIONS)
+    _run([heir], new_log)
+    assert _n_seen(heir) == valid + more
+
+
+def test_a_k_change_in_scale_out_names_the_statistics_topic(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """A rolling update that changes K: the state lives in the statistics topic, not in a file,
+    and the refusal says what to do there."""
+    log, topic, sinks = FakeLog(), FakeStatisticsTopic(), SinkFactory()
+    _fill(log, rng, 1500)
+    _run([Replica(tmp_path / "a", log, topic, sinks, PARTITIONS)], log)
+    with pytest.raises(LearnerStateError) as refused:
+        Replica(tmp_path / "b", log, topic, sinks, PARTITIONS, model={"n_components": 4})
+    message = str(refused.value)
+    assert "model.n_components: the statistics topic 'stats' was written with 3" in message
+    assert "output.statistics_topic" in message
+    assert "delete the checkpoint" not in message

@@ -13,7 +13,6 @@ with a start), ``_prior``, ``_rows`` (validated rows), ``_check_parameters``, ``
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -28,8 +27,6 @@ from streamem.engine import (
 )
 from streamem.engine.records import ArrayRecord, FloatArray
 from streamem.errors import (
-    DegenerateUpdateError,
-    RefusedUpdateWarning,
     ValidationError,
     input_error,
 )
@@ -209,29 +206,26 @@ class HMMEstimator(EngineBackedModel):
             self.engine_ = self._streaming_engine(None)
             self.warmup_ = []
             self.n_refused_ = 0
-        if not self.engine_.initialized:
-            self._warm_up(batch)
-        else:
-            self._stepwise_update(batch)
-        return self
+        return self._step(batch)
 
-    def _warm_up(self, batch: Sequences) -> None:
+    _UNITS = "steps"
+
+    def _warmup_size(self) -> int:
+        return max(self.init_size or 0, self.n_components)
+
+    def _buffer(self, batch: Sequences) -> Sequences:
         self.warmup_.append(batch)
-        buffered = merge_sequences(self.warmup_)
-        if buffered.n_steps < max(self.init_size or 0, self.n_components):
-            return
+        return merge_sequences(self.warmup_)
+
+    def _clear_warmup(self) -> None:
+        self.warmup_ = []
+
+    def _start(self, buffered: Sequences) -> Any:
+        """Starting values (``WARMUP_RESTARTS`` restarts) refined by up to ``init_em_iter``
+        Baum-Welch iterations on the buffered sequences, each from its start."""
         rng = np.random.default_rng(self.random_state)
         family = self._family(0.0, n_restarts=WARMUP_RESTARTS)
-        try:
-            start = family.initial_params(buffered, rng)
-        except DegenerateUpdateError as error:
-            warnings.warn(
-                f"the HMM could not be initialised on the first {buffered.n_steps} steps, it "
-                f"will try again with the next ones: {error}",
-                RefusedUpdateWarning,
-                stacklevel=4,
-            )
-            return
+        start = family.initial_params(buffered, rng)
         self._hmm_family.anchor = start
         anonymous = Sequences(
             buffered.X,
@@ -239,9 +233,7 @@ class HMMEstimator(EngineBackedModel):
             (None,) * len(buffered.lengths),
             (False,) * len(buffered.lengths),
         )
-        self.engine_.initialize(self._refined(family, start, anonymous, self.init_em_iter))
-        self.warmup_ = []
-        self._stepwise_update(buffered)
+        return self._refined(family, start, anonymous, self.init_em_iter)
 
     def _stepwise_update(self, batch: Sequences) -> None:
         if self._update_or_refuse(batch, f"block of {batch.n_steps} steps"):

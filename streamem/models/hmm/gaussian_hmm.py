@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator
 
 from streamem.engine import Schedule
 from streamem.engine.records import FloatArray
-from streamem.models.base import Bound, Letters, given_array
+from streamem.models.base import Bound, Constraint, Letters, given_array
 from streamem.models.common import covariance as cov
 from streamem.models.hmm.estimator import STREAM_KEY, HMMEstimator
 from streamem.models.hmm.family import GaussianHMMFamily, HMMParams
@@ -236,7 +236,7 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
 
     # ---- checks ------------------------------------------------------------------------------
 
-    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+    def _parameter_constraints(self) -> dict[str, Constraint]:
         return {
             "n_components": Bound(1, integer=True),
             "min_covar": Bound(0.0),
@@ -271,7 +271,6 @@ class GaussianHMM(HMMEstimator, BaseEstimator):  # type: ignore[misc]
         self.means_ = params.means
         self.covariances_ = params.covariances
         self.n_features = params.means.shape[1]
-        self.n_seen_ = self.engine_.n_seen
 
     def _draw(self, states: NDArray[np.intp], rng: np.random.Generator) -> FloatArray:
         full = self.covars_

@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError
-from streamem.models.base import Bound, Letters, given_array
+from streamem.models.base import Bound, Constraint, Letters, given_array
 from streamem.models.hmm.estimator import HMMEstimator
 from streamem.models.hmm.family import TableHMMFamily, TableHMMParams
 from streamem.models.hmm.start import TableHMMStart
@@ -80,7 +80,7 @@ class TableHMM(HMMEstimator):
         checked: NDArray[Any] = self._emission().check_rows(super()._rows(X, reset), self._width())
         return checked
 
-    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+    def _parameter_constraints(self) -> dict[str, Constraint]:
         return {
             "n_components": Bound(1, integer=True),
             "n_iter": Bound(0, integer=True),
@@ -109,7 +109,6 @@ class TableHMM(HMMEstimator):
         self.startprob_ = params.startprob
         self.transmat_ = params.transmat
         setattr(self, self._table_attribute, params.table)
-        self.n_seen_ = self.engine_.n_seen
 
     def _draw(self, states: NDArray[np.intp], rng: np.random.Generator) -> NDArray[Any]:
         table = given_array(self._table_attribute, getattr(self, self._table_attribute))

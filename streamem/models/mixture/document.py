@@ -272,6 +272,12 @@ def check_mixture_state(document: Mapping[str, Any], where: str = "model documen
                 f"{where}: state.warmup[{index}] must hold n_features_in = {d} values, got "
                 f"{len(row)}"
             )
+    repeats = state.get("warmup_repeats")
+    if repeats is not None and len(repeats) != len(state["warmup"]):
+        raise ValidationError(
+            f"{where}: state.warmup_repeats must hold one count per state.warmup row "
+            f"({len(state['warmup'])}), got {len(repeats)}"
+        )
 
 
 def check_mixture_parameters(

@@ -16,21 +16,20 @@ from streamem.engine import (
     PowerDecay,
     Schedule,
     StepwiseEM,
-    schedule_from_dict,
 )
 from streamem.engine.records import FloatArray
 from streamem.errors import (
     DegenerateUpdateError,
-    RefusedUpdateWarning,
     ValidationError,
     input_error,
 )
 from streamem.models.base import (
+    Bound,
+    Constraint,
     ConvergenceWarning,
     EngineBackedModel,
+    OneOf,
     as_float_array,
-    finite_or_none,
-    jsonable,
 )
 from streamem.models.common import covariance as cov
 from streamem.models.mixture.document import FORMAT, FORMAT_VERSION, validate_model_document
@@ -169,6 +168,8 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
     """
 
     engine_: MixtureEngine
+    warmup_: NDArray[np.floating]
+    warmup_repeats_: NDArray[np.int64]
     family = "gaussian_mixture"
     """The family's name in documents and configs (the model protocol)."""
     FORMAT = FORMAT
@@ -293,13 +294,8 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         if first_call:
             self._check_parameters(X_checked.shape[1])
             self.engine_ = self._streaming_engine(None)
-            self.warmup_ = np.empty((0, X_checked.shape[1]))
             self._reset_counters()
-        if not self.engine_.initialized:
-            self._warm_up(X_checked)
-        else:
-            self._stepwise_update(X_checked)
-        return self
+        return self._step(X_checked)
 
     def learn(self, X: NDArray[np.floating]) -> Self:
         """:meth:`partial_fit` for an already validated float array (n, d): no checks.
@@ -309,11 +305,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         """
         if not hasattr(self, "engine_"):
             return self.partial_fit(X)
-        if not self.engine_.initialized:
-            self._warm_up(X)
-        else:
-            self._stepwise_update(X)
-        return self
+        return self._step(X)
 
     def learn_row(self, x: NDArray[np.floating]) -> Self:
         """:meth:`learn` of one validated row ``x`` (d,): one online-EM step, by the compiled
@@ -335,21 +327,52 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
             self._numpy_update(x[np.newaxis])
         return self
 
-    def _warm_up(self, X: NDArray[np.floating]) -> None:
-        """Buffer rows until ``init_size`` of them (at least K distinct) are there, then
-        initialise on them and make the first update with all of them."""
-        self.warmup_ = np.concatenate([self.warmup_, X]) if len(self.warmup_) else np.array(X)
-        needed = max(self._warmup_size(), self.n_components)
-        if len(self.warmup_) < needed:
-            if self.init_size is None:
-                self._check_enough_rows(len(self.warmup_))
-            return
-        distinct = np.unique(self.warmup_, axis=0)
-        if len(distinct) < self.n_components:
-            # Too few distinct rows (a stuck sensor): keep those and the newest rows, bounded.
-            keep = max(needed - len(distinct), 0)
-            self.warmup_ = np.concatenate([distinct, self.warmup_[len(self.warmup_) - keep :]])
-            return
+    def _buffer(self, X: NDArray[np.floating]) -> NDArray[np.floating]:
+        """Add the rows X to the warm-up buffer; all buffered rows, repeats expanded.
+
+        While the buffer holds fewer than K distinct rows (a stuck sensor), it keeps each
+        distinct row once with the count of its repeats (``warmup_repeats_``): its memory
+        stays bounded and no row is lost.
+        """
+        rows = np.concatenate([self.warmup_, X]) if len(self.warmup_) else np.array(X)
+        repeats = np.concatenate([self._warmup_repeats(), np.zeros(len(X), dtype=np.int64)])
+        if len(rows) + int(repeats.sum()) >= self._warmup_size():
+            distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
+            if len(distinct) < self.n_components:
+                counts = np.bincount(inverse.ravel(), weights=repeats + 1, minlength=len(distinct))
+                rows, repeats = distinct, counts.astype(np.int64) - 1
+        self.warmup_, self.warmup_repeats_ = rows, repeats
+        return np.repeat(rows, repeats + 1, axis=0) if repeats.any() else rows
+
+    def _warmup_repeats(self) -> NDArray[np.int64]:
+        """Extra copies of each buffered row (zeros unless a stuck sensor was collapsed)."""
+        repeats = getattr(self, "warmup_repeats_", None)
+        return np.zeros(len(self.warmup_), dtype=np.int64) if repeats is None else repeats
+
+    def _clear_warmup(self) -> None:
+        self.warmup_ = np.empty((0, self.n_features_in_))
+        self.warmup_repeats_ = np.zeros(0, dtype=np.int64)
+
+    def _cannot_start(self, buffered: NDArray[np.floating]) -> str | None:
+        if not self._warmup_repeats().any():
+            return None  # repeats are collapsed only while fewer than K rows are distinct
+        n_distinct = len(np.unique(self.warmup_, axis=0))
+        if n_distinct >= self.n_components:
+            return None
+        if n_distinct == 1:
+            return (
+                f"all {len(buffered):,} buffered rows are identical; "
+                f"{self.n_components} components need {self.n_components} distinct rows"
+            )
+        return (
+            f"the {len(buffered):,} buffered rows hold only {n_distinct} distinct rows; "
+            f"{self.n_components} components need {self.n_components}"
+        )
+
+    def _start(self, buffered: NDArray[np.floating]) -> GaussianParams:
+        """The best of ``n_init`` candidate starts (k-means, then up to ``init_em_iter`` EM
+        iterations) on the buffered rows, by their log-likelihood there; the stream's anchor
+        is its k-means start."""
         rng = np.random.default_rng(self.random_state)
         family = self._family(0.0)
         best: tuple[float, GaussianParams, GaussianParams] | None = None
@@ -357,41 +380,32 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         n_candidates = STREAMING_N_INIT if self.n_init is None else self.n_init
         for _ in range(n_candidates):
             try:
-                start = family.initial_params(self.warmup_, rng)
+                start = family.initial_params(buffered, rng)
             except DegenerateUpdateError as error:
                 failure = error
                 continue
-            refined = self._refine(start, self.warmup_)
-            fit = float(_logsumexp(family.log_joint(refined, self.warmup_)).mean())
+            refined = self._refine(start, buffered)
+            fit = float(_logsumexp(family.log_joint(refined, buffered)).mean())
             # A later candidate must be better by more than tol: two starts that reach the
             # same optimum keep the first one, whatever rounding does to their scores.
             if best is None or fit > best[0] + self.tol:
                 best = (fit, refined, start)
         if best is None:
-            # The first rows give no valid mixture (e.g. collinear): wait for the next rows.
-            self.warmup_ = self.warmup_[-needed:]
-            warnings.warn(
-                f"the mixture could not be initialised on the first {len(self.warmup_)} rows, "
-                f"it will try again with the next rows: {failure}",
-                RefusedUpdateWarning,
-                stacklevel=3,
-            )
-            return
+            assert failure is not None
+            raise failure
         _, refined, start = best
-        self.engine_.initialize(refined)
         self._gaussian_family.anchor = start
-        batch, self.warmup_ = self.warmup_, np.empty((0, X.shape[1]))
-        self._stepwise_update(batch)
+        return refined
 
     def _warmup_size(self) -> int:
-        """``init_size``; None: 3 K (d + 1) rows when starting values are estimated from the
-        rows, the first mini-batch when all of them are given."""
+        """Rows buffered before a start: ``init_size`` and at least K; None: ``3 K (d + 1)``
+        when starting values are estimated from the rows, K when all of them are given."""
         if self.init_size is not None:
-            return int(self.init_size)
+            return max(int(self.init_size), self.n_components)
         given = (self.weights_init, self.means_init, self._given_covariances())
         if all(value is not None for value in given):
-            return 0
-        return WARMUP_PER_PARAMETER * self.n_components * (self.warmup_.shape[1] + 1)
+            return self.n_components
+        return WARMUP_PER_PARAMETER * int(self.n_components) * (self.n_features_in_ + 1)
 
     def _refine(self, start: GaussianParams, X: NDArray[np.floating]) -> GaussianParams:
         """Up to ``init_em_iter`` batch EM iterations on the first points (until ``tol``), if
@@ -412,19 +426,9 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
     def _numpy_update(self, X: NDArray[np.floating]) -> None:
         """The update with the mini-batch X by the engine (the reference path)."""
-        try:
-            self.engine_.update(X)
-        except DegenerateUpdateError as error:
-            self.n_refused_ += 1
-            warnings.warn(
-                f"partial_fit refused a degenerate mini-batch of {len(X)} rows and kept the "
-                f"previous parameters: {error}",
-                RefusedUpdateWarning,
-                stacklevel=3,
-            )
-            return
-        self._reseed_collapsed(X)
-        self._publish(from_fit=False)
+        if self._update_or_refuse(X, f"mini-batch of {len(X)} rows"):
+            self._reseed_collapsed(X)
+            self._publish(from_fit=False)
 
     def _compiled_step(self, x: NDArray[np.floating]) -> bool:
         """The update with one row ``x`` (d,) by the compiled step, where it applies (see
@@ -569,30 +573,27 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
                 f"{self.n_components}, n_samples = {n_samples}"
             )
 
+    def _parameter_constraints(self) -> dict[str, Constraint]:
+        return {
+            "n_components": Bound(1, integer=True),
+            "tol": Bound(0.0),
+            "reg_covar": Bound(0.0),
+            "max_iter": Bound(0),
+            "n_init": Bound(1, optional=True),
+            "init_em_iter": Bound(0),
+            "init_params": OneOf(INIT_METHODS),
+            "init_size": Bound(1, optional=True),
+        }
+
     def _check_parameters(self, d: int) -> None:
-        """Validate the hyper-parameters and starting values; errors name the parameter."""
+        """Validate the hyper-parameters (:meth:`_parameter_constraints`) and the starting
+        values; errors name the parameter."""
         k = self.n_components
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ValidationError(f"n_components must be an integer >= 1, got {k!r}")
+        self._validate_parameters()
         covariance_type = cov.check_covariance_type(self.covariance_type)
-        for name, value, low in (
-            ("tol", self.tol, 0.0),
-            ("reg_covar", self.reg_covar, 0.0),
-            ("max_iter", self.max_iter, 0),
-            ("n_init", 1 if self.n_init is None else self.n_init, 1),
-            ("init_em_iter", self.init_em_iter, 0),
-        ):
-            if not isinstance(value, int | float | np.number) or not value >= low:
-                raise ValidationError(f"{name} must be a number >= {low}, got {value!r}")
-        if self.init_params not in INIT_METHODS:
-            raise ValidationError(
-                f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}"
-            )
         unknown = [name for name in self.fixed if name not in FIXABLE]
         if unknown or isinstance(self.fixed, str):
             raise ValidationError(f"fixed must hold names among {FIXABLE}, got {self.fixed!r}")
-        if self.init_size is not None and self.init_size < 1:
-            raise ValidationError(f"init_size must be >= 1 or None, got {self.init_size!r}")
         if self.covariances_init is not None and self.precisions_init is not None:
             raise ValidationError("give covariances_init or precisions_init, not both")
         if self.weights_init is not None:
@@ -615,6 +616,9 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
     # ---- results -----------------------------------------------------------------------------
 
     def _reset_counters(self) -> None:
+        """An empty warm-up buffer and no re-seeded component or refused update (a new
+        stream, or the model of a fit)."""
+        self._clear_warmup()
         self.n_reseeded_ = 0
         self.n_refused_ = 0
 
@@ -629,7 +633,6 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         self.means_ = params.means
         self.covariances_ = params.covariances
         self.precisions_cholesky_ = params.precisions_cholesky
-        self.n_seen_ = engine.n_seen
         if not from_fit:
             monitor = engine.monitor
             smoothed = monitor.smoothed_log_likelihood
@@ -654,7 +657,9 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         return np.asarray(self.weights_, dtype=np.float64)
 
     def _n_warmup(self) -> int:
-        return len(getattr(self, "warmup_", ()))
+        if not hasattr(self, "warmup_"):
+            return 0
+        return len(self.warmup_) + int(self._warmup_repeats().sum())
 
     def _has_parameters(self) -> bool:
         return hasattr(self, "weights_")
@@ -779,32 +784,19 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
 
         ``from_dict(model.to_dict())`` continues learning exactly where ``model`` was.
         """
-        document: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "hyperparameters": {
-                name: jsonable(value) for name, value in self.get_params(deep=False).items()
-            },
-        }
+        document = self._document_head(FORMAT, FORMAT_VERSION)
         if hasattr(self, "engine_"):
             document["state"] = {
-                "n_features_in": int(self.n_features_in_),
+                **self._state_head(self._gaussian_family.anchor),
                 "feature_names_in": (
                     self.feature_names_in_.tolist() if hasattr(self, "feature_names_in_") else None
                 ),
-                "engine": self.engine_.state_dict(),
-                "anchor": (
-                    None
-                    if self._gaussian_family.anchor is None
-                    else self._gaussian_family.anchor.to_dict()
-                ),
                 "warmup": _nan_to_none(getattr(self, "warmup_", np.empty((0, 0)))),
                 "n_reseeded": self.n_reseeded_,
-                "n_refused": self.n_refused_,
-                "converged": bool(getattr(self, "converged_", False)),
-                "n_iter": int(getattr(self, "n_iter_", 0)),
-                "lower_bound": finite_or_none(getattr(self, "lower_bound_", None)),
+                **self._counters_document(),
             }
+            if hasattr(self, "warmup_") and self._warmup_repeats().any():
+                document["state"]["warmup_repeats"] = self._warmup_repeats().tolist()
         return document
 
     @classmethod
@@ -821,31 +813,21 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
             Naming the first field that is wrong; nothing is built.
         """
         validate_model_document(document)
-        hyper = dict(document["hyperparameters"])
-        if hyper.get("schedule") is not None:
-            hyper["schedule"] = schedule_from_dict(hyper["schedule"])
-        hyper["fixed"] = tuple(hyper.get("fixed", ()))
-        model = cls(**hyper)
-        state = document.get("state")
+        document = dict(document, hyperparameters=dict(document["hyperparameters"]))
+        document["hyperparameters"]["fixed"] = tuple(document["hyperparameters"].get("fixed", ()))
+        model, state = cls._from_document(document, FORMAT_VERSION, GaussianParams)
         if state is None:
             return model
-        model.n_features_in_ = state["n_features_in"]
         if state["feature_names_in"] is not None:
             model.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
-        model.engine_ = model._streaming_engine(None)
-        model.engine_.load_state_dict(state["engine"])
-        if state["anchor"] is not None:
-            model._gaussian_family.anchor = GaussianParams.from_dict(state["anchor"])
         model.warmup_ = np.array(
             [[np.nan if v is None else v for v in row] for row in state["warmup"]], dtype=float
         ).reshape(-1, model.n_features_in_)
+        model.warmup_repeats_ = np.asarray(
+            state.get("warmup_repeats", [0] * len(model.warmup_)), dtype=np.int64
+        )
         model.n_reseeded_ = state["n_reseeded"]
-        model.n_refused_ = state["n_refused"]
-        if model.engine_.initialized:
-            model._publish(from_fit=True)
-            model.converged_ = state["converged"]
-            model.n_iter_ = state["n_iter"]
-            model.lower_bound_ = -np.inf if state["lower_bound"] is None else state["lower_bound"]
+        model._load_counters(state)
         return model
 
 

@@ -16,9 +16,9 @@ from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError, input_error
 from streamem.models.base import (
     Bound,
+    Constraint,
     ConvergenceWarning,
     EngineBackedModel,
-    Letters,
     given_array,
 )
 from streamem.models.mixture.gaussian_mixture import STREAMING_ALPHA
@@ -125,20 +125,26 @@ class TableMixture(EngineBackedModel):
             self.engine_ = self._streaming_engine(None)
             self.warmup_ = []
             self.n_refused_ = 0
-        if self.engine_.initialized:
-            self._stepwise_update(batch)
-            return self
+        return self._step(batch)
+
+    def _warmup_size(self) -> int:
+        return max(self.init_size or 0, self.n_components)
+
+    def _buffer(self, batch: FloatArray) -> FloatArray:
         self.warmup_.append(batch)
-        rows = np.concatenate(self.warmup_)
-        if len(rows) < max(self.init_size or 0, self.n_components):
-            return self
+        return np.concatenate(self.warmup_)
+
+    def _clear_warmup(self) -> None:
+        self.warmup_ = []
+
+    def _start(self, rows: FloatArray) -> TableMixtureParams:
+        """A k-means start (``WARMUP_RESTARTS`` restarts) refined by up to ``init_em_iter``
+        EM iterations on the buffered rows."""
         family = self._family(WARMUP_RESTARTS)
         start = family.initial_params(rows, np.random.default_rng(self.random_state))
         self._mixture_family.anchor = start
-        self.engine_.initialize(self._refined(family, start, rows, self.init_em_iter))
-        self.warmup_ = []
-        self._stepwise_update(rows)
-        return self
+        refined: TableMixtureParams = self._refined(family, start, rows, self.init_em_iter)
+        return refined
 
     def _stepwise_update(self, rows: FloatArray) -> None:
         if self._update_or_refuse(rows, f"batch of {len(rows)} rows"):
@@ -177,7 +183,7 @@ class TableMixture(EngineBackedModel):
         checked: FloatArray = self._emission().check_rows(rows, width)
         return checked
 
-    def _parameter_constraints(self) -> dict[str, Bound | Letters]:
+    def _parameter_constraints(self) -> dict[str, Constraint]:
         return {
             "n_components": Bound(1, integer=True),
             "tol": Bound(0),
@@ -217,7 +223,6 @@ class TableMixture(EngineBackedModel):
         params = self.engine_.output_params
         self.weights_ = params.weights
         setattr(self, self._TABLE, params.table)
-        self.n_seen_ = self.engine_.n_seen
 
     def batch_from_rows(self, X: ArrayLike, keys: Any = None) -> FloatArray:
         """The batch of rows X (n, d) (the model protocol); rows are independent: ``keys``

@@ -12,10 +12,13 @@ from sklearn.base import BaseEstimator
 
 from streamem.engine import PowerDecay, Schedule, StepwiseEM
 from streamem.engine.records import FloatArray
-from streamem.errors import DegenerateUpdateError, RefusedUpdateWarning, ValidationError
+from streamem.errors import DegenerateUpdateError, ValidationError
 from streamem.models.base import (
+    Bound,
+    Constraint,
     ConvergenceWarning,
     EngineBackedModel,
+    OneOf,
     document_hyperparameters,
 )
 from streamem.models.protocol import StreamingOptions
@@ -321,22 +324,23 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
         if not hasattr(self, "engine_"):
             self.engine_ = self._streaming_engine(batch.observations.shape[1])
             self.n_refused_ = 0
-        engine = self.engine_
-        if not engine.initialized:
-            engine.initialize(self._starting_values(self._state_space_family, batch))
-        try:
-            engine.update(batch)
-        except DegenerateUpdateError as error:
-            self.n_refused_ += 1
-            warnings.warn(
-                f"partial_fit refused a degenerate block of {len(batch.observations)} steps "
-                f"and kept the previous parameters: {error}",
-                RefusedUpdateWarning,
-                stacklevel=2,
-            )
-            return self
-        self._publish(from_fit=False)
-        return self
+        return self._step(batch)
+
+    _UNITS = "steps"
+
+    def _buffer(self, batch: SequenceBatch) -> SequenceBatch:
+        """No buffer: the first block, whatever its length, starts the model."""
+        return batch
+
+    def _clear_warmup(self) -> None:
+        """Nothing is buffered (see :meth:`_buffer`)."""
+
+    def _start(self, batch: SequenceBatch) -> StateSpaceParams:
+        return self._starting_values(self._state_space_family, batch)
+
+    def _stepwise_update(self, batch: SequenceBatch) -> None:
+        if self._update_or_refuse(batch, f"block of {len(batch.observations)} steps"):
+            self._publish(from_fit=False)
 
     def _starting_values(self, family: StateSpaceFamily, batch: SequenceBatch) -> StateSpaceParams:
         """Up to ``init_em_iter`` batch EM iterations on the first batch (its sequences from
@@ -469,7 +473,6 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
         params = self.engine_.output_params
         for name, field in PARAMETER_NAMES.items():
             setattr(self, f"{name}_", getattr(params, field))
-        self.n_seen_ = self.engine_.n_seen
         carry = self.engine_.carry or {}
         if DEFAULT_KEY in carry:
             self.filter_state_ = carry[DEFAULT_KEY]
@@ -495,19 +498,17 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
             )
         return frozenset(names)
 
+    def _parameter_constraints(self) -> dict[str, Constraint]:
+        return {
+            "transition_covariance_type": OneOf(COVARIANCE_TYPES),
+            "observation_covariance_type": OneOf(COVARIANCE_TYPES),
+            "acceleration": OneOf(ACCELERATIONS),
+            "tol": Bound(0.0),
+            "max_iter": Bound(0),
+        }
+
     def _family(self, n_dim_obs: int) -> StateSpaceFamily:
-        for name in ("transition_covariance_type", "observation_covariance_type"):
-            if getattr(self, name) not in COVARIANCE_TYPES:
-                raise ValidationError(
-                    f"{name} must be one of {COVARIANCE_TYPES}, got {getattr(self, name)!r}"
-                )
-        if self.acceleration not in ACCELERATIONS:
-            raise ValidationError(
-                f"acceleration must be one of {ACCELERATIONS}, got {self.acceleration!r}"
-            )
-        for name, value, low in (("tol", self.tol, 0.0), ("max_iter", self.max_iter, 0)):
-            if not isinstance(value, int | float | np.number) or not value >= low:
-                raise ValidationError(f"{name} must be a number >= {low}, got {value!r}")
+        self._validate_parameters()
         given = {name: getattr(self, name) for name in PARAMETER_NAMES}
         start = default_parameters(given, self.n_dim_state, self.n_dim_obs or n_dim_obs)
         if start.n_dim_obs != n_dim_obs:
@@ -552,18 +553,7 @@ class LinearGaussianSSM(EngineBackedModel, BaseEstimator):  # type: ignore[misc]
     def to_dict(self) -> dict[str, Any]:
         """The whole model (hyper-parameters, parameters, statistics, carry, counters) as JSON
         data; ``from_dict(model.to_dict())`` continues learning exactly where it was."""
-        hyper = {}
-        for name, value in self.get_params(deep=False).items():
-            if hasattr(value, "to_dict"):
-                value = value.to_dict()
-            elif value is not None and not isinstance(value, str | int | float):
-                value = np.asarray(value, dtype=object if name == "em_vars" else float).tolist()
-            hyper[name] = value
-        document: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "hyperparameters": hyper,
-        }
+        document = self._document_head(FORMAT, FORMAT_VERSION)
         if hasattr(self, "engine_"):
             trace = getattr(self, "log_likelihood_trace_", np.empty(0))
             document["state"] = {

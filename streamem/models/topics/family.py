@@ -259,7 +259,9 @@ def infer_documents(
     bound -= gammaln(gamma.sum(axis=1))
     stats = None
     if word_topic:
-        scaled = sp.csr_matrix((counts.data / (norm + EPS), local, counts.indptr))
+        scaled = sp.csr_matrix(
+            (counts.data / (norm + EPS), local, counts.indptr), shape=(n_docs, len(words))
+        )
         local_stats = np.asarray(scaled.T @ theta).T * exp_topic_word_t.T  # (K, U)
         stats = np.zeros_like(components)
         stats[:, words] = local_stats

@@ -21,10 +21,12 @@ from streamem.engine import (
 from streamem.engine.records import FloatArray
 from streamem.errors import ValidationError, input_error
 from streamem.models.base import (
+    Bound,
+    Constraint,
     EngineBackedModel,
+    OneOf,
     as_float_array,
     document_hyperparameters,
-    jsonable,
 )
 from streamem.models.common.compact import decode_fields, encode_fields
 from streamem.models.common.vocabulary import Vocabulary, documents_matrix, vocabulary_from
@@ -271,6 +273,7 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
             for _ in range(self.max_iter):
                 for begin in range(0, counts.shape[0], size):
                     self.engine_.update(counts[begin : begin + size])
+        self._clear_warmup()
         self._publish()
         self.n_iter_ = int(self.max_iter)
         self.bound_ = self._perplexity(counts)
@@ -291,26 +294,30 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         counts, e.g. from :meth:`documents_batch`): no checks (the model protocol)."""
         if not hasattr(self, "engine_"):
             return self.partial_fit(batch)
-        if not self.engine_.initialized:
-            if self.init_size is not None or self.n_init is not None:
-                return self._warm_up(batch)
-            rng = np.random.default_rng(self.random_state)
-            self.engine_.initialize(self._family().initial_params(batch, rng))
-        self.engine_.update(batch)
-        self._publish()
-        self.n_iter_ = int(self.engine_.step)
-        return self
+        return self._step(batch)
 
-    def _warm_up(self, batch: Documents) -> Self:
-        """Buffer documents until ``init_size`` are there, start from the best of ``n_init``
-        batch-refined random starts, and make the first update with the buffer."""
+    _UNITS = "documents"
+
+    def _warmup_size(self) -> int:
+        return int(self.init_size or 0)
+
+    def _buffer(self, batch: Documents) -> Documents:
         buffered = getattr(self, "warmup_", None)
-        buffer = batch if buffered is None else sp.vstack([buffered, batch], format="csr")
-        if buffer.shape[0] < (self.init_size or 0):
-            self.warmup_ = buffer
-            return self
+        self.warmup_ = batch if buffered is None else sp.vstack([buffered, batch], format="csr")
+        return self.warmup_
+
+    def _clear_warmup(self) -> None:
+        self.warmup_ = None
+
+    def _start(self, buffer: Documents) -> TopicWordParams:
+        """Without ``init_size`` and ``n_init``, random topics (as scikit-learn); else the
+        best of ``n_init`` random starts refined by ``init_em_iter`` batch iterations on the
+        buffered documents, by their evidence lower bound there."""
         rng = np.random.default_rng(self.random_state)
         family = self._family()
+        if self.init_size is None and self.n_init is None:
+            start: TopicWordParams = family.initial_params(buffer, rng)
+            return start
         best: tuple[float, TopicWordParams] | None = None
         for _ in range(WARMUP_N_INIT if self.n_init is None else int(self.n_init)):
             start = family.initial_params(buffer, rng)
@@ -320,9 +327,12 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
             if best is None or bound > best[0]:
                 best = (bound, params)
         assert best is not None
-        self.engine_.initialize(best[1])
-        self.warmup_ = None
-        return self.learn(buffer)
+        return best[1]
+
+    def _stepwise_update(self, batch: Documents) -> None:
+        self.engine_.update(batch)
+        self._publish()
+        self.n_iter_ = int(self.engine_.step)
 
     def _batch_iterations(
         self, start: TopicWordParams, counts: Documents, iterations: int
@@ -553,7 +563,6 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         self.components_ = engine.output_params.components
         self.doc_topic_prior_, self.topic_word_prior_ = self._priors()
         self.effective_documents_ = float(engine.effective_count)
-        self.n_seen_ = int(engine.n_seen)
         self.n_batch_iter_ = int(engine.step)
 
     # ---- checks ------------------------------------------------------------------------------
@@ -586,37 +595,27 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
         counts.eliminate_zeros()
         return counts
 
+    def _parameter_constraints(self) -> dict[str, Constraint]:
+        return {
+            "n_components": Bound(1, integer=True),
+            "learning_method": OneOf(LEARNING_METHODS),
+            "max_iter": Bound(0),
+            "batch_size": Bound(1),
+            "max_doc_update_iter": Bound(1),
+            "mean_change_tol": Bound(0.0),
+            "snapshot_top_words": Bound(1),
+            "init_em_iter": Bound(0, integer=True),
+            "init_size": Bound(1, integer=True, optional=True),
+            "n_init": Bound(1, integer=True, optional=True),
+            "doc_topic_prior": Bound(0, strict=True, optional=True),
+            "topic_word_prior": Bound(0, strict=True, optional=True),
+        }
+
     def _check_parameters(self, n_features: int) -> None:
-        """Validate the hyper-parameters and starting values; errors name the parameter."""
+        """Validate the hyper-parameters (:meth:`_parameter_constraints`) and the starting
+        values; errors name the parameter."""
         k = self.n_components
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ValidationError(f"n_components must be an integer >= 1, got {k!r}")
-        if self.learning_method not in LEARNING_METHODS:
-            raise ValidationError(
-                f"learning_method must be one of {LEARNING_METHODS}, got {self.learning_method!r}"
-            )
-        for name, value, low in (
-            ("max_iter", self.max_iter, 0),
-            ("batch_size", self.batch_size, 1),
-            ("max_doc_update_iter", self.max_doc_update_iter, 1),
-            ("mean_change_tol", self.mean_change_tol, 0.0),
-            ("snapshot_top_words", self.snapshot_top_words, 1),
-        ):
-            if not isinstance(value, int | float | np.number) or not value >= low:
-                raise ValidationError(f"{name} must be a number >= {low}, got {value!r}")
-        if not isinstance(self.init_em_iter, int | np.integer) or self.init_em_iter < 0:
-            raise ValidationError(
-                f"init_em_iter must be an integer >= 0, got {self.init_em_iter!r}"
-            )
-        for name, count in (("init_size", self.init_size), ("n_init", self.n_init)):
-            if count is not None and (not isinstance(count, int | np.integer) or count < 1):
-                raise ValidationError(f"{name} must be an integer >= 1 or None, got {count!r}")
-        for name, prior in (
-            ("doc_topic_prior", self.doc_topic_prior),
-            ("topic_word_prior", self.topic_word_prior),
-        ):
-            if prior is not None and (not isinstance(prior, int | float) or not prior > 0.0):
-                raise ValidationError(f"{name} must be a number > 0 or None, got {prior!r}")
+        self._validate_parameters()
         if self.components_init is not None:
             given = as_float_array(self.components_init)
             if given.shape != (k, n_features):
@@ -640,16 +639,10 @@ class LatentDirichletAllocation(EngineBackedModel, TransformerMixin, BaseEstimat
 
         ``from_dict(model.to_dict())`` continues learning exactly where ``model`` was.
         """
-        hyper = {name: jsonable(value) for name, value in self.get_params(deep=False).items()}
+        document = self._document_head(FORMAT, FORMAT_VERSION)
         if self.components_init is not None:
-            hyper["components_init"] = encode_fields({"a": as_float_array(self.components_init)})[
-                "a"
-            ]
-        document: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "hyperparameters": hyper,
-        }
+            given = as_float_array(self.components_init)
+            document["hyperparameters"]["components_init"] = encode_fields({"a": given})["a"]
         if hasattr(self, "engine_"):
             engine = self.engine_.state_dict(lambda record: encode_fields(record.arrays()))
             document["state"] = {

@@ -36,10 +36,9 @@ __all__ = [
     "wait_consumed",
 ]
 
-# max_poll_interval_ms is also the rebalance timeout the member sends when it joins: a member
-# that dies in the middle of a rebalance (SIGTERM before its SyncGroup) holds Tansu's group until
-# it passes, so the kafka-python default of 300 s stalled chaos schedules with rolling restarts
-# for minutes; 30 s stays far above the longest learning step measured here.
+# max_poll_interval_ms is also the rebalance timeout a member sends when it joins: 30 s bounds
+# how long a member that dies in the middle of a rebalance may hold the group (kafka-python's
+# default is 300 s) and stays far above the longest learning step measured here.
 GROUP_TIMING = {
     "session_timeout_ms": 2000,
     "heartbeat_interval_ms": 500,

@@ -95,6 +95,9 @@ class StreamingOptions:
     snapshot_top_words, snapshot_components
         What a topic model publishes: the top words of each topic, and its whole topic-word
         matrix or not.
+    n_symbols
+        The size of a categorical family's alphabet, symbols ``0 .. n_symbols - 1`` (None: the
+        warm-up's largest symbol plus one).
 
     Examples
     --------
@@ -113,6 +116,7 @@ class StreamingOptions:
     vocabulary: Sequence[str] | int | None = None
     snapshot_top_words: int = 10
     snapshot_components: bool = False
+    n_symbols: int | None = None
 
 
 @runtime_checkable

@@ -754,6 +754,9 @@ class ModelSettings(_Section):
     heaviest words of every topic with their weights, and the whole topic-word matrix only
     with ``snapshot_components: true``.
 
+    ``n_symbols`` is the ``categorical_hmm``'s alphabet, status codes ``0 .. n_symbols - 1``
+    (null: the warm-up's largest code plus one, and a larger code later is dead-lettered).
+
     ``initial`` names a fitted model document (``model.to_json()``, ``streamem fit --out``,
     e.g. a backfill on a Dask cluster): without a checkpoint the daemon starts from it and
     continues with the mass of its statistics behind it (``n`` units: the first batch of ``m``
@@ -782,6 +785,7 @@ class ModelSettings(_Section):
     vocabulary: VocabularySettings | None = None
     snapshot_top_words: PositiveInt = 10
     snapshot_components: bool = False
+    n_symbols: PositiveInt | None = None
     initial: Annotated[Path, Field(strict=False)] | None = None
 
     @_model_validator(mode="after")
@@ -795,6 +799,13 @@ class ModelSettings(_Section):
                 if self.family in takes
                 else f"expected null with family {self.family!r} (a vocabulary is for topic "
                 f"models, family {_either(takes)}), received {self.vocabulary}",
+            )
+        symbols = _families_taking("n_symbols")
+        if self.n_symbols is not None and self.family not in symbols:
+            raise _rule_error(
+                "n_symbols",
+                f"expected null with family {self.family!r} (an alphabet's size is for "
+                f"family {_either(symbols)}), received {self.n_symbols}",
             )
         if self.init_size is not None and self.init_size < self.n_components:
             raise _rule_error(

@@ -88,6 +88,7 @@ def build_model(settings: ModelSettings) -> StreamingModel:
         vocabulary=None if settings.vocabulary is None else settings.vocabulary.spec(),
         snapshot_top_words=settings.snapshot_top_words,
         snapshot_components=settings.snapshot_components,
+        n_symbols=settings.n_symbols,
     )
     return model_class(settings.family).from_options(options)
 

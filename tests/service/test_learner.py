@@ -6,11 +6,19 @@ import json
 import logging
 
 import numpy as np
+import pydantic
 import pytest
 
 from streamem.engine.schedules import Constant, HalfLife, PowerDecay
+from streamem.errors import ValidationError
 from streamem.service.config import DriftSettings, ModelSettings, ScheduleSettings
-from streamem.service.learner import DriftMonitor, Learner, LearnerStateError, build_schedule
+from streamem.service.learner import (
+    DriftMonitor,
+    Learner,
+    LearnerStateError,
+    build_model,
+    build_schedule,
+)
 from streamem.synthetic import FEATURES, SensorModes
 
 MODEL = ModelSettings(n_components=3, init_size=500, n_init=2, seed=0)
@@ -189,3 +197,23 @@ def test_the_detector_state_replays_exactly(detector: str, rng: np.random.Genera
 )
 def test_the_schedule_follows_the_config(schedule: ScheduleSettings, expected: object) -> None:
     assert build_schedule(schedule) == expected
+
+
+def test_model_n_symbols_sets_the_categorical_alphabet(rng: np.random.Generator) -> None:
+    """A status code the warm-up never saw is refused when the alphabet is the warm-up's, and
+    learned when ``model.n_symbols`` declares it."""
+    codes = rng.integers(0, 3, size=(400, 1)).astype(float)  # the warm-up sees 0, 1, 2
+    later = np.array([[3.0], [1.0]])
+    declared = build_model(
+        ModelSettings(family="categorical_hmm", n_components=2, n_symbols=4, init_size=300)
+    )
+    guessed = build_model(ModelSettings(family="categorical_hmm", n_components=2, init_size=300))
+    for model in (declared, guessed):
+        model.learn(model.batch_from_rows(codes))
+    declared.learn(declared.batch_from_rows(later))
+    assert declared.status.n_seen == 402
+    assert declared.emissionprob_.shape == (2, 4)
+    with pytest.raises(ValidationError, match="3"):
+        guessed.batch_from_rows(later)
+    with pytest.raises(pydantic.ValidationError, match="n_symbols"):
+        ModelSettings(family="poisson_hmm", n_symbols=4)

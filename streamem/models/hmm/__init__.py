@@ -23,12 +23,22 @@ GAUSSIAN_HMM = FamilySpec(
 """The Gaussian HMM's declaration (see :class:`~streamem.models.protocol.FamilySpec`)."""
 
 
-def _table_hmm(name: str, estimator: str) -> FamilySpec:
+_TABLE_HMM_OPTIONS = ("n_components", "init_size", "seed", "schedule", "averaging_start")
+
+
+def _table_hmm(name: str, estimator: str, *emission_options: str) -> FamilySpec:
     """An HMM over a table emission: sequential, its number of states structural."""
     return FamilySpec(
         name=name,
         estimator=f"streamem.models.hmm.{estimator}",
-        options=("n_components", "init_size", "seed", "schedule", "averaging_start"),
+        options=(
+            "n_components",
+            "init_size",
+            "seed",
+            "schedule",
+            "averaging_start",
+            *emission_options,
+        ),
         snapshot=f"{name}.snapshot.json",
         sequential=True,
         scorable_alone=False,
@@ -40,5 +50,5 @@ def _table_hmm(name: str, estimator: str) -> FamilySpec:
 POISSON_HMM = _table_hmm("poisson_hmm", "poisson_hmm:PoissonHMM")
 """The Poisson HMM's declaration (counts per interval, one rate per state and feature)."""
 
-CATEGORICAL_HMM = _table_hmm("categorical_hmm", "categorical_hmm:CategoricalHMM")
+CATEGORICAL_HMM = _table_hmm("categorical_hmm", "categorical_hmm:CategoricalHMM", "n_symbols")
 """The categorical HMM's declaration (one status code per step)."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sklearn.base import BaseEstimator
 
 from streamem.engine import Schedule
 from streamem.models.emissions.categorical import CategoricalEmission
 from streamem.models.hmm.table_hmm import WARMUP_STEPS, TableHMM
+from streamem.models.protocol import StreamingOptions
 
 
 class CategoricalHMM(TableHMM, BaseEstimator):  # type: ignore[misc]
@@ -100,6 +101,11 @@ class CategoricalHMM(TableHMM, BaseEstimator):  # type: ignore[misc]
         self.patience = patience
         self.smoothing = smoothing
         self.history_size = history_size
+
+    @classmethod
+    def _emission_options(cls, options: StreamingOptions) -> dict[str, Any]:
+        """``n_symbols`` is the alphabet's size (None: the warm-up's largest code plus one)."""
+        return {"n_features": options.n_symbols}
 
     def _emission(self) -> CategoricalEmission:
         return CategoricalEmission(self.n_features)

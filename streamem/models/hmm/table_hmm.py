@@ -38,11 +38,18 @@ class TableHMM(HMMEstimator):
     @classmethod
     def from_options(cls, options: StreamingOptions) -> Self:
         """An HMM for streaming from the model protocol's common options (``seed`` is
-        ``random_state``; ``init_size`` None is :data:`WARMUP_STEPS`; a categorical HMM's
-        number of symbols is the first data's)."""
+        ``random_state``; ``init_size`` None is :data:`WARMUP_STEPS`) and its emission's
+        (:meth:`_emission_options`)."""
         return cls._from_common_options(
-            options, WARMUP_STEPS if options.init_size is None else options.init_size
+            options,
+            WARMUP_STEPS if options.init_size is None else options.init_size,
+            **cls._emission_options(options),
         )
+
+    @classmethod
+    def _emission_options(cls, options: StreamingOptions) -> dict[str, Any]:
+        """The emission's constructor arguments taken from ``options`` (none by default)."""
+        return {}
 
     def _emission(self) -> Any:
         raise NotImplementedError

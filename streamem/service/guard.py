@@ -7,7 +7,11 @@ so that the daemon dead-letters their records and learns the rest of the batch:
 - ``degenerate``: a value whose statistics overflow (``abs(x) > MAX_MAGNITUDE``: its square
   in the second moments would be infinite), or a point that made the engine refuse an update
   (found by :func:`isolate_refused` on copies of the model, see below);
-- ``outlier``: once the model is warm (``guard.warm_batches`` updates), a point whose
+- ``outlier``: before the model starts, a point far outside the bulk of the points kept so
+  far (:func:`~streamem.models.common.screen.far_from_bulk`: a feature more than 20 widths
+  of their 1%-99% quantile range beyond it), so that one absurd row cannot shape the
+  starting values; once the model is warm (``guard.warm_batches`` updates, from the first
+  update by default: the warm-up's update gives the reference), a point whose
   log-density under the current model is more than ``guard.outlier_margin`` nats below the
   model's smoothed mean log-likelihood per point. For a point of a ``d``-dimensional Gaussian
   component, the log-density falls ``m`` nats below its mean with probability
@@ -24,7 +28,8 @@ so that the daemon dead-letters their records and learns the rest of the batch:
 A point with missing features is scored on its observed features (the model marginalises the
 others). A sequential family (a hidden Markov model, a state space model) has no outlier test:
 its points' densities depend on their sequence's filter at their step. Points waiting in the
-warm-up buffer are only checked for bounds and magnitude: the outlier test needs a model.
+warm-up buffer of a sequential family or a topic model are only checked for bounds and
+magnitude.
 
 Examples
 --------
@@ -47,6 +52,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamem.errors import RefusedUpdateWarning, StreamemError
+from streamem.models.common.screen import FENCE, far_from_bulk
 from streamem.models.protocol import StreamingModel
 from streamem.models.registry import family_spec
 from streamem.service.codecs import Decoded, RejectReason
@@ -65,6 +71,9 @@ __all__ = [
 
 MAX_MAGNITUDE = 1e150
 """Larger absolute values are ``degenerate``: a batch of them has infinite second moments."""
+
+COLD_ROWS = 2_000
+"""Most points kept before the model starts that the screen of the next ones compares with."""
 
 MAX_TRIALS = 256
 """Most trial updates :func:`isolate_refused` makes for one refused batch."""
@@ -101,6 +110,10 @@ class ModelScorer:
         record = self.model.status.record
         return None if record is None else float(record.smoothed_log_likelihood)
 
+    def scorable(self) -> bool:
+        """Whether the family's declaration says its units can be scored alone."""
+        return family_spec(self.model.family).scorable_alone
+
     def score(self, X: Decoded) -> npt.NDArray[np.float64] | None:
         """Log-density of each point under the current model, shape ``(n_points,)`` (None if
         the family's declaration says its units cannot be scored alone: documents, or
@@ -108,7 +121,7 @@ class ModelScorer:
         that step, which scoring a few candidates out of their order cannot give).
         """
         model = self.model
-        if not family_spec(model.family).scorable_alone:
+        if not self.scorable():
             return None
         return np.asarray(model.log_density(model.batch_from_rows(X)), dtype=np.float64)
 
@@ -141,10 +154,12 @@ class RowGuard:
         self._bounded = bool(bounds)
         self._low, self._high = low, high
         self._seen: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+        self._cold: Decoded | None = None
 
     def reset(self) -> None:
-        """Forget the range of the points kept so far (a new or restored model starts)."""
+        """Forget the points kept so far (a new or restored model starts)."""
         self._seen = None
+        self._cold = None
 
     def screen(self, X: Decoded, scorer: ModelScorer | None) -> list[Refusal]:
         """Return the points of ``X`` (shape ``(n_points, n_features)``) to keep out, by index."""
@@ -162,10 +177,33 @@ class RowGuard:
                 refusals.append(self._refusal(X, row, col, RejectReason.OUT_OF_BOUNDS, bounds))
                 refused[row] = True
         if self.settings.outliers and scorer is not None:
-            outliers = self._outliers(X, refused, scorer)
+            if scorer.warm_updates():
+                self._cold = None
+                outliers = self._outliers(X, refused, scorer)
+            else:
+                outliers = self._far(X, refused) if scorer.scorable() else []
             refusals.extend(outliers)
             refusals.sort(key=lambda refusal: refusal.index)
         return refusals
+
+    def _far(self, X: Decoded, refused: npt.NDArray[np.bool_]) -> list[Refusal]:
+        """Before the model starts: the points far outside the bulk of the points kept so far
+        (the last ``COLD_ROWS`` of them and this batch); the kept ones join them."""
+        reference = X if self._cold is None else np.concatenate([self._cold, X])
+        offset = len(reference) - len(X)
+        far = far_from_bulk(reference, np.flatnonzero(~refused) + offset) - offset
+        kept = ~refused
+        kept[far] = False
+        self._cold = np.concatenate([reference[:offset], X[kept]])[-COLD_ROWS:]
+        return [
+            Refusal(
+                int(row),
+                RejectReason.OUTLIER,
+                f"a feature is more than {FENCE:g} widths of the 1%-99% range of the points "
+                "kept so far beyond it (before the model starts)",
+            )
+            for row in far.tolist()
+        ]
 
     def _candidates(self, X: Decoded, refused: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
         """Points to score: outside the widened range of the points kept so far (the whole

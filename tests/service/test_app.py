@@ -465,3 +465,43 @@ def test_a_recreated_log_grown_past_the_offsets_is_read_from_its_start(
     harness = Harness(settings, new_log, sinks)
     harness.drain()
     assert _snapshots(sinks)[-1]["n_seen"] == valid + more
+
+
+def _means_by_temperature(snapshot: dict[str, Any]) -> np.ndarray:
+    means = np.asarray(snapshot["means"])
+    return means[np.argsort(means[:, 0])]
+
+
+@pytest.mark.parametrize("absurd", [1e15, 65535.0])
+def test_absurd_readings_in_and_just_after_the_warm_up_are_outliers_and_shape_nothing(
+    tmp_path: Path, rng: np.random.Generator, absurd: float
+) -> None:
+    """One absurd temperature in the warm-up buffer and two in the first batches after it
+    (before today's ``warm_batches`` of history would have allowed an outlier test): each is
+    dead-lettered as ``outlier``, and the model is as close to the truth as that of the same
+    stream where these records are malformed."""
+    X, _ = SensorModes.default().sample(8000, rng)
+    spec = _settings(Path("/unused")).input
+    hostile = {100: absurd, 450: absurd, 620: -absurd}  # init_size 300, batches of 200
+    runs = []
+    for with_hostile in (True, False):
+        log, sinks = FakeLog(), SinkFactory()
+        for i, row in enumerate(X):
+            if i in hostile:
+                reading = np.array([hostile[i], 0.4, 1.0])
+                log.append(PARTITIONS[0], [encode_points(reading, spec) if with_hostile else b"{"])
+            log.append(PARTITIONS[0], [encode_points(row, spec)])
+        harness = Harness(_settings(tmp_path / str(with_hostile)), log, sinks)
+        harness.drain()
+        runs.append((_snapshots(sinks)[-1], sinks.on("streamem.dead-letter"), harness))
+    (attacked, dead, harness), (clean, malformed, _) = runs
+    assert [headers["reason"] for _, _, headers in malformed] == [b"malformed"] * 3
+    assert [headers["reason"] for _, _, headers in dead] == [b"outlier"] * 3
+    assert attacked["n_seen"] == clean["n_seen"] == 8000
+    metrics = harness.daemon.metrics.registry.get_sample_value
+    assert metrics("streamem_points_refused_total", {"reason": "outlier"}) == 3
+    truth, spread = SensorModes.default().means, X.std(axis=0)  # means sorted by temperature
+    for snapshot in (clean, attacked):  # measured: clean runs within 0.14 spread (4 seeds)
+        np.testing.assert_allclose(
+            _means_by_temperature(snapshot) / spread, truth / spread, atol=0.25
+        )

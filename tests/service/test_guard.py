@@ -60,11 +60,27 @@ def test_outliers_off_keeps_the_library_behaviour(warm: tuple[Learner, np.ndarra
     assert guard.screen(batch, ModelScorer(learner.model)) == []
 
 
-def test_a_cold_model_only_checks_bounds_and_magnitudes() -> None:
+def test_a_cold_model_refuses_what_no_bulk_of_points_can_judge_only_by_magnitude() -> None:
     learner = Learner(ModelSettings(init_size=1000), DriftSettings(), FEATURES)
     batch = np.array([[21.0, 0.4, 1.0], [1e15, 0.4, 1.0], [1e200, 0.4, 1.0]])
     refusals = RowGuard(GuardSettings(), FEATURES, {}).screen(batch, ModelScorer(learner.model))
     assert [(r.index, r.reason) for r in refusals] == [(2, RejectReason.DEGENERATE)]
+
+
+def test_a_cold_model_refuses_points_far_from_the_bulk_of_those_kept(
+    rng: np.random.Generator,
+) -> None:
+    """Before the start, a sentinel is judged against this batch and the points kept before
+    it: one in a batch of two, after 200 clean points, is refused."""
+    learner = Learner(ModelSettings(init_size=1000), DriftSettings(), FEATURES)
+    guard, scorer = RowGuard(GuardSettings(), FEATURES, {}), ModelScorer(learner.model)
+    X, _ = SensorModes.default().sample(202, rng)
+    assert guard.screen(X[:200], scorer) == []
+    X[201, 0] = 65535.0
+    refusals = guard.screen(X[200:], scorer)
+    assert [(r.index, r.reason) for r in refusals] == [(1, RejectReason.OUTLIER)]
+    guard.reset()  # forgotten: two points alone are no bulk
+    assert guard.screen(X[200:], scorer) == []
 
 
 @pytest.mark.parametrize("bad", [[], [0], [7], [3, 4], [0, 63], list(range(0, 64, 9))])

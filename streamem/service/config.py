@@ -43,6 +43,7 @@ from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from streamem.errors import ValidationError
+from streamem.models.common.screen import MAX_OUTLIER_FRACTION, OUTLIER_MARGIN
 from streamem.models.common.vocabulary import FixedVocabulary, HashingVocabulary, Vocabulary
 from streamem.models.registry import family_names, family_spec, family_specs
 
@@ -866,9 +867,9 @@ class GuardSettings(_Section):
     """
 
     outliers: bool = True
-    outlier_margin: PositiveFloat = 30.0
+    outlier_margin: PositiveFloat = OUTLIER_MARGIN
     warm_batches: PositiveInt = 1
-    max_outlier_fraction: Fraction = 0.05
+    max_outlier_fraction: Fraction = MAX_OUTLIER_FRACTION
     unready_after_failed_batches: PositiveInt = 3
 
 

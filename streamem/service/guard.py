@@ -52,7 +52,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamem.errors import RefusedUpdateWarning, StreamemError
-from streamem.models.common.screen import FENCE, far_from_bulk
+from streamem.models.common.screen import COLD_ROWS, FENCE, far_from_bulk, low_density
 from streamem.models.protocol import StreamingModel
 from streamem.models.registry import family_spec
 from streamem.service.codecs import Decoded, RejectReason
@@ -71,9 +71,6 @@ __all__ = [
 
 MAX_MAGNITUDE = 1e150
 """Larger absolute values are ``degenerate``: a batch of them has infinite second moments."""
-
-COLD_ROWS = 2_000
-"""Most points kept before the model starts that the screen of the next ones compares with."""
 
 MAX_TRIALS = 256
 """Most trial updates :func:`isolate_refused` makes for one refused batch."""
@@ -189,12 +186,13 @@ class RowGuard:
     def _far(self, X: Decoded, refused: npt.NDArray[np.bool_]) -> list[Refusal]:
         """Before the model starts: the points far outside the bulk of the points kept so far
         (the last ``COLD_ROWS`` of them and this batch); the kept ones join them."""
-        reference = X if self._cold is None else np.concatenate([self._cold, X])
-        offset = len(reference) - len(X)
-        far = far_from_bulk(reference, np.flatnonzero(~refused) + offset) - offset
-        kept = ~refused
+        rows = np.flatnonzero(~refused)
+        before = np.empty((0, X.shape[1])) if self._cold is None else self._cold
+        reference = np.concatenate([before, X[rows]])
+        far = far_from_bulk(reference, np.arange(len(before), len(reference))) - len(before)
+        kept = np.ones(len(rows), dtype=bool)
         kept[far] = False
-        self._cold = np.concatenate([reference[:offset], X[kept]])[-COLD_ROWS:]
+        self._cold = np.concatenate([before, X[rows[kept]]])[-COLD_ROWS:]
         return [
             Refusal(
                 int(row),
@@ -202,7 +200,7 @@ class RowGuard:
                 f"a feature is more than {FENCE:g} widths of the 1%-99% range of the points "
                 "kept so far beyond it (before the model starts)",
             )
-            for row in far.tolist()
+            for row in rows[far].tolist()
         ]
 
     def _candidates(self, X: Decoded, refused: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
@@ -245,12 +243,16 @@ class RowGuard:
             scores = scorer.score(X[candidates])
         if scores is None:
             return []
-        threshold = reference - settings.outlier_margin
-        low = ~(scores >= threshold)  # NaN scores are outliers too
-        if low.sum() > settings.max_outlier_fraction * int((~refused).sum()):
-            self._widen(X[candidates])
-            return []  # a change of regime: learn it
-        self._widen(X[candidates[~low]])
+        low = low_density(
+            scores,
+            reference,
+            settings.outlier_margin,
+            settings.max_outlier_fraction,
+            int((~refused).sum()),
+        )
+        kept = np.ones(len(candidates), dtype=bool)
+        kept[low] = False
+        self._widen(X[candidates[kept]])
         return [
             Refusal(
                 int(candidates[i]),
@@ -258,7 +260,7 @@ class RowGuard:
                 f"log-density {float(scores[i]):.6g} is more than {settings.outlier_margin:g} "
                 f"nats below the model's smoothed mean log-likelihood ({reference:.6g})",
             )
-            for i in np.flatnonzero(low).tolist()
+            for i in low.tolist()
         ]
 
 

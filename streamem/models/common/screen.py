@@ -1,16 +1,28 @@
-"""A robust screen of rows before a model exists: the rows far outside the bulk of the data.
+"""The outlier tests of rows: far outside the bulk of the data before a model exists, far
+below the model's log-likelihood once it does.
 
 Before a mixture starts there is no model to score a row with, and one absurd row (a sensor's
 error sentinel ``65535``, a unit mix-up, ``1e15``) among the warm-up's rows would shape the
 starting values. :func:`far_from_bulk` finds such rows from the data alone, per feature: the
 bulk is the range between the 1% and 99% quantiles, ``[q01, q99]`` with width
-``w = q99 - q01``, and a row with a feature outside ``[q01 - FENCE w, q99 + FENCE w]`` is far.
+``w = q99 - q01`` (of fewer than 101 rows, the quantiles ``1 / (n - 1)`` and
+``1 - 1 / (n - 1)``: the second smallest and largest values, so that one absurd row is never
+the bulk's edge), and a row with a feature outside ``[q01 - FENCE w, q99 + FENCE w]`` is far.
 Quantiles ignore the rows beyond them, so up to 1% absurd rows do not move the fence. The fence
 is wide: for a Gaussian feature it lies 95 standard deviations beyond ``q99`` (``w`` is 4.65
 of them), for a log-normal one (heavy-tailed, ``sigma = 1``) at 5.4 sigma of its logarithm,
-a probability of 4e-8. When more than ``MAX_FRACTION`` of the rows are far, they are the data
-(a second regime, a heavy tail), not a few bad readings, and none is flagged. A feature whose
+a probability of 4e-8. When more than ``MAX_FRACTION`` of the rows (and more than one) are far,
+they are the data (a second regime, a heavy tail), not a few bad readings, and none is
+flagged; fewer than ``MIN_ROWS`` rows are no bulk, and none of them is flagged. A feature whose
 bulk has no width (a constant) takes ``max(|median|, 1)`` as its width.
+
+Once a model exists, :func:`low_density` finds the rows whose log-density under it is more
+than ``OUTLIER_MARGIN`` nats below the model's mean log-likelihood per row. For a row of a
+``d``-dimensional Gaussian component that happens with probability ``P(chi2_d > d + 2 m)``:
+about 1e-12 for ``m = 30`` and ``d = 3``. When more than ``MAX_OUTLIER_FRACTION`` of the rows
+are that low, they are a change of regime, to be learned, and none is flagged. A stream of
+single rows (``learn_one``) judges the share over at least ``MIN_GUARDED_BATCH`` rows, and
+takes ``MAX_OUTLIER_RUN`` low rows in a row for a change of regime.
 
 Examples
 --------
@@ -20,6 +32,11 @@ Examples
 >>> far_from_bulk(X).tolist()
 [17]
 >>> far_from_bulk(X, candidates=np.arange(10)).tolist()
+[]
+>>> scores = np.array([-3.1, -2.9, -80.0, np.nan])
+>>> low_density(scores, reference=-3.0, max_fraction=0.5).tolist()
+[2, 3]
+>>> low_density(scores, reference=-3.0).tolist()  # half the rows: a change of regime
 []
 """
 
@@ -32,13 +49,42 @@ import numpy.typing as npt
 
 from streamem.engine.records import FloatArray
 
-__all__ = ["FENCE", "MAX_FRACTION", "far_from_bulk"]
+__all__ = [
+    "COLD_ROWS",
+    "FENCE",
+    "MAX_FRACTION",
+    "MAX_OUTLIER_FRACTION",
+    "MAX_OUTLIER_RUN",
+    "MIN_GUARDED_BATCH",
+    "MIN_ROWS",
+    "OUTLIER_MARGIN",
+    "far_from_bulk",
+    "low_density",
+]
 
 FENCE = 20.0
 """Widths of the bulk (1%-99% quantile range) a row's feature may lie beyond it."""
 
 MAX_FRACTION = 0.01
-"""Above this share of far rows, none is flagged: they are part of the data."""
+"""Above this share of far rows (one row at least), none is flagged: they are the data."""
+
+MIN_ROWS = 10
+"""Fewer rows are no bulk: none is flagged."""
+
+COLD_ROWS = 2_000
+"""Most rows kept before the start that the screen of the next ones compares with."""
+
+OUTLIER_MARGIN = 30.0
+"""Nats below the model's mean log-likelihood per row at which a row is an outlier."""
+
+MAX_OUTLIER_FRACTION = 0.05
+"""Above this share of rows that low, none is flagged: the data changed regime."""
+
+MIN_GUARDED_BATCH = 100
+"""Rows over which the share of low rows of a smaller mini-batch is judged."""
+
+MAX_OUTLIER_RUN = 100
+"""Low rows in a row (over calls) after which they are a change of regime and are learned."""
 
 
 def far_from_bulk(
@@ -61,15 +107,37 @@ def far_from_bulk(
     """
     X = np.asarray(X, dtype=np.float64)
     rows = np.arange(len(X)) if candidates is None else np.asarray(candidates, dtype=np.intp)
-    if X.ndim != 2 or not len(X) or not len(rows):
+    if X.ndim != 2 or len(X) < MIN_ROWS or not len(rows):
         return np.empty(0, dtype=np.intp)
     with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing feature
-        low, high, median = np.nanquantile(X, [0.01, 0.99, 0.5], axis=0)
+        edge = max(0.01, 1.0 / max(len(X) - 1, 1))
+        low, high, median = np.nanquantile(X, [min(edge, 0.5), max(1.0 - edge, 0.5), 0.5], axis=0)
         width = high - low
         width = np.where(width > 0, width, np.maximum(np.abs(median), 1.0))
         far = np.less(X[rows], low - FENCE * width) | np.greater(X[rows], high + FENCE * width)
     flagged = rows[far.any(axis=1)]
-    if len(flagged) > MAX_FRACTION * len(X):
+    if len(flagged) > max(MAX_FRACTION * len(X), 1):
         return np.empty(0, dtype=np.intp)
     return np.sort(flagged)
+
+
+def low_density(
+    scores: FloatArray,
+    reference: float,
+    margin: float = OUTLIER_MARGIN,
+    max_fraction: float = MAX_OUTLIER_FRACTION,
+    n_rows: int | None = None,
+) -> npt.NDArray[np.intp]:
+    """Indices of the ``scores`` (log-densities of rows under the model) more than ``margin``
+    nats below ``reference`` (the model's mean log-likelihood per row); NaN is low too.
+
+    None is returned when more than ``max_fraction`` of ``n_rows`` (the rows of the batch
+    the scores were taken from; all scored by default) are low: a change of regime.
+    """
+    with np.errstate(invalid="ignore"):
+        low = ~(np.asarray(scores) >= reference - margin)
+    n = len(low) if n_rows is None else n_rows
+    if low.sum() > max_fraction * n:
+        return np.empty(0, dtype=np.intp)
+    return np.flatnonzero(low)

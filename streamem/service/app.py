@@ -470,7 +470,9 @@ class Daemon(AssignmentHandler):
         refusals = (
             []  # counts of known words: nothing to guard (the decoder checked them)
             if self._documents
-            else _whole_records(batch, self.guard.screen(batch.points, ModelScorer(learner.model)))
+            else _whole_records(
+                batch, self.guard.screen(batch.points, ModelScorer(learner.model), batch.keys)
+            )
         )
         points, keys = batch.points, batch.keys
         kept = np.arange(len(batch))

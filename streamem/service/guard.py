@@ -7,29 +7,30 @@ so that the daemon dead-letters their records and learns the rest of the batch:
 - ``degenerate``: a value whose statistics overflow (``abs(x) > MAX_MAGNITUDE``: its square
   in the second moments would be infinite), or a point that made the engine refuse an update
   (found by :func:`isolate_refused` on copies of the model, see below);
-- ``outlier``: before the model starts, a point far outside the bulk of the points kept so
-  far (:func:`~streamem.models.common.screen.far_from_bulk`: a feature more than 20 widths
-  of their 1%-99% quantile range beyond it), so that one absurd row cannot shape the
-  starting values; once the model is warm (``guard.warm_batches`` updates, from the first
-  update by default: the warm-up's update gives the reference), a point whose
-  log-density under the current model is more than ``guard.outlier_margin`` nats below the
-  model's smoothed mean log-likelihood per point. For a point of a ``d``-dimensional Gaussian
-  component, the log-density falls ``m`` nats below its mean with probability
-  ``P(chi2_d > d + 2 m)``: about 1e-12 for ``m = 30`` and ``d = 3``, so a clean stream loses
-  nothing. When more than ``guard.max_outlier_fraction`` of a batch is below the threshold,
-  the batch is a change of regime, not a few bad readings: nothing is refused, the model
-  learns it and the drift detector reports it. Scoring every point would cost more than the
-  update itself, so only *candidates* are scored: points with a feature outside the range of
-  the data, widened by that range's width on both sides (``[low - w, high + w]``,
-  ``w = high - low``). The range is that of the first batch the warm model sees (scored
-  whole), grown by every candidate kept since. A point inside it is near the data on every
-  feature and is not tested.
+- ``outlier``: before the model starts (any family), a point far outside the bulk of the points
+  kept so far (:func:`~streamem.models.common.screen.far_from_bulk`: a feature more than 20
+  widths of their 1%-99% quantile range beyond it), so that one absurd row cannot shape the
+  starting values; once the model is warm (``guard.warm_batches`` updates, from the first update
+  by default: the warm-up's update gives the reference), a point whose log-density under the
+  current model is more than ``guard.outlier_margin`` nats below the model's smoothed mean
+  log-likelihood per point. For a point of a ``d``-dimensional Gaussian component, the
+  log-density falls ``m`` nats below its mean with probability ``P(chi2_d > d + 2 m)``: about
+  1e-12 for ``m = 30`` and ``d = 3``, so a clean stream loses nothing. When more than
+  ``guard.max_outlier_fraction`` of a batch is below the threshold, the batch is a change of
+  regime, not a few bad readings: nothing is refused, the model learns it and the drift detector
+  reports it. Scoring every point would cost more than the update itself, so only *candidates*
+  are scored: points with a feature outside the range of the data, widened by that range's width
+  on both sides (``[low - w, high + w]``, ``w = high - low``). The range is that of the first
+  batch the warm model sees (scored whole), grown by every candidate kept since. A point inside
+  it is near the data on every feature and is not tested.
 
 A point with missing features is scored on its observed features (the model marginalises the
-others). A sequential family (a hidden Markov model, a state space model) has no outlier test:
-its points' densities depend on their sequence's filter at their step. Points waiting in the
-warm-up buffer of a sequential family or a topic model are only checked for bounds and
-magnitude.
+others). A sequential family (a hidden Markov model, a state space model) scores a reading by
+its one-step-ahead predictive density given its key's filter (:meth:`ModelScorer.score_steps`),
+the whole batch in order once it has a candidate; the earliest low reading of each key is read
+as missing and the batch scored again, so that the readings after a refused one are judged by
+a filter that never saw it. Its refused readings are left out of the batch: the key's
+sequence continues without them.
 
 Examples
 --------
@@ -60,6 +61,7 @@ from streamem.service.config import GuardSettings
 
 __all__ = [
     "MAX_MAGNITUDE",
+    "MAX_PASSES",
     "MAX_TRIALS",
     "ModelScorer",
     "Refusal",
@@ -71,6 +73,10 @@ __all__ = [
 
 MAX_MAGNITUDE = 1e150
 """Larger absolute values are ``degenerate``: a batch of them has infinite second moments."""
+
+MAX_PASSES = 8
+"""Most scoring passes of a sequential batch (each reads one more low step per key as
+missing)."""
 
 MAX_TRIALS = 256
 """Most trial updates :func:`isolate_refused` makes for one refused batch."""
@@ -110,6 +116,18 @@ class ModelScorer:
     def scorable(self) -> bool:
         """Whether the family's declaration says its units can be scored alone."""
         return family_spec(self.model.family).scorable_alone
+
+    def sequential(self) -> bool:
+        """Whether the family's units are steps of keyed sequences (each with its filter)."""
+        return family_spec(self.model.family).sequential
+
+    def score_steps(self, X: Decoded, keys: Sequence[str] | None) -> npt.NDArray[np.float64]:
+        """One-step-ahead predictive log-density of each step of a sequential family's batch,
+        ``log p(x_t | x_1..x_{t-1})`` given its key's carried filter, in arrival order (NaN
+        features are missing: the filter only predicts over them)."""
+        model = self.model
+        batch = model.batch_from_rows(X, None if keys is None else tuple(keys))
+        return np.asarray(model.log_density(batch), dtype=np.float64)
 
     def score(self, X: Decoded) -> npt.NDArray[np.float64] | None:
         """Log-density of each point under the current model, shape ``(n_points,)`` (None if
@@ -158,8 +176,11 @@ class RowGuard:
         self._seen = None
         self._cold = None
 
-    def screen(self, X: Decoded, scorer: ModelScorer | None) -> list[Refusal]:
-        """Return the points of ``X`` (shape ``(n_points, n_features)``) to keep out, by index."""
+    def screen(
+        self, X: Decoded, scorer: ModelScorer | None, keys: Sequence[str] | None = None
+    ) -> list[Refusal]:
+        """Return the points of ``X`` (shape ``(n_points, n_features)``, with their sequence
+        ``keys`` for a sequential family) to keep out, by index."""
         refusals: list[Refusal] = []
         refused = np.zeros(len(X), dtype=bool)
         with np.errstate(invalid="ignore"):  # NaN (missing) compares False
@@ -174,11 +195,14 @@ class RowGuard:
                 refusals.append(self._refusal(X, row, col, RejectReason.OUT_OF_BOUNDS, bounds))
                 refused[row] = True
         if self.settings.outliers and scorer is not None:
-            if scorer.warm_updates():
+            if not scorer.warm_updates():
+                outliers = self._far(X, refused)
+            elif scorer.sequential():
+                self._cold = None
+                outliers = self._low_steps(X, refused, scorer, keys)
+            else:
                 self._cold = None
                 outliers = self._outliers(X, refused, scorer)
-            else:
-                outliers = self._far(X, refused) if scorer.scorable() else []
             refusals.extend(outliers)
             refusals.sort(key=lambda refusal: refusal.index)
         return refusals
@@ -201,6 +225,60 @@ class RowGuard:
                 "kept so far beyond it (before the model starts)",
             )
             for row in rows[far].tolist()
+        ]
+
+    def _low_steps(
+        self,
+        X: Decoded,
+        refused: npt.NDArray[np.bool_],
+        scorer: ModelScorer,
+        keys: Sequence[str] | None,
+    ) -> list[Refusal]:
+        """A sequential family's outliers: steps whose one-step-ahead predictive log-density
+        given their key's filter is more than ``outlier_margin`` nats below the model's
+        smoothed mean log-likelihood per step. Scored only when the batch has a candidate
+        (outside the widened range of the steps kept). The earliest low step of each key is
+        read as missing and the batch scored again, so that the steps after a refused one are
+        judged by a filter that never saw it (at most ``MAX_PASSES`` passes; low steps left
+        after them are refused too)."""
+        settings = self.settings
+        reference = scorer.reference_log_likelihood()
+        rows = np.flatnonzero(~refused)
+        if reference is None or not len(self._candidates(X, refused)):
+            self._widen(X[rows])
+            return []
+        Y = np.array(X[rows], dtype=np.float64)
+        row_keys = None if keys is None else [keys[i] for i in rows.tolist()]
+        owners = np.zeros(len(rows), dtype=np.intp)
+        if row_keys is not None:
+            owners = np.unique(np.asarray(row_keys, dtype=str), return_inverse=True)[1].ravel()
+        missing = np.zeros(len(rows), dtype=bool)
+        scores = np.zeros(len(rows))
+        for _ in range(MAX_PASSES):
+            with np.errstate(all="ignore"):
+                scores = scorer.score_steps(Y, row_keys)
+            low = low_density(scores, reference, settings.outlier_margin, max_fraction=1.0)
+            low = low[~missing[low]]
+            if not len(low):
+                break
+            _, first = np.unique(owners[low], return_index=True)  # the earliest of each key
+            missing[low[first]] = True
+            Y[low[first]] = np.nan
+        else:
+            missing[low_density(scores, reference, settings.outlier_margin, 1.0)] = True
+        if missing.sum() > settings.max_outlier_fraction * len(rows):
+            self._widen(X[rows])
+            return []  # a change of regime: learn it
+        self._widen(X[rows[~missing]])
+        return [
+            Refusal(
+                int(rows[i]),
+                RejectReason.OUTLIER,
+                f"one-step-ahead predictive log-density {float(scores[i]):.6g} given its "
+                f"sequence's filter is more than {settings.outlier_margin:g} nats below the "
+                f"model's smoothed mean log-likelihood per step ({reference:.6g})",
+            )
+            for i in np.flatnonzero(missing).tolist()
         ]
 
     def _candidates(self, X: Decoded, refused: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:

@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from streamem.errors import StreamemError
+from streamem.models.base import EngineBackedModel
 from streamem.models.registry import model_class
 from streamem.service.batching import MicroBatch, MicroBatcher
 from streamem.service.bookkeeping import VERSION_RESERVE, Bookkeeping
@@ -189,7 +190,9 @@ class Daemon(AssignmentHandler):
         )
         key_field = settings.input.sequence_key
         self._sequence_key = (
-            None if key_field is None else sequence_key_decoder(settings.input, key_field)
+            None
+            if key_field is None
+            else sequence_key_decoder(settings.input, key_field, settings.input.max_key_bytes)
         )
         self._sequential = model_class(settings.model.family).sequential
         self.guard = RowGuard(settings.guard, settings.input.features, settings.input.bounds)
@@ -484,6 +487,9 @@ class Daemon(AssignmentHandler):
         n_points = points.shape[0]
         isolate = None if self._documents else lambda X, k: isolate_refused(model, X, k)
         outcome = learner.learn(points, keys, isolate=isolate) if n_points else None
+        if keys is not None and isinstance(model, EngineBackedModel):
+            evicted = model.forget_idle_keys(keys, self.settings.input.max_keys)
+            metrics.evicted_keys.inc(evicted)
         if outcome is not None and outcome.isolated:
             refusals = [
                 *refusals,

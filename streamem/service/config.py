@@ -545,6 +545,8 @@ class InputSettings(_Section):
     allow_missing: bool = False
     csv_delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] = ","
     sequence_key: FeatureName | None = None
+    max_keys: PositiveInt = 10_000
+    max_key_bytes: PositiveInt = 256
     bounds: dict[FeatureName, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
         default_factory=dict
     )

@@ -559,3 +559,38 @@ def test_absurd_readings_of_a_sequence_are_outliers_and_its_filter_goes_on(
     # measured: within 2.2 of the true levels on 3 seeds (filter sd about 0.8); a filter that
     # learned a sentinel is thousands off
     np.testing.assert_allclose(levels, truth["levels"], atol=4.0)
+
+
+@pytest.mark.parametrize("family", ["gaussian_hmm", "linear_gaussian_ssm"])
+def test_churning_keys_are_evicted_beyond_max_keys_and_long_keys_dead_lettered(
+    tmp_path: Path, rng: np.random.Generator, family: str
+) -> None:
+    """3,000 keys of 3 readings each, ``input.max_keys`` 100: the model carries at most 100
+    filter states (the newest keys), the evictions are counted, every reading is learned; a
+    key longer than ``max_key_bytes`` is dead-lettered."""
+    log, sinks = FakeLog(), SinkFactory()
+    readings = rng.normal(20.0, 1.0, (3, 3000))
+    for step in range(3):
+        for key in range(3000):
+            record = {"sensor": f"k{key}", "temp": float(readings[step, key])}
+            log.append(PARTITIONS[0], [json.dumps(record).encode()])
+    log.append(PARTITIONS[0], [json.dumps({"sensor": "x" * 300, "temp": 20.0}).encode()])
+    settings = _settings(
+        tmp_path,
+        input={"features": ["temp"], "sequence_key": "sensor", "max_keys": 100},
+        model={"family": family, "n_components": 2 if family == "gaussian_hmm" else 1},
+        batching={"batch_size": 500, "max_wait_ms": 100},
+    )
+    harness = Harness(settings, log, sinks)
+    harness.drain()
+    ((_, _, headers),) = sinks.on("streamem.dead-letter")
+    assert headers["reason"] == b"key_too_long"
+    assert _snapshots(sinks)[-1]["n_seen"] == 9000
+    learner = harness.daemon.state.learner_for((TOPIC, 0), None)
+    assert learner is not None
+    carry = learner.model.engine_.carry  # type: ignore[attr-defined]
+    assert sorted(carry) == sorted(f"k{key}" for key in range(2900, 3000))
+    metrics = harness.daemon.metrics.registry.get_sample_value
+    evicted = metrics("streamem_sequence_keys_evicted_total")
+    assert evicted is not None
+    assert evicted >= 3000 - 100  # every key but the newest 100, at least once

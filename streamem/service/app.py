@@ -173,7 +173,9 @@ class Daemon(AssignmentHandler):
         documents = None
         if settings.model.vocabulary is not None:  # the text format (a topic model)
             vocabulary = settings.model.vocabulary.build()
-            documents = DocumentDecoder(vocabulary, settings.input.max_record_bytes)
+            documents = DocumentDecoder(
+                vocabulary, settings.input.max_record_bytes, settings.input.max_word_count
+            )
         self._documents = documents is not None
         self.batcher = MicroBatcher(
             settings.batching.batch_size,

@@ -547,6 +547,7 @@ class InputSettings(_Section):
     sequence_key: FeatureName | None = None
     max_keys: PositiveInt = 10_000
     max_key_bytes: PositiveInt = 256
+    max_word_count: PositiveInt = 20
     bounds: dict[FeatureName, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
         default_factory=dict
     )

@@ -594,3 +594,47 @@ def test_churning_keys_are_evicted_beyond_max_keys_and_long_keys_dead_lettered(
     evicted = metrics("streamem_sequence_keys_evicted_total")
     assert evicted is not None
     assert evicted >= 3000 - 100  # every key but the newest 100, at least once
+
+
+def test_a_60kb_document_of_one_word_is_capped_and_moves_no_topic(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """A document of one word 20,000 times (60 KB) among 3,000 documents of 60 tokens: its
+    count is capped at ``input.max_word_count``, so no topic gives the word more than twice
+    its largest true share."""
+    from streamem.synthetic_corpus import TopicCorpus
+
+    n_topics, n_words = 5, 200
+    corpus = TopicCorpus.random(n_topics, n_words, rng)
+    counts, _ = corpus.sample(3000, 60, rng)
+    words = [f"w{j}" for j in range(n_words)]
+    largest = corpus.topics.max(axis=0)
+    spam_word = int(np.argsort(largest)[n_words // 2])  # a word of median share
+    log, sinks = FakeLog(), SinkFactory()
+    for i, row in enumerate(counts.toarray().astype(int)):
+        if i == 1500:
+            log.append(PARTITIONS[0], [(words[spam_word] + " ").encode() * 20_000])
+        text = " ".join(words[j] for j in np.repeat(np.arange(n_words), row))
+        log.append(PARTITIONS[0], [text.encode()])
+    settings = _settings(
+        tmp_path,
+        input={"format": "text", "features": ["text"], "max_record_bytes": 100_000},
+        model={
+            "family": "lda",
+            "n_components": n_topics,
+            "vocabulary": {"words": words},
+            "init_size": 300,
+        },
+        batching={"batch_size": 100, "max_wait_ms": 100},
+    )
+    harness = Harness(settings, log, sinks)
+    harness.drain()
+    last = _snapshots(sinks)[-1]
+    assert last["n_seen"] == 3001
+    learner = harness.daemon.state.learner_for((TOPIC, 0), None)
+    assert learner is not None
+    topics = np.asarray(learner.model.components_)  # type: ignore[attr-defined]
+    shares = topics[:, spam_word] / topics.sum(axis=1)
+    true_share = corpus.topics[:, spam_word].max()
+    print(shares.max(), true_share)
+    assert shares.max() <= 2.0 * true_share

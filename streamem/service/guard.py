@@ -53,7 +53,13 @@ import numpy as np
 import numpy.typing as npt
 
 from streamem.errors import RefusedUpdateWarning, StreamemError
-from streamem.models.common.screen import COLD_ROWS, FENCE, far_from_bulk, low_density
+from streamem.models.common.screen import (
+    COLD_ROWS,
+    FENCE,
+    far_from_bulk,
+    low_density,
+    outlier_margin,
+)
 from streamem.models.protocol import StreamingModel
 from streamem.models.registry import family_spec
 from streamem.service.codecs import Decoded, RejectReason
@@ -170,11 +176,13 @@ class RowGuard:
         self._low, self._high = low, high
         self._seen: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
         self._cold: Decoded | None = None
+        self._margin = settings.outlier_margin
 
     def reset(self) -> None:
         """Forget the points kept so far (a new or restored model starts)."""
         self._seen = None
         self._cold = None
+        self._margin = self.settings.outlier_margin
 
     def screen(
         self, X: Decoded, scorer: ModelScorer | None, keys: Sequence[str] | None = None
@@ -257,7 +265,7 @@ class RowGuard:
         for _ in range(MAX_PASSES):
             with np.errstate(all="ignore"):
                 scores = scorer.score_steps(Y, row_keys)
-            low = low_density(scores, reference, settings.outlier_margin, max_fraction=1.0)
+            low = low_density(scores, reference, self._margin, max_fraction=1.0)
             low = low[~missing[low]]
             if not len(low):
                 break
@@ -265,7 +273,9 @@ class RowGuard:
             missing[low[first]] = True
             Y[low[first]] = np.nan
         else:
-            missing[low_density(scores, reference, settings.outlier_margin, 1.0)] = True
+            missing[low_density(scores, reference, self._margin, 1.0)] = True
+        margin = self._margin  # the spread of the kept steps sets the next batches' margin
+        self._margin = outlier_margin(scores[~missing], settings.outlier_margin)
         if missing.sum() > settings.max_outlier_fraction * len(rows):
             self._widen(X[rows])
             return []  # a change of regime: learn it
@@ -275,7 +285,7 @@ class RowGuard:
                 int(rows[i]),
                 RejectReason.OUTLIER,
                 f"one-step-ahead predictive log-density {float(scores[i]):.6g} given its "
-                f"sequence's filter is more than {settings.outlier_margin:g} nats below the "
+                f"sequence's filter is more than {margin:.4g} nats below the "
                 f"model's smoothed mean log-likelihood per step ({reference:.6g})",
             )
             for i in np.flatnonzero(missing).tolist()
@@ -314,6 +324,7 @@ class RowGuard:
         reference = scorer.reference_log_likelihood()
         if scorer.warm_updates() < settings.warm_batches or reference is None:
             return []
+        whole = self._seen is None
         candidates = self._candidates(X, refused)
         if not len(candidates):
             return []
@@ -324,18 +335,21 @@ class RowGuard:
         low = low_density(
             scores,
             reference,
-            settings.outlier_margin,
+            self._margin,
             settings.max_outlier_fraction,
             int((~refused).sum()),
         )
         kept = np.ones(len(candidates), dtype=bool)
         kept[low] = False
+        margin = self._margin
+        if whole:  # the first batch of the warm model, scored whole: the margin of the next
+            self._margin = outlier_margin(scores[kept], settings.outlier_margin)
         self._widen(X[candidates[kept]])
         return [
             Refusal(
                 int(candidates[i]),
                 RejectReason.OUTLIER,
-                f"log-density {float(scores[i]):.6g} is more than {settings.outlier_margin:g} "
+                f"log-density {float(scores[i]):.6g} is more than {margin:.4g} "
                 f"nats below the model's smoothed mean log-likelihood ({reference:.6g})",
             )
             for i in low.tolist()

@@ -5,7 +5,11 @@ of 200, ``init_size`` 300) and the library's ``outlier_guard`` (``partial_fit`` 
 200, river's ``learn_one``). Streams: the test suite's synthetic ones, ``SensorModes`` (3
 modes, d=3), ``random_mixture_sample`` (K=6, d=8) and Poisson counts (K=4, d=5).
 
-Run: python benchmarks/outlier_guard.py [--points 1000000] [--seeds 0 1]
+With ``--panel``: the daemon's guard on the real data sets of ``benchmarks/real_data.py``
+(standardised as there, shuffled passes of the training rows in batches of 100, about 100,000
+rows per (K, covariance) of the panel).
+
+Run: python benchmarks/outlier_guard.py [--points 1000000] [--seeds 0 1] [--panel]
 """
 
 from __future__ import annotations
@@ -25,17 +29,39 @@ from streamem.synthetic import FEATURES, SensorModes, random_mixture_sample
 BATCH = 200
 
 
-def daemon_refusals(X: np.ndarray, settings: ModelSettings, features: list[str]) -> int:
+def daemon_refusals(
+    X: np.ndarray, settings: ModelSettings, features: list[str], batch_size: int = BATCH
+) -> int:
     """Points the daemon's guard refuses on the clean rows ``X``."""
     learner = Learner(settings, DriftSettings(), features)
     guard = RowGuard(GuardSettings(), features, {})
     refused = 0
-    for start in range(0, len(X), BATCH):
-        batch = X[start : start + BATCH]
+    for start in range(0, len(X), batch_size):
+        batch = X[start : start + batch_size]
         refusals = guard.screen(batch, ModelScorer(learner.model))
         refused += len(refusals)
         learner.learn(np.delete(batch, [r.index for r in refusals], axis=0))
     return refused
+
+
+def panel_refusals() -> None:
+    """The daemon's guard on the real data sets of the benchmark panel."""
+    from real_data import PANEL, split  # this directory's module (run as a script)
+
+    for name, data in PANEL.items():
+        rows = data.load()
+        for k, covariance in data.models:
+            total = refused = seed = 0
+            while total < 100_000:
+                train = split(rows, seed, covariance).train
+                seed += 1
+                settings = ModelSettings(
+                    n_components=k, covariance_type=covariance, n_init=3, seed=seed
+                )
+                features = [f"x{i}" for i in range(train.shape[1])]
+                refused += daemon_refusals(train, settings, features, batch_size=100)
+                total += len(train)
+            print(f"panel, {name}, K={k} {covariance}: {refused} of {total:,} refused")
 
 
 def streams(n: int, seed: int) -> list[tuple[str, np.ndarray, ModelSettings]]:
@@ -63,8 +89,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--panel", action="store_true", help="the real data sets only")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    if args.panel:
+        panel_refusals()
+        return
     for seed in args.seeds:
         for name, X, settings in streams(args.points, seed):
             features = [f"x{i}" for i in range(X.shape[1])]

@@ -36,8 +36,10 @@ from streamem.models.common.screen import (
     MAX_OUTLIER_FRACTION,
     MAX_OUTLIER_RUN,
     MIN_GUARDED_BATCH,
+    OUTLIER_MARGIN,
     far_from_bulk,
     low_density,
+    outlier_margin,
 )
 from streamem.models.mixture.document import FORMAT, FORMAT_VERSION, validate_model_document
 from streamem.models.mixture.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
@@ -146,13 +148,14 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         Records of the newest ``partial_fit`` updates that the monitor keeps.
     outlier_guard
         ``partial_fit`` keeps rows out that would wreck the model (one ``1e15``, an error
-        sentinel, a unit mix-up), with the tests of :mod:`streamem.models.common.screen`:
-        before the start, a row far outside the bulk of the buffered rows and its own
-        mini-batch; after it, a row whose log-density is more than 30 nats below the
-        model's smoothed mean log-likelihood per row. More than 5% of a mini-batch (of at
-        least 100 rows) that low, or more than 100 such rows in a row, is a change of regime
-        and is learned. Off by default: ``partial_fit`` then learns every finite row, as
-        ``fit`` does, and scores nothing.
+        sentinel, a unit mix-up), with the tests of :mod:`streamem.models.common.screen`: before
+        the start, a row far outside the bulk of the buffered rows and its own mini-batch; after
+        it, a row whose log-density is more than 30 nats below the model's smoothed mean
+        log-likelihood per row (or 10 times the spread of the kept rows' log-densities in the
+        last mini-batch of 100 rows or more, if that is more). More than 5% of a mini-batch (of
+        at least 100 rows) that low, or more than 100 such rows in a row, is a change of regime
+        and is learned. Off by default: ``partial_fit`` then learns every finite row, as ``fit``
+        does, and scores nothing.
 
     Attributes
     ----------
@@ -384,11 +387,15 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         bound = float(getattr(self, "lower_bound_", -np.inf))
         if not np.isfinite(bound):
             return np.empty(0, dtype=np.intp)
+        margin = getattr(self, "outlier_margin_", OUTLIER_MARGIN)
         with np.errstate(all="ignore"):
-            scores = _logsumexp(self.log_joint_row(X[0])[np.newaxis]) if len(X) == 1 else None
-            low = low_density(
-                self.log_density(X) if scores is None else scores, bound, max_fraction=1.0
+            one = len(X) == 1
+            scores = (
+                _logsumexp(self.log_joint_row(X[0])[np.newaxis]) if one else self.log_density(X)
             )
+            low = low_density(scores, bound, margin, max_fraction=1.0)
+        if len(X) >= MIN_GUARDED_BATCH:  # the kept rows' spread sets the next calls' margin
+            self.outlier_margin_: float = outlier_margin(np.delete(scores, low))
         run = getattr(self, "outlier_run_", 0)
         self.outlier_run_: int = run + len(X) if len(low) == len(X) else 0
         if run >= MAX_OUTLIER_RUN or len(low) > MAX_OUTLIER_FRACTION * max(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from collections.abc import Iterable
 from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
@@ -358,6 +359,33 @@ class EngineBackedModel:
         """Make the decreasing schedule continue from ``step_size`` (a drift response)."""
         self._check_fitted()
         self.engine_.restart_schedule(step_size)
+
+    def forget_idle_keys(self, recent: Iterable[str], max_keys: int) -> int:
+        """Keep the carried filter states of at most ``max_keys`` sequence keys: the keys of
+        ``recent`` (just continued) become the newest, and the least recently continued ones
+        beyond ``max_keys`` are dropped (a dropped key's next reading starts from the model's
+        initial state, as a new key). Return how many were dropped (none for a family that
+        carries no keys).
+
+        Examples
+        --------
+        >>> from streamem import GaussianHMM
+        >>> model = GaussianHMM(2, init_size=4, random_state=0)
+        >>> rows, keys = np.arange(12.0)[:, None], ["a", "b", "c"] * 4
+        >>> model = model.learn(model.batch_from_rows(rows, keys))
+        >>> model.forget_idle_keys(["c", "a"], 2), sorted(model.engine_.carry)
+        (1, ['a', 'c'])
+        """
+        carry = getattr(self, "engine_", None) and self.engine_.carry
+        if not isinstance(carry, dict):
+            return 0
+        for key in dict.fromkeys(recent):
+            if key in carry:
+                carry[key] = carry.pop(key)
+        idle = list(carry)[: max(len(carry) - max_keys, 0)]
+        for key in idle:
+            del carry[key]
+        return len(idle)
 
     def _engine_family(self, kind: type[F]) -> F:
         """The streaming engine's family, which is a ``kind``."""

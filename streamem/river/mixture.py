@@ -30,6 +30,9 @@ become float vectors by the row helper it composes (:class:`streamem.river.rows.
   "missing". ``learn_one`` also refuses a row with no value for any known feature (there is
   nothing to learn from it); inference on such a row uses the mixture weights alone (the
   marginal over no coordinate: log-density 0).
+* **Guard.** With ``outlier_guard=True`` the mixture keeps out rows that would wreck it (one
+  ``1e15``, an error sentinel): see ``outlier_guard`` of :class:`streamem.GaussianMixture`;
+  ``mixture.n_outliers_`` counts them. Off by default.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ class _MixtureCore:
         schedule: Schedule | None,
         reg_covar: float,
         seed: int | None,
+        outlier_guard: bool = False,
     ) -> None:
         check_adapter_parameters(n_components, covariance_type, batch_size, init_size, reg_covar)
         warmup = WARMUP_PER_COMPONENT * n_components if init_size is None else init_size
@@ -99,6 +103,7 @@ class _MixtureCore:
             schedule=schedule,
             init_size=max(warmup, batch_size, n_components),
             history_size=HISTORY_SIZE,
+            outlier_guard=outlier_guard,
         )
         self.n_components = n_components
         self.batch_size = batch_size
@@ -158,6 +163,7 @@ class _MixtureEstimator:
         schedule: Schedule | None = None,
         reg_covar: float = 1e-6,
         seed: int | None = None,
+        outlier_guard: bool = False,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -166,8 +172,16 @@ class _MixtureEstimator:
         self.schedule = schedule
         self.reg_covar = reg_covar
         self.seed = seed
+        self.outlier_guard = outlier_guard
         self._core = _MixtureCore(
-            n_components, covariance_type, batch_size, init_size, schedule, reg_covar, seed
+            n_components,
+            covariance_type,
+            batch_size,
+            init_size,
+            schedule,
+            reg_covar,
+            seed,
+            outlier_guard,
         )
 
     def learn_one(self, x: dict[Hashable, Any]) -> None:
@@ -266,6 +280,10 @@ class GaussianMixtureClusterer(_MixtureEstimator, base.Clusterer):
         Added to the diagonal of the covariances.
     seed
         Seed of the k-means++ initialisation.
+    outlier_guard
+        Keep out rows that would wreck the mixture (``outlier_guard`` of
+        :class:`streamem.GaussianMixture`; ``mixture.n_outliers_`` counts them). Off by
+        default (every finite row is learned).
 
     Attributes
     ----------
@@ -367,7 +385,7 @@ class GaussianMixtureDetector(_MixtureEstimator, base.AnomalyDetector):
         learns what is frequent, and a recurring kind of anomaly (a cluster of anomalies, as
         in river's Shuttle data) becomes a component of high density and low scores. Use
         more components for normal data with several modes.
-    covariance_type, batch_size, init_size, schedule, reg_covar, seed
+    covariance_type, batch_size, init_size, schedule, reg_covar, seed, outlier_guard
         As :class:`GaussianMixtureClusterer`'s.
 
     Attributes

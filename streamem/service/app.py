@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from streamem.errors import StreamemError
+from streamem.models.base import EngineBackedModel
 from streamem.models.protocol import StreamingModel
 from streamem.models.registry import model_class
 from streamem.service.batching import MicroBatch, MicroBatcher
@@ -174,7 +175,9 @@ class Daemon(AssignmentHandler):
         documents = None
         if settings.model.vocabulary is not None:  # the text format (a topic model)
             vocabulary = settings.model.vocabulary.build()
-            documents = DocumentDecoder(vocabulary, settings.input.max_record_bytes)
+            documents = DocumentDecoder(
+                vocabulary, settings.input.max_record_bytes, settings.input.max_word_count
+            )
         self._documents = documents is not None
         self.batcher = MicroBatcher(
             settings.batching.batch_size,
@@ -191,7 +194,9 @@ class Daemon(AssignmentHandler):
         )
         key_field = settings.input.sequence_key
         self._sequence_key = (
-            None if key_field is None else sequence_key_decoder(settings.input, key_field)
+            None
+            if key_field is None
+            else sequence_key_decoder(settings.input, key_field, settings.input.max_key_bytes)
         )
         self._sequential = model_class(settings.model.family).sequential
         self.guard = RowGuard(settings.guard, settings.input.features, settings.input.bounds)
@@ -482,7 +487,9 @@ class Daemon(AssignmentHandler):
         refusals = (
             []  # counts of known words: nothing to guard (the decoder checked them)
             if self._documents
-            else _whole_records(batch, self.guard.screen(batch.points, ModelScorer(learner.model)))
+            else _whole_records(
+                batch, self.guard.screen(batch.points, ModelScorer(learner.model), batch.keys)
+            )
         )
         points, keys = batch.points, batch.keys
         kept = np.arange(len(batch))
@@ -505,6 +512,9 @@ class Daemon(AssignmentHandler):
             for record, value in result_records(results, batch, kept, scored, isolated):
                 self.publisher.result(results.topic, record, value)
             self.metrics.anomalies.inc(int(np.count_nonzero(scored.flags)))
+        if keys is not None and isinstance(model, EngineBackedModel):
+            evicted = model.forget_idle_keys(keys, self.settings.input.max_keys)
+            metrics.evicted_keys.inc(evicted)
         if outcome is not None and outcome.isolated:
             refusals = [
                 *refusals,

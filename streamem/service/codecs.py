@@ -135,6 +135,9 @@ class RejectReason(StrEnum):
     MISSING_KEY = "missing_key"
     """No usable sequence key (``input.sequence_key``): missing, null, empty, or neither a
     string nor an integer."""
+    KEY_TOO_LONG = "key_too_long"
+    """A sequence key longer than ``input.max_key_bytes`` (UTF-8): every key's filter state is
+    kept and checkpointed, so a huge key would weigh on every checkpoint."""
     OUT_OF_BOUNDS = "out_of_bounds"
     """A feature outside its ``input.bounds`` interval."""
     DEGENERATE = "degenerate"
@@ -522,12 +525,15 @@ def row_decoder(spec: CodecSpec, parser: str = "msgspec") -> Callable[[bytes | N
     return slow
 
 
-def sequence_key_decoder(spec: CodecSpec, field: str) -> Callable[[bytes | None], str]:
+def sequence_key_decoder(
+    spec: CodecSpec, field: str, max_bytes: int | None = None
+) -> Callable[[bytes | None], str]:
     """Return a function that reads a ``json`` record's sequence key: its field ``field``.
 
     A sequential model family (a hidden Markov model, a state-space model) learns each key's
     readings as one sequence. The key is a non-empty string, or an integer (given as its
-    decimal string). Call it on records that the row decoder accepted (JSON objects); it
+    decimal string) of at most ``max_bytes`` bytes in UTF-8 (``key_too_long`` beyond; no
+    limit when None). Call it on records that the row decoder accepted (JSON objects); it
     parses the record once more.
 
     Examples
@@ -541,6 +547,11 @@ def sequence_key_decoder(spec: CodecSpec, field: str) -> Callable[[bytes | None]
     ...
     streamem.service.codecs.RecordRejected: missing_key: the sequence key field 'sensor' is \
 missing or null
+    >>> sequence_key_decoder(InputSettings(features=["temp"]), "sensor", 4)(b'{"sensor": "s12345"}')
+    Traceback (most recent call last):
+    ...
+    streamem.service.codecs.RecordRejected: key_too_long: the sequence key field 'sensor' is 6 \
+bytes long, more than input.max_key_bytes (4)
     """
     if spec.format != "json":
         raise ValidationError(
@@ -551,10 +562,17 @@ missing or null
     def sequence_key(value: bytes | None) -> str:
         record = _parse_json(value or b"")
         key = record.get(field) if type(record) is dict else None
-        if type(key) is str and key:
-            return key
         if type(key) is int:
-            return str(key)
+            key = str(key)
+        if type(key) is str and key:
+            size = len(key.encode("utf-8", "surrogatepass")) if max_bytes is not None else 0
+            if max_bytes is not None and size > max_bytes:
+                raise RecordRejected(
+                    RejectReason.KEY_TOO_LONG,
+                    f"the sequence key field {field!r} is {size:,} bytes long, more than "
+                    f"input.max_key_bytes ({max_bytes:,})",
+                )
+            return key
         if key is None:
             detail = f"the sequence key field {field!r} is missing or null"
         else:

@@ -43,6 +43,7 @@ from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from streamem.errors import ValidationError
+from streamem.models.common.screen import MAX_OUTLIER_FRACTION, OUTLIER_MARGIN
 from streamem.models.common.vocabulary import FixedVocabulary, HashingVocabulary, Vocabulary
 from streamem.models.registry import family_names, family_spec, family_specs
 
@@ -544,6 +545,9 @@ class InputSettings(_Section):
     allow_missing: bool = False
     csv_delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] = ","
     sequence_key: FeatureName | None = None
+    max_keys: PositiveInt = 10_000
+    max_key_bytes: PositiveInt = 256
+    max_word_count: PositiveInt = 20
     bounds: dict[FeatureName, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
         default_factory=dict
     )
@@ -869,11 +873,13 @@ class GuardSettings(_Section):
     A refused update never drops its good points: the daemon finds the points that made the
     engine refuse it and dead-letters them (``degenerate``), then learns the others. Points
     whose values are too large for their statistics (``abs(x) > 1e150``) are ``degenerate``
-    before they reach the model, warm-up included. Once the model made ``warm_batches``
-    updates, a point whose log-density is more than ``outlier_margin`` nats below the model's
-    smoothed mean log-likelihood per point is an ``outlier`` (dead-lettered), unless more than
-    ``max_outlier_fraction`` of its batch is: that is a change of regime, learned in full so
-    the model can follow it. ``outliers: false`` learns every finite point, like the
+    before they reach the model, warm-up included. Before the model starts, a point far outside
+    the bulk of the points kept so far is an ``outlier`` (one absurd row must not shape the
+    starting values). Once the model made ``warm_batches`` updates (from the warm-up's own
+    update by default), a point whose log-density is more than ``outlier_margin`` nats below the
+    model's smoothed mean log-likelihood per point is an ``outlier`` (dead-lettered), unless
+    more than ``max_outlier_fraction`` of its batch is: that is a change of regime, learned in
+    full so the model can follow it. ``outliers: false`` learns every finite point, like the
     library's ``partial_fit`` (parity with ``fit``). ``/readyz`` answers 503 after
     ``unready_after_failed_batches`` consecutive batches whose update failed.
 
@@ -884,9 +890,9 @@ class GuardSettings(_Section):
     """
 
     outliers: bool = True
-    outlier_margin: PositiveFloat = 30.0
-    warm_batches: PositiveInt = 10
-    max_outlier_fraction: Fraction = 0.05
+    outlier_margin: PositiveFloat = OUTLIER_MARGIN
+    warm_batches: PositiveInt = 1
+    max_outlier_fraction: Fraction = MAX_OUTLIER_FRACTION
     unready_after_failed_batches: PositiveInt = 3
 
 

@@ -11,6 +11,9 @@ are counted into the columns of ``model.vocabulary``
 A record is rejected (dead-lettered with the reason) when it is a tombstone or holds no token
 (``empty``), is longer than ``input.max_record_bytes`` (``too_large``), is not UTF-8
 (``malformed``), or none of its tokens is in a fixed vocabulary (``no_known_word``).
+No word counts more than ``input.max_word_count`` times in one document: a longer run is
+capped, so that one document (a spam of one word repeated, a machine-generated text) cannot
+give a word a large share of a topic; the document is learned with its capped counts.
 A micro-batch of documents is a sparse CSR document-term matrix (:meth:`DocumentDecoder.batch`).
 """
 
@@ -43,6 +46,8 @@ class DocumentDecoder:
         The columns (:mod:`streamem.models.common.vocabulary`).
     max_bytes
         Longer values are rejected as ``too_large`` before decoding.
+    max_word_count
+        The most a word counts in one document (None: no cap).
 
     Examples
     --------
@@ -54,14 +59,19 @@ class DocumentDecoder:
     Traceback (most recent call last):
     ...
     streamem.service.codecs.RecordRejected: no_known_word: none of the 3 tokens is in the vocabulary
+    >>> DocumentDecoder(FixedVocabulary(["rain"]), 10_000, max_word_count=20)(b"rain " * 1000)
+    {0: 20.0}
     >>> decode.batch([{1: 2.0, 0: 1.0}, {2: 1.0}]).toarray()
     array([[1., 2., 0.],
            [0., 0., 1.]])
     """
 
-    def __init__(self, vocabulary: Vocabulary, max_bytes: int) -> None:
+    def __init__(
+        self, vocabulary: Vocabulary, max_bytes: int, max_word_count: int | None = None
+    ) -> None:
         self.vocabulary = vocabulary
         self.max_bytes = int(max_bytes)
+        self.max_word_count = max_word_count
         self._tokens = re.compile(TOKEN_PATTERN).findall
 
     def __call__(self, value: bytes | None) -> Document:
@@ -95,6 +105,9 @@ class DocumentDecoder:
                 RejectReason.NO_KNOWN_WORD,
                 f"none of the {sum(tokens.values())} tokens is in the vocabulary",
             )
+        cap = self.max_word_count
+        if cap is not None:
+            columns = {column: min(count, float(cap)) for column, count in columns.items()}
         return columns
 
     def batch(self, documents: Sequence[Document]) -> sp.csr_matrix:

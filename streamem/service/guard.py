@@ -7,24 +7,30 @@ so that the daemon dead-letters their records and learns the rest of the batch:
 - ``degenerate``: a value whose statistics overflow (``abs(x) > MAX_MAGNITUDE``: its square
   in the second moments would be infinite), or a point that made the engine refuse an update
   (found by :func:`isolate_refused` on copies of the model, see below);
-- ``outlier``: once the model is warm (``guard.warm_batches`` updates), a point whose
-  log-density under the current model is more than ``guard.outlier_margin`` nats below the
-  model's smoothed mean log-likelihood per point. For a point of a ``d``-dimensional Gaussian
-  component, the log-density falls ``m`` nats below its mean with probability
-  ``P(chi2_d > d + 2 m)``: about 1e-12 for ``m = 30`` and ``d = 3``, so a clean stream loses
-  nothing. When more than ``guard.max_outlier_fraction`` of a batch is below the threshold,
-  the batch is a change of regime, not a few bad readings: nothing is refused, the model
-  learns it and the drift detector reports it. Scoring every point would cost more than the
-  update itself, so only *candidates* are scored: points with a feature outside the range of
-  the data, widened by that range's width on both sides (``[low - w, high + w]``,
-  ``w = high - low``). The range is that of the first batch the warm model sees (scored
-  whole), grown by every candidate kept since. A point inside it is near the data on every
-  feature and is not tested.
+- ``outlier``: before the model starts (any family), a point far outside the bulk of the points
+  kept so far (:func:`~streamem.models.common.screen.far_from_bulk`: a feature more than 20
+  widths of their 1%-99% quantile range beyond it), so that one absurd row cannot shape the
+  starting values; once the model is warm (``guard.warm_batches`` updates, from the first update
+  by default: the warm-up's update gives the reference), a point whose log-density under the
+  current model is more than ``guard.outlier_margin`` nats below the model's smoothed mean
+  log-likelihood per point. For a point of a ``d``-dimensional Gaussian component, the
+  log-density falls ``m`` nats below its mean with probability ``P(chi2_d > d + 2 m)``: about
+  1e-12 for ``m = 30`` and ``d = 3``, so a clean stream loses nothing. When more than
+  ``guard.max_outlier_fraction`` of a batch is below the threshold, the batch is a change of
+  regime, not a few bad readings: nothing is refused, the model learns it and the drift detector
+  reports it. Scoring every point would cost more than the update itself, so only *candidates*
+  are scored: points with a feature outside the range of the data, widened by that range's width
+  on both sides (``[low - w, high + w]``, ``w = high - low``). The range is that of the first
+  batch the warm model sees (scored whole), grown by every candidate kept since. A point inside
+  it is near the data on every feature and is not tested.
 
 A point with missing features is scored on its observed features (the model marginalises the
-others). A sequential family (a hidden Markov model, a state space model) has no outlier test:
-its points' densities depend on their sequence's filter at their step. Points waiting in the
-warm-up buffer are only checked for bounds and magnitude: the outlier test needs a model.
+others). A sequential family (a hidden Markov model, a state space model) scores a reading by
+its one-step-ahead predictive density given its key's filter (:meth:`ModelScorer.score_steps`),
+the whole batch in order once it has a candidate; the earliest low reading of each key is read
+as missing and the batch scored again, so that the readings after a refused one are judged by
+a filter that never saw it. Its refused readings are left out of the batch: the key's
+sequence continues without them.
 
 Examples
 --------
@@ -47,6 +53,13 @@ import numpy as np
 import numpy.typing as npt
 
 from streamem.errors import RefusedUpdateWarning, StreamemError
+from streamem.models.common.screen import (
+    COLD_ROWS,
+    FENCE,
+    far_from_bulk,
+    low_density,
+    outlier_margin,
+)
 from streamem.models.protocol import StreamingModel
 from streamem.models.registry import family_spec
 from streamem.service.codecs import Decoded, RejectReason
@@ -54,6 +67,7 @@ from streamem.service.config import GuardSettings
 
 __all__ = [
     "MAX_MAGNITUDE",
+    "MAX_PASSES",
     "MAX_TRIALS",
     "ModelScorer",
     "Refusal",
@@ -65,6 +79,10 @@ __all__ = [
 
 MAX_MAGNITUDE = 1e150
 """Larger absolute values are ``degenerate``: a batch of them has infinite second moments."""
+
+MAX_PASSES = 8
+"""Most scoring passes of a sequential batch (each reads one more low step per key as
+missing)."""
 
 MAX_TRIALS = 256
 """Most trial updates :func:`isolate_refused` makes for one refused batch."""
@@ -101,6 +119,22 @@ class ModelScorer:
         record = self.model.status.record
         return None if record is None else float(record.smoothed_log_likelihood)
 
+    def scorable(self) -> bool:
+        """Whether the family's declaration says its units can be scored alone."""
+        return family_spec(self.model.family).scorable_alone
+
+    def sequential(self) -> bool:
+        """Whether the family's units are steps of keyed sequences (each with its filter)."""
+        return family_spec(self.model.family).sequential
+
+    def score_steps(self, X: Decoded, keys: Sequence[str] | None) -> npt.NDArray[np.float64]:
+        """One-step-ahead predictive log-density of each step of a sequential family's batch,
+        ``log p(x_t | x_1..x_{t-1})`` given its key's carried filter, in arrival order (NaN
+        features are missing: the filter only predicts over them)."""
+        model = self.model
+        batch = model.batch_from_rows(X, None if keys is None else tuple(keys))
+        return np.asarray(model.log_density(batch), dtype=np.float64)
+
     def score(self, X: Decoded) -> npt.NDArray[np.float64] | None:
         """Log-density of each point under the current model, shape ``(n_points,)`` (None if
         the family's declaration says its units cannot be scored alone: documents, or
@@ -108,7 +142,7 @@ class ModelScorer:
         that step, which scoring a few candidates out of their order cannot give).
         """
         model = self.model
-        if not family_spec(model.family).scorable_alone:
+        if not self.scorable():
             return None
         return np.asarray(model.log_density(model.batch_from_rows(X)), dtype=np.float64)
 
@@ -141,13 +175,20 @@ class RowGuard:
         self._bounded = bool(bounds)
         self._low, self._high = low, high
         self._seen: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+        self._cold: Decoded | None = None
+        self._margin = settings.outlier_margin
 
     def reset(self) -> None:
-        """Forget the range of the points kept so far (a new or restored model starts)."""
+        """Forget the points kept so far (a new or restored model starts)."""
         self._seen = None
+        self._cold = None
+        self._margin = self.settings.outlier_margin
 
-    def screen(self, X: Decoded, scorer: ModelScorer | None) -> list[Refusal]:
-        """Return the points of ``X`` (shape ``(n_points, n_features)``) to keep out, by index."""
+    def screen(
+        self, X: Decoded, scorer: ModelScorer | None, keys: Sequence[str] | None = None
+    ) -> list[Refusal]:
+        """Return the points of ``X`` (shape ``(n_points, n_features)``, with their sequence
+        ``keys`` for a sequential family) to keep out, by index."""
         refusals: list[Refusal] = []
         refused = np.zeros(len(X), dtype=bool)
         with np.errstate(invalid="ignore"):  # NaN (missing) compares False
@@ -162,10 +203,93 @@ class RowGuard:
                 refusals.append(self._refusal(X, row, col, RejectReason.OUT_OF_BOUNDS, bounds))
                 refused[row] = True
         if self.settings.outliers and scorer is not None:
-            outliers = self._outliers(X, refused, scorer)
+            if not scorer.warm_updates():
+                outliers = self._far(X, refused)
+            elif scorer.sequential():
+                self._cold = None
+                outliers = self._low_steps(X, refused, scorer, keys)
+            else:
+                self._cold = None
+                outliers = self._outliers(X, refused, scorer)
             refusals.extend(outliers)
             refusals.sort(key=lambda refusal: refusal.index)
         return refusals
+
+    def _far(self, X: Decoded, refused: npt.NDArray[np.bool_]) -> list[Refusal]:
+        """Before the model starts: the points far outside the bulk of the points kept so far
+        (the last ``COLD_ROWS`` of them and this batch); the kept ones join them."""
+        rows = np.flatnonzero(~refused)
+        before = np.empty((0, X.shape[1])) if self._cold is None else self._cold
+        reference = np.concatenate([before, X[rows]])
+        far = far_from_bulk(reference, np.arange(len(before), len(reference))) - len(before)
+        kept = np.ones(len(rows), dtype=bool)
+        kept[far] = False
+        self._cold = np.concatenate([before, X[rows[kept]]])[-COLD_ROWS:]
+        return [
+            Refusal(
+                int(row),
+                RejectReason.OUTLIER,
+                f"a feature is more than {FENCE:g} widths of the 1%-99% range of the points "
+                "kept so far beyond it (before the model starts)",
+            )
+            for row in rows[far].tolist()
+        ]
+
+    def _low_steps(
+        self,
+        X: Decoded,
+        refused: npt.NDArray[np.bool_],
+        scorer: ModelScorer,
+        keys: Sequence[str] | None,
+    ) -> list[Refusal]:
+        """A sequential family's outliers: steps whose one-step-ahead predictive log-density
+        given their key's filter is more than ``outlier_margin`` nats below the model's
+        smoothed mean log-likelihood per step. Scored only when the batch has a candidate
+        (outside the widened range of the steps kept). The earliest low step of each key is
+        read as missing and the batch scored again, so that the steps after a refused one are
+        judged by a filter that never saw it (at most ``MAX_PASSES`` passes; low steps left
+        after them are refused too)."""
+        settings = self.settings
+        reference = scorer.reference_log_likelihood()
+        rows = np.flatnonzero(~refused)
+        if reference is None or not len(self._candidates(X, refused)):
+            self._widen(X[rows])
+            return []
+        Y = np.array(X[rows], dtype=np.float64)
+        row_keys = None if keys is None else [keys[i] for i in rows.tolist()]
+        owners = np.zeros(len(rows), dtype=np.intp)
+        if row_keys is not None:
+            owners = np.unique(np.asarray(row_keys, dtype=str), return_inverse=True)[1].ravel()
+        missing = np.zeros(len(rows), dtype=bool)
+        scores = np.zeros(len(rows))
+        for _ in range(MAX_PASSES):
+            with np.errstate(all="ignore"):
+                scores = scorer.score_steps(Y, row_keys)
+            low = low_density(scores, reference, self._margin, max_fraction=1.0)
+            low = low[~missing[low]]
+            if not len(low):
+                break
+            _, first = np.unique(owners[low], return_index=True)  # the earliest of each key
+            missing[low[first]] = True
+            Y[low[first]] = np.nan
+        else:
+            missing[low_density(scores, reference, self._margin, 1.0)] = True
+        margin = self._margin  # the spread of the kept steps sets the next batches' margin
+        self._margin = outlier_margin(scores[~missing], settings.outlier_margin)
+        if missing.sum() > settings.max_outlier_fraction * len(rows):
+            self._widen(X[rows])
+            return []  # a change of regime: learn it
+        self._widen(X[rows[~missing]])
+        return [
+            Refusal(
+                int(rows[i]),
+                RejectReason.OUTLIER,
+                f"one-step-ahead predictive log-density {float(scores[i]):.6g} given its "
+                f"sequence's filter is more than {margin:.4g} nats below the "
+                f"model's smoothed mean log-likelihood per step ({reference:.6g})",
+            )
+            for i in np.flatnonzero(missing).tolist()
+        ]
 
     def _candidates(self, X: Decoded, refused: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
         """Points to score: outside the widened range of the points kept so far (the whole
@@ -200,6 +324,7 @@ class RowGuard:
         reference = scorer.reference_log_likelihood()
         if scorer.warm_updates() < settings.warm_batches or reference is None:
             return []
+        whole = self._seen is None
         candidates = self._candidates(X, refused)
         if not len(candidates):
             return []
@@ -207,20 +332,27 @@ class RowGuard:
             scores = scorer.score(X[candidates])
         if scores is None:
             return []
-        threshold = reference - settings.outlier_margin
-        low = ~(scores >= threshold)  # NaN scores are outliers too
-        if low.sum() > settings.max_outlier_fraction * int((~refused).sum()):
-            self._widen(X[candidates])
-            return []  # a change of regime: learn it
-        self._widen(X[candidates[~low]])
+        low = low_density(
+            scores,
+            reference,
+            self._margin,
+            settings.max_outlier_fraction,
+            int((~refused).sum()),
+        )
+        kept = np.ones(len(candidates), dtype=bool)
+        kept[low] = False
+        margin = self._margin
+        if whole:  # the first batch of the warm model, scored whole: the margin of the next
+            self._margin = outlier_margin(scores[kept], settings.outlier_margin)
+        self._widen(X[candidates[kept]])
         return [
             Refusal(
                 int(candidates[i]),
                 RejectReason.OUTLIER,
-                f"log-density {float(scores[i]):.6g} is more than {settings.outlier_margin:g} "
+                f"log-density {float(scores[i]):.6g} is more than {margin:.4g} "
                 f"nats below the model's smoothed mean log-likelihood ({reference:.6g})",
             )
-            for i in np.flatnonzero(low).tolist()
+            for i in low.tolist()
         ]
 
 

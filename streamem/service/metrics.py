@@ -336,6 +336,12 @@ class DaemonMetrics:
         )
         for label in (*(refused.value for refused in REFUSED_REASONS), "dropped"):
             self.refused_points.labels(reason=label)
+        self.evicted_keys = Counter(
+            "streamem_sequence_keys_evicted",
+            "Sequence keys whose filter state was dropped (more than input.max_keys live keys; "
+            "an evicted key restarts from the model's initial state).",
+            registry=r,
+        )
         self.checkpoint_failures = Counter(
             "streamem_checkpoint_failures",
             "Checkpoints that could not be written (the state directory failed).",

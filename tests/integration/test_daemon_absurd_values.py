@@ -39,6 +39,14 @@ def labelled_sample(port: int, name: str, label: str) -> float | None:
     return None
 
 
+def _places(letters: list) -> set[tuple[int, int]]:
+    """The (partition, offset) of the source record of each dead letter."""
+    return {
+        (int(dict(letter.headers)["source.partition"]), int(dict(letter.headers)["source.offset"]))
+        for letter in letters
+    }
+
+
 def run_stream(
     broker: EmbeddedBroker,
     daemons: Callable[..., DaemonProcess],
@@ -90,11 +98,7 @@ def test_one_record_in_1000_at_1e300_is_dead_lettered_and_every_good_point_learn
     assert last["n_seen"] == n_good
     assert last["n_dropped"] == 0
     assert {dict(letter.headers)["reason"] for letter in letters} == {b"degenerate"}
-    where = {
-        (int(dict(letter.headers)["source.partition"]), int(dict(letter.headers)["source.offset"]))
-        for letter in letters
-    }
-    assert where == {(i % 3, i // 3) for i in bad}
+    assert _places(letters) == {(i % 3, i // 3) for i in bad}
     good = np.delete(X, list(bad), axis=0)
     mean_errors, weight_errors = standardised_errors(last, truth, good)
     print("mean errors (sd):", mean_errors.max(), "weight errors:", weight_errors.max())
@@ -133,3 +137,28 @@ def test_a_single_1e15_among_60000_is_an_outlier_and_the_model_stays_right(
     assert metric_sample(port, "streamem_records_learned_total") == len(X) - 1
     assert labelled_sample(port, "streamem_points_refused_total", 'reason="outlier"') == 1
     assert labelled_sample(port, "streamem_records_rejected_total", 'reason="outlier"') == 1
+
+
+def test_absurd_readings_in_the_warm_up_and_just_after_it_are_outliers(
+    broker: EmbeddedBroker,
+    daemons: Callable[..., DaemonProcess],
+    tmp_path: Path,
+    topic_name: str,
+    group_id: str,
+    rng: np.random.Generator,
+) -> None:
+    """``init_size`` 2,000 in batches of 1,000: a ``1e15`` among the warm-up's points would
+    shape the starting values, and a sentinel among the first 2,000 points after it came
+    before ``guard.warm_batches`` (10) updates of history used to allow an outlier test."""
+    truth = SensorModes.default()
+    X, _ = truth.sample(20_000, rng)
+    bad = {300: 1e15, 2_900: 65535.0, 3_700: -1e15}
+    last, port, letters = run_stream(broker, daemons, tmp_path, topic_name, group_id, X, bad)
+    assert last["n_seen"] == len(X) - len(bad)
+    assert [dict(letter.headers)["reason"] for letter in letters] == [b"outlier"] * len(bad)
+    assert _places(letters) == {(i % 3, i // 3) for i in bad}
+    mean_errors, weight_errors = standardised_errors(last, truth, np.delete(X, list(bad), axis=0))
+    print("mean errors (sd):", mean_errors.max(), "weight errors:", weight_errors.max())
+    assert mean_errors.max() < 0.05  # as the clean runs of this file
+    assert weight_errors.max() < 0.05
+    assert labelled_sample(port, "streamem_points_refused_total", 'reason="outlier"') == len(bad)

@@ -465,3 +465,176 @@ def test_a_recreated_log_grown_past_the_offsets_is_read_from_its_start(
     harness = Harness(settings, new_log, sinks)
     harness.drain()
     assert _snapshots(sinks)[-1]["n_seen"] == valid + more
+
+
+def _means_by_temperature(snapshot: dict[str, Any]) -> np.ndarray:
+    means = np.asarray(snapshot["means"])
+    return means[np.argsort(means[:, 0])]
+
+
+@pytest.mark.parametrize("absurd", [1e15, 65535.0])
+def test_absurd_readings_in_and_just_after_the_warm_up_are_outliers_and_shape_nothing(
+    tmp_path: Path, rng: np.random.Generator, absurd: float
+) -> None:
+    """One absurd temperature in the warm-up buffer and two in the first batches after it
+    (before today's ``warm_batches`` of history would have allowed an outlier test): each is
+    dead-lettered as ``outlier``, and the model is as close to the truth as that of the same
+    stream where these records are malformed."""
+    X, _ = SensorModes.default().sample(8000, rng)
+    spec = _settings(Path("/unused")).input
+    hostile = {100: absurd, 450: absurd, 620: -absurd}  # init_size 300, batches of 200
+    runs = []
+    for with_hostile in (True, False):
+        log, sinks = FakeLog(), SinkFactory()
+        for i, row in enumerate(X):
+            if i in hostile:
+                reading = np.array([hostile[i], 0.4, 1.0])
+                log.append(PARTITIONS[0], [encode_points(reading, spec) if with_hostile else b"{"])
+            log.append(PARTITIONS[0], [encode_points(row, spec)])
+        harness = Harness(_settings(tmp_path / str(with_hostile)), log, sinks)
+        harness.drain()
+        runs.append((_snapshots(sinks)[-1], sinks.on("streamem.dead-letter"), harness))
+    (attacked, dead, harness), (clean, malformed, _) = runs
+    assert [headers["reason"] for _, _, headers in malformed] == [b"malformed"] * 3
+    assert [headers["reason"] for _, _, headers in dead] == [b"outlier"] * 3
+    assert attacked["n_seen"] == clean["n_seen"] == 8000
+    metrics = harness.daemon.metrics.registry.get_sample_value
+    assert metrics("streamem_points_refused_total", {"reason": "outlier"}) == 3
+    truth, spread = SensorModes.default().means, X.std(axis=0)  # means sorted by temperature
+    for snapshot in (clean, attacked):  # measured: clean runs within 0.14 spread (4 seeds)
+        np.testing.assert_allclose(
+            _means_by_temperature(snapshot) / spread, truth / spread, atol=0.25
+        )
+
+
+def _sequences(
+    family: str, rng: np.random.Generator, n_keys: int, n_steps: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Readings (n_steps, n_keys) of independent sequences of ``family``, and the truth."""
+    if family == "gaussian_hmm":  # two sticky states at 20 and 30, unit noise
+        switches = rng.random((n_steps, n_keys)) < 0.05
+        states = np.cumsum(switches, axis=0) % 2
+        return 20.0 + 10.0 * states + rng.normal(size=(n_steps, n_keys)), {"means": [20.0, 30.0]}
+    levels = 50.0 + np.cumsum(rng.normal(0.0, 0.8, (n_steps, n_keys)), axis=0)  # local level
+    return levels + rng.normal(size=(n_steps, n_keys)), {"levels": levels[-1], "R": 1.0}
+
+
+@pytest.mark.parametrize("family", ["gaussian_hmm", "linear_gaussian_ssm"])
+def test_absurd_readings_of_a_sequence_are_outliers_and_its_filter_goes_on(
+    tmp_path: Path, rng: np.random.Generator, family: str
+) -> None:
+    """After the warm-up, ``1e15``, a sentinel ``65535`` and ``-9999`` of a sensor are below
+    the one-step-ahead predictive density of its filter: dead-lettered as ``outlier``, the
+    sensor's later readings learned, the model as the truth."""
+    n_keys, n_steps = 5, 6000
+    Y, truth = _sequences(family, rng, n_keys, n_steps)
+    hostile = {(2400, 1): 1e15, (2401, 3): 65535.0, (4000, 1): -9999.0}
+    log, sinks = FakeLog(), SinkFactory()
+    for t in range(n_steps):
+        for key in range(n_keys):
+            value = hostile.get((t, key), float(Y[t, key]))
+            log.append(PARTITIONS[0], [json.dumps({"sensor": f"s{key}", "temp": value}).encode()])
+    hmm = family == "gaussian_hmm"
+    settings = _settings(
+        tmp_path,
+        input={"features": ["temp"], "sequence_key": "sensor"},
+        model={"family": family, "n_components": 2 if hmm else 1, "covariance_type": "diag"},
+        batching={"batch_size": 500, "max_wait_ms": 100},
+    )
+    harness = Harness(settings, log, sinks)
+    harness.drain()
+    dead = sinks.on("streamem.dead-letter")
+    assert [headers["reason"] for _, _, headers in dead] == [b"outlier"] * 3
+    assert sorted(json.loads(value)["temp"] for _, value, _ in dead) == [-9999.0, 65535.0, 1e15]
+    last = _snapshots(sinks)[-1]
+    assert last["n_seen"] == n_keys * n_steps - 3
+    if hmm:  # measured: within 0.02 of the truth
+        np.testing.assert_allclose(np.sort(np.ravel(last["means"])), truth["means"], atol=0.5)
+        return
+    assert abs(last["observation_covariance"][0][0] - truth["R"]) < 0.5  # measured: 0.06
+    learner = harness.daemon.state.learner_for((TOPIC, 0), None)
+    assert learner is not None
+    states = learner.model.filter_states()  # type: ignore[attr-defined]
+    levels = np.array([states[f"s{key}"].mean[0] for key in range(n_keys)])
+    # measured: within 2.2 of the true levels on 3 seeds (filter sd about 0.8); a filter that
+    # learned a sentinel is thousands off
+    np.testing.assert_allclose(levels, truth["levels"], atol=4.0)
+
+
+@pytest.mark.parametrize("family", ["gaussian_hmm", "linear_gaussian_ssm"])
+def test_churning_keys_are_evicted_beyond_max_keys_and_long_keys_dead_lettered(
+    tmp_path: Path, rng: np.random.Generator, family: str
+) -> None:
+    """3,000 keys of 3 readings each, ``input.max_keys`` 100: the model carries at most 100
+    filter states (the newest keys), the evictions are counted, every reading is learned; a
+    key longer than ``max_key_bytes`` is dead-lettered."""
+    log, sinks = FakeLog(), SinkFactory()
+    readings = rng.normal(20.0, 1.0, (3, 3000))
+    for step in range(3):
+        for key in range(3000):
+            record = {"sensor": f"k{key}", "temp": float(readings[step, key])}
+            log.append(PARTITIONS[0], [json.dumps(record).encode()])
+    log.append(PARTITIONS[0], [json.dumps({"sensor": "x" * 300, "temp": 20.0}).encode()])
+    settings = _settings(
+        tmp_path,
+        input={"features": ["temp"], "sequence_key": "sensor", "max_keys": 100},
+        model={"family": family, "n_components": 2 if family == "gaussian_hmm" else 1},
+        batching={"batch_size": 500, "max_wait_ms": 100},
+    )
+    harness = Harness(settings, log, sinks)
+    harness.drain()
+    ((_, _, headers),) = sinks.on("streamem.dead-letter")
+    assert headers["reason"] == b"key_too_long"
+    assert _snapshots(sinks)[-1]["n_seen"] == 9000
+    learner = harness.daemon.state.learner_for((TOPIC, 0), None)
+    assert learner is not None
+    carry = learner.model.engine_.carry  # type: ignore[attr-defined]
+    assert sorted(carry) == sorted(f"k{key}" for key in range(2900, 3000))
+    metrics = harness.daemon.metrics.registry.get_sample_value
+    evicted = metrics("streamem_sequence_keys_evicted_total")
+    assert evicted is not None
+    assert evicted >= 3000 - 100  # every key but the newest 100, at least once
+
+
+def test_a_60kb_document_of_one_word_is_capped_and_moves_no_topic(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """A document of one word 20,000 times (60 KB) among 3,000 documents of 60 tokens: its
+    count is capped at ``input.max_word_count``, so no topic gives the word more than twice
+    its largest true share."""
+    from streamem.synthetic_corpus import TopicCorpus
+
+    n_topics, n_words = 5, 200
+    corpus = TopicCorpus.random(n_topics, n_words, rng)
+    counts, _ = corpus.sample(3000, 60, rng)
+    words = [f"w{j}" for j in range(n_words)]
+    largest = corpus.topics.max(axis=0)
+    spam_word = int(np.argsort(largest)[n_words // 2])  # a word of median share
+    log, sinks = FakeLog(), SinkFactory()
+    for i, row in enumerate(counts.toarray().astype(int)):
+        if i == 1500:
+            log.append(PARTITIONS[0], [(words[spam_word] + " ").encode() * 20_000])
+        text = " ".join(words[j] for j in np.repeat(np.arange(n_words), row))
+        log.append(PARTITIONS[0], [text.encode()])
+    settings = _settings(
+        tmp_path,
+        input={"format": "text", "features": ["text"], "max_record_bytes": 100_000},
+        model={
+            "family": "lda",
+            "n_components": n_topics,
+            "vocabulary": {"words": words},
+            "init_size": 300,
+        },
+        batching={"batch_size": 100, "max_wait_ms": 100},
+    )
+    harness = Harness(settings, log, sinks)
+    harness.drain()
+    last = _snapshots(sinks)[-1]
+    assert last["n_seen"] == 3001
+    learner = harness.daemon.state.learner_for((TOPIC, 0), None)
+    assert learner is not None
+    topics = np.asarray(learner.model.components_)  # type: ignore[attr-defined]
+    shares = topics[:, spam_word] / topics.sum(axis=1)
+    true_share = corpus.topics[:, spam_word].max()
+    print(shares.max(), true_share)
+    assert shares.max() <= 2.0 * true_share

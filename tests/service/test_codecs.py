@@ -157,6 +157,7 @@ def test_the_reasons_are_a_stable_small_set() -> None:
         "missing_feature",
         "all_missing",
         "missing_key",
+        "key_too_long",
         "out_of_bounds",
         "degenerate",
         "outlier",
@@ -186,6 +187,18 @@ def test_a_sequence_key_is_a_non_empty_string_or_an_integer(value: bytes, expect
     with pytest.raises(RecordRejected, match=expected) as caught:
         key(value)
     assert caught.value.reason is RejectReason.MISSING_KEY
+
+
+def test_a_sequence_key_longer_than_max_key_bytes_is_rejected() -> None:
+    key = sequence_key_decoder(InputSettings(features=["temp"]), "sensor", 8)
+    assert key('{"sensor": "éééé", "temp": 1.0}'.encode()) == "éééé"  # 8 bytes in UTF-8
+    with pytest.raises(RecordRejected, match="9 bytes long, more than") as caught:
+        key(b'{"sensor": "s12345678", "temp": 1.0}')
+    assert caught.value.reason is RejectReason.KEY_TOO_LONG
+    with pytest.raises(RecordRejected, match="1,000,000 bytes"):
+        key(b'{"sensor": "' + b"k" * 1_000_000 + b'", "temp": 1.0}')
+    with pytest.raises(RecordRejected, match="10 bytes"):
+        key(b'{"sensor": 1234567890, "temp": 1.0}')  # an integer key, as its decimal string
 
 
 def test_a_sequence_key_needs_named_fields() -> None:
@@ -293,12 +306,14 @@ def test_rejections(
 
 
 def test_every_reason_is_exercised() -> None:
-    # missing_key is the sequence-key decoder's reason (its own test above); the others are
+    # missing_key and key_too_long are the sequence-key decoder's reasons (their own tests
+    # above); the others are
     # given after decoding: by the row guard (tests/service/test_guard.py) and by the loop for an
     # unexpected error (tests/service/test_app.py); no_known_word is the text decoder's
     # (tests/service/test_documents.py).
     after_decoding = {
         RejectReason.MISSING_KEY,
+        RejectReason.KEY_TOO_LONG,
         RejectReason.NO_KNOWN_WORD,
         RejectReason.OUT_OF_BOUNDS,
         RejectReason.DEGENERATE,

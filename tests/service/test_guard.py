@@ -6,8 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamem.models.protocol import StreamingOptions
-from streamem.models.state_space.linear_gaussian_ssm import LinearGaussianSSM
 from streamem.service.codecs import RejectReason
 from streamem.service.config import DriftSettings, GuardSettings, ModelSettings
 from streamem.service.guard import ModelScorer, RowGuard, bisect_refused, isolate_refused
@@ -60,11 +58,27 @@ def test_outliers_off_keeps_the_library_behaviour(warm: tuple[Learner, np.ndarra
     assert guard.screen(batch, ModelScorer(learner.model)) == []
 
 
-def test_a_cold_model_only_checks_bounds_and_magnitudes() -> None:
+def test_a_cold_model_refuses_what_no_bulk_of_points_can_judge_only_by_magnitude() -> None:
     learner = Learner(ModelSettings(init_size=1000), DriftSettings(), FEATURES)
     batch = np.array([[21.0, 0.4, 1.0], [1e15, 0.4, 1.0], [1e200, 0.4, 1.0]])
     refusals = RowGuard(GuardSettings(), FEATURES, {}).screen(batch, ModelScorer(learner.model))
     assert [(r.index, r.reason) for r in refusals] == [(2, RejectReason.DEGENERATE)]
+
+
+def test_a_cold_model_refuses_points_far_from_the_bulk_of_those_kept(
+    rng: np.random.Generator,
+) -> None:
+    """Before the start, a sentinel is judged against this batch and the points kept before
+    it: one in a batch of two, after 200 clean points, is refused."""
+    learner = Learner(ModelSettings(init_size=1000), DriftSettings(), FEATURES)
+    guard, scorer = RowGuard(GuardSettings(), FEATURES, {}), ModelScorer(learner.model)
+    X, _ = SensorModes.default().sample(202, rng)
+    assert guard.screen(X[:200], scorer) == []
+    X[201, 0] = 65535.0
+    refusals = guard.screen(X[200:], scorer)
+    assert [(r.index, r.reason) for r in refusals] == [(1, RejectReason.OUTLIER)]
+    guard.reset()  # forgotten: two points alone are no bulk
+    assert guard.screen(X[200:], scorer) == []
 
 
 @pytest.mark.parametrize("bad", [[], [0], [7], [3, 4], [0, 63], list(range(0, 64, 9))])
@@ -98,11 +112,23 @@ def test_a_refused_update_is_retried_without_its_culprits(
     assert learner.status.n_dropped == 0
 
 
-def test_a_sequential_family_has_no_outlier_test(rng: np.random.Generator) -> None:
-    """A reading of a sequence is scored by its sequence's filter at its step, which a few
-    candidates scored out of order cannot have: the scorer gives no scores."""
-    model = LinearGaussianSSM.from_options(StreamingOptions(n_components=1, covariance_type="diag"))
-    walk = np.cumsum(rng.normal(size=(200, 2)), axis=0)
-    model.learn(model.batch_from_rows(walk, tuple(["s1"] * 200)))
-    assert model.status.initialized
-    assert ModelScorer(model).score(walk[:5] + 100.0) is None
+def test_a_step_far_below_its_filter_is_refused_and_the_steps_after_it_are_not(
+    rng: np.random.Generator,
+) -> None:
+    """A sentinel in a random walk: refused by the one-step-ahead predictive density of its
+    sequence's filter; the next steps are judged by a filter that read it as missing (a filter
+    that had seen it would find them all far below)."""
+    settings = ModelSettings(
+        family="linear_gaussian_ssm", n_components=1, covariance_type="diag", init_size=200
+    )
+    learner = Learner(settings, DriftSettings(), ["level"])
+    walk = 50.0 + np.cumsum(rng.normal(size=(1200, 1)), axis=0)
+    for batch in np.split(walk[:1000], 5):
+        learner.learn(batch, ("s1",) * 200)
+    batch = walk[1000:].copy()
+    batch[10, 0] = 65535.0
+    guard = RowGuard(GuardSettings(), ["level"], {})
+    refusals = guard.screen(batch, ModelScorer(learner.model), ("s1",) * 200)
+    assert [(r.index, r.reason) for r in refusals] == [(10, RejectReason.OUTLIER)]
+    assert "one-step-ahead" in refusals[0].detail
+    assert ModelScorer(learner.model).score(batch) is None  # not scorable out of its sequence

@@ -32,6 +32,15 @@ from streamem.models.base import (
     as_float_array,
 )
 from streamem.models.common import covariance as cov
+from streamem.models.common.screen import (
+    MAX_OUTLIER_FRACTION,
+    MAX_OUTLIER_RUN,
+    MIN_GUARDED_BATCH,
+    OUTLIER_MARGIN,
+    far_from_bulk,
+    low_density,
+    outlier_margin,
+)
 from streamem.models.mixture.document import FORMAT, FORMAT_VERSION, validate_model_document
 from streamem.models.mixture.gaussian_family import GaussianFamily, GaussianParams, GaussianStats
 from streamem.models.mixture.gaussian_online import OneRowStep
@@ -137,6 +146,16 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         Weight of the newest mini-batch in the smoothed mean log-likelihood.
     history_size
         Records of the newest ``partial_fit`` updates that the monitor keeps.
+    outlier_guard
+        ``partial_fit`` keeps rows out that would wreck the model (one ``1e15``, an error
+        sentinel, a unit mix-up), with the tests of :mod:`streamem.models.common.screen`: before
+        the start, a row far outside the bulk of the buffered rows and its own mini-batch; after
+        it, a row whose log-density is more than 30 nats below the model's smoothed mean
+        log-likelihood per row (or 10 times the spread of the kept rows' log-densities in the
+        last mini-batch of 100 rows or more, if that is more). More than 5% of a mini-batch (of
+        at least 100 rows) that low, or more than 100 such rows in a row, is a change of regime
+        and is learned. Off by default: ``partial_fit`` then learns every finite row, as ``fit``
+        does, and scores nothing.
 
     Attributes
     ----------
@@ -151,6 +170,9 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         Number of points learned (rows of ``fit`` or all rows given to ``partial_fit``).
     n_reseeded_, n_refused_
         Components re-seeded; mini-batch updates refused because they were degenerate.
+    n_outliers_, outliers_
+        With ``outlier_guard``: rows kept out by the guard so far (not in ``n_seen_``), and
+        their indices in the last call's rows.
 
     Examples
     --------
@@ -203,6 +225,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         smoothing: float = 0.1,
         patience: int = 5,
         history_size: int = 10_000,
+        outlier_guard: bool = False,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -227,6 +250,7 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         self.smoothing = smoothing
         self.patience = patience
         self.history_size = history_size
+        self.outlier_guard = outlier_guard
 
     @classmethod
     def from_options(cls, options: StreamingOptions) -> GaussianMixture:
@@ -321,11 +345,64 @@ class GaussianMixture(EngineBackedModel, DensityMixin, BaseEstimator):  # type: 
         (100, 81)
         """
         engine = getattr(self, "engine_", None)
-        if engine is None or not engine.initialized:
+        if engine is None or not engine.initialized or self.outlier_guard:
             return self.learn(x[np.newaxis])
         if not self._compiled_step(x):
             self._numpy_update(x[np.newaxis])
         return self
+
+    def _step(self, batch: NDArray[np.floating]) -> Self:
+        """The warm-up or a stepwise update with the rows of ``batch`` the guard keeps."""
+        if self.outlier_guard:
+            refused = (
+                self._far_rows(batch) if not self.engine_.initialized else self._outliers(batch)
+            )
+            self.outliers_: NDArray[np.intp] = refused
+            self.n_outliers_: int = getattr(self, "n_outliers_", 0) + len(refused)
+            if len(refused):
+                batch = np.delete(batch, refused, axis=0)
+                if not len(batch):
+                    return self
+        return super()._step(batch)
+
+    def _far_rows(self, X: NDArray[np.floating]) -> NDArray[np.intp]:
+        """Before the start: the rows of ``X`` far from the bulk of the buffered rows and
+        ``X`` (:func:`~streamem.models.common.screen.far_from_bulk`). When ``X`` completes
+        the warm-up, the buffered rows are screened again (they were judged against fewer
+        rows); those found far leave the buffer, counted in ``n_outliers_``."""
+        before = self.warmup_
+        reference = np.concatenate([before, X])
+        starting = len(reference) + int(self._warmup_repeats().sum()) >= self._warmup_size()
+        far = far_from_bulk(reference, None if starting else np.arange(len(before), len(reference)))
+        earlier = far[far < len(before)]
+        if len(earlier):
+            self.warmup_ = np.delete(before, earlier, axis=0)
+            self.warmup_repeats_ = np.delete(self._warmup_repeats(), earlier)
+            self.n_outliers_ = getattr(self, "n_outliers_", 0) + len(earlier)
+        return far[far >= len(before)] - len(before)
+
+    def _outliers(self, X: NDArray[np.floating]) -> NDArray[np.intp]:
+        """Once started: the rows of ``X`` whose log-density is far below the model's (see
+        ``outlier_guard``)."""
+        bound = float(getattr(self, "lower_bound_", -np.inf))
+        if not np.isfinite(bound):
+            return np.empty(0, dtype=np.intp)
+        margin = getattr(self, "outlier_margin_", OUTLIER_MARGIN)
+        with np.errstate(all="ignore"):
+            one = len(X) == 1
+            scores = (
+                _logsumexp(self.log_joint_row(X[0])[np.newaxis]) if one else self.log_density(X)
+            )
+            low = low_density(scores, bound, margin, max_fraction=1.0)
+        if len(X) >= MIN_GUARDED_BATCH:  # the kept rows' spread sets the next calls' margin
+            self.outlier_margin_: float = outlier_margin(np.delete(scores, low))
+        run = getattr(self, "outlier_run_", 0)
+        self.outlier_run_: int = run + len(X) if len(low) == len(X) else 0
+        if run >= MAX_OUTLIER_RUN or len(low) > MAX_OUTLIER_FRACTION * max(
+            len(X), MIN_GUARDED_BATCH
+        ):
+            return np.empty(0, dtype=np.intp)  # a change of regime: learn it
+        return low
 
     def _buffer(self, X: NDArray[np.floating]) -> NDArray[np.floating]:
         """Add the rows X to the warm-up buffer; all buffered rows, repeats expanded.

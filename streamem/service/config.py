@@ -875,8 +875,8 @@ class GuardSettings(_Section):
     whose values are too large for their statistics (``abs(x) > 1e150``) are ``degenerate``
     before they reach the model, warm-up included. Before the model starts, a point far outside
     the bulk of the points kept so far is an ``outlier`` (one absurd row must not shape the
-    starting values). Once the model made ``warm_batches`` updates (from the warm-up's own
-    update by default), a point whose log-density is more than ``outlier_margin`` nats below the
+    starting values), and so it is until the model made ``warm_batches`` updates; from then on
+    a point whose log-density is more than ``outlier_margin`` nats below the
     model's smoothed mean log-likelihood per point is an ``outlier`` (dead-lettered), unless
     more than ``max_outlier_fraction`` of its batch is: that is a change of regime, learned in
     full so the model can follow it. ``outliers: false`` learns every finite point, like the
@@ -891,7 +891,7 @@ class GuardSettings(_Section):
 
     outliers: bool = True
     outlier_margin: PositiveFloat = OUTLIER_MARGIN
-    warm_batches: PositiveInt = 1
+    warm_batches: PositiveInt = 10
     max_outlier_fraction: Fraction = MAX_OUTLIER_FRACTION
     unready_after_failed_batches: PositiveInt = 3
 

@@ -10,8 +10,9 @@ so that the daemon dead-letters their records and learns the rest of the batch:
 - ``outlier``: before the model starts (any family), a point far outside the bulk of the points
   kept so far (:func:`~streamem.models.common.screen.far_from_bulk`: a feature more than 20
   widths of their 1%-99% quantile range beyond it), so that one absurd row cannot shape the
-  starting values; once the model is warm (``guard.warm_batches`` updates, from the first update
-  by default: the warm-up's update gives the reference), a point whose log-density under the
+  starting values, and so for a mixture until the model is warm (``guard.warm_batches`` updates,
+  10 by default: a younger model's density misjudges rare rows of real data; a sequential
+  family is judged by its filter from its first update), then a point whose log-density under the
   current model is more than ``guard.outlier_margin`` nats below the model's smoothed mean
   log-likelihood per point. For a point of a ``d``-dimensional Gaussian component, the
   log-density falls ``m`` nats below its mean with probability ``P(chi2_d > d + 2 m)``: about
@@ -52,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from streamem.errors import RefusedUpdateWarning, StreamemError
+from streamem.errors import RefusedUpdateWarning, StreamemError, ValidationError
 from streamem.models.common.screen import (
     COLD_ROWS,
     FENCE,
@@ -127,12 +128,17 @@ class ModelScorer:
         """Whether the family's units are steps of keyed sequences (each with its filter)."""
         return family_spec(self.model.family).sequential
 
-    def score_steps(self, X: Decoded, keys: Sequence[str] | None) -> npt.NDArray[np.float64]:
+    def score_steps(self, X: Decoded, keys: Sequence[str] | None) -> npt.NDArray[np.float64] | None:
         """One-step-ahead predictive log-density of each step of a sequential family's batch,
         ``log p(x_t | x_1..x_{t-1})`` given its key's carried filter, in arrival order (NaN
-        features are missing: the filter only predicts over them)."""
+        features are missing: the filter only predicts over them); None when the model refuses
+        the rows (e.g. a status code outside a categorical alphabet: the update finds and
+        dead-letters them)."""
         model = self.model
-        batch = model.batch_from_rows(X, None if keys is None else tuple(keys))
+        try:
+            batch = model.batch_from_rows(X, None if keys is None else tuple(keys))
+        except ValidationError:
+            return None
         return np.asarray(model.log_density(batch), dtype=np.float64)
 
     def score(self, X: Decoded) -> npt.NDArray[np.float64] | None:
@@ -203,7 +209,9 @@ class RowGuard:
                 refusals.append(self._refusal(X, row, col, RejectReason.OUT_OF_BOUNDS, bounds))
                 refused[row] = True
         if self.settings.outliers and scorer is not None:
-            if not scorer.warm_updates():
+            updates = scorer.warm_updates()
+            if not updates or (not scorer.sequential() and updates < self.settings.warm_batches):
+                # no model, or one too young for its density to judge rare rows: the fence
                 outliers = self._far(X, refused)
             elif scorer.sequential():
                 self._cold = None
@@ -264,7 +272,10 @@ class RowGuard:
         scores = np.zeros(len(rows))
         for _ in range(MAX_PASSES):
             with np.errstate(all="ignore"):
-                scores = scorer.score_steps(Y, row_keys)
+                scored = scorer.score_steps(Y, row_keys)
+            if scored is None:
+                return []
+            scores = scored
             low = low_density(scores, reference, self._margin, max_fraction=1.0)
             low = low[~missing[low]]
             if not len(low):

@@ -16,7 +16,10 @@ logarithm, a probability of 4e-8. More than two absurd values of a feature widen
 beyond use (none is then flagged on it). When more than ``MAX_FRACTION`` of the rows (and more
 than one) are far, they are the data (a second regime, a heavy tail), not a few bad readings,
 and none is flagged; fewer than ``MIN_ROWS`` rows are no bulk, and none of them is flagged. A
-feature whose bulk has no width (a constant) takes ``max(|median|, 1)`` as its width.
+feature whose bulk has no width (a constant) takes ``max(|median|, 1)`` as its width, and no
+feature's width is below the median width of the features: a sparse feature (a pixel that is
+rarely on, standardised) keeps its rare values, while an error sentinel or ``1e15`` lies
+orders of magnitude beyond any of them.
 
 Once a model exists, :func:`low_density` finds the rows whose log-density under it is more
 than ``OUTLIER_MARGIN`` nats below the model's mean log-likelihood per row. For a row of a
@@ -129,6 +132,7 @@ def far_from_bulk(
         low, high, median, low3, high3 = np.nanquantile(X, levels, axis=0)
         width = np.maximum(high - low, high3 - low3)
         width = np.where(width > 0, width, np.maximum(np.abs(median), 1.0))
+        width = np.maximum(width, np.nanmedian(width))  # no feature narrower than the typical
         far = np.less(X[rows], low - FENCE * width) | np.greater(X[rows], high + FENCE * width)
     flagged = rows[far.any(axis=1)]
     if len(flagged) > max(MAX_FRACTION * len(X), 1):

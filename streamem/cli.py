@@ -82,6 +82,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def _extras_epilog() -> str:
     by_extra: dict[str, list[str]] = {}
     for command, extra in COMMAND_EXTRAS.items():
@@ -328,6 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--topic", default="streamem.models", help="output topic")
     inspect.add_argument("--model", help="model name (the records' key; default: any)")
     inspect.add_argument("--json", action="store_true", help="print the raw JSON document")
+    inspect.add_argument(
+        "--wait",
+        type=_non_negative,
+        default=0.0,
+        metavar="SECONDS",
+        help="on a topic that holds no model yet (a daemon that just started), wait up to this "
+        "long for the first one (default 0: answer at once)",
+    )
     _connect_timeout(inspect)
 
     follow = _subcommand(
@@ -787,11 +805,7 @@ def _inspect(args: argparse.Namespace) -> int:
         from streamem.commands.snapshots import latest_snapshots, newest_run
 
         _connecting(args)  # before the model code is imported: at once
-        snapshots, warning = newest_run(
-            latest_snapshots(
-                args.bootstrap_servers, args.topic, args.model, connect_timeout=args.connect_timeout
-            )
-        )
+        snapshots, warning = newest_run(_first_snapshots(args, latest_snapshots))
         if warning is not None:
             print(f"streamem: warning: {warning}", file=sys.stderr)
         if args.json:
@@ -802,6 +816,33 @@ def _inspect(args: argparse.Namespace) -> int:
         view = view_of_snapshots(snapshots)
     _print_view(view)
     return 0
+
+
+def _first_snapshots(args: argparse.Namespace, read: Callable[..., Any]) -> Any:
+    """``read``'s snapshots of the topic; with ``--wait``, retried while the topic holds none
+    yet, up to that many seconds (one line says so)."""
+    import time
+
+    from streamem.errors import ValidationError
+
+    deadline = time.monotonic() + args.wait
+    told = False
+    while True:
+        try:
+            return read(
+                args.bootstrap_servers, args.topic, args.model, connect_timeout=args.connect_timeout
+            )
+        except ValidationError as error:  # no topic, or no model on it yet
+            if time.monotonic() >= deadline:
+                raise
+            if not told:
+                print(
+                    f"{error}: waiting up to {args.wait:g} s for the first model (--wait)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                told = True
+            time.sleep(1.0)
 
 
 def _print_view(view: Any) -> None:

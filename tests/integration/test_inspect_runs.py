@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -39,3 +40,18 @@ def test_inspect_shows_the_newest_run_and_warns_that_versions_started_again(
     assert main(argv) == 0
     printed = " ".join(capsys.readouterr().out.split())
     assert "version 2, points seen 800" in printed
+
+
+def test_inspect_of_a_topic_without_a_model_fails_at_once_unless_told_to_wait(
+    broker: EmbeddedBroker, topic_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topic = f"{topic_name}.models"
+    argv = ["inspect", "--bootstrap-servers", broker.bootstrap_servers, "--topic", topic]
+    started = time.monotonic()
+    assert main(argv) != 0
+    assert f"no topic {topic!r}" in capsys.readouterr().err
+    assert main([*argv, "--wait", "8"]) != 0  # a missing topic takes 5 s to tell
+    err = capsys.readouterr().err
+    assert "waiting up to 8 s for the first model (--wait)" in err
+    assert f"no topic {topic!r}" in err
+    print(f"both answers in {time.monotonic() - started:.1f} s")

@@ -374,17 +374,16 @@ class StatisticsTopicState:
     Parameters
     ----------
     daemon
-        The loop it serves.
-    channel
-        The statistics topic (connected at :meth:`open`, by ``daemon``'s factory).
+        The loop it serves (its factory connects the statistics topic at :meth:`open`).
     """
 
-    def __init__(self, daemon: Daemon, channel: StatisticsChannel | None = None) -> None:
+    def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         settings = daemon.settings
         self.shards = Shards(settings, (min(settings.kafka.topics), 0))
         """The partitions' learners and the global model."""
-        self.channel = channel
+        self.channel: StatisticsChannel | None = None
+        """The statistics topic (None until :meth:`open`)."""
 
     @property
     def learner(self) -> Learner | None:

@@ -474,6 +474,8 @@ class Daemon(AssignmentHandler):
         )
 
     def learn_batch(self) -> None:
+        """Learn the open micro-batch: screen it (the guard), score it (results), update the
+        model of its partition's state, dead-letter what was refused, and count it all."""
         if self.results is not None:
             self._publish_scoring_model()
         batch = self.batcher.take()
